@@ -1,0 +1,147 @@
+"""Reading a reply as a choice: digits, letters, number words, the option's words, safe typos.
+
+"2", " 2 ", "2.", "B)", "two", "tow" and "sometimes" all choose option 2 of a five-option
+scale. Text is normalised first (Unicode NFKC, case, accents, zero-width and control
+characters, surrounding punctuation), so what a phone keyboard adds never matters. A typo is
+accepted only when it is one edit from a single option's words (two for long words): a reply
+close to two options is not guessed.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from flows.model import Flow, Option
+
+EDGE_PUNCTUATION = " .,;:!?()[]{}<>\"'`-_*#/\\|~"
+QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
+
+
+def normalise(text: str) -> str:
+    """Fold a reply to the form words are compared in."""
+    text = unicodedata.normalize("NFKC", text).translate(QUOTES)
+    kept = []
+    for char in unicodedata.normalize("NFD", text):
+        category = unicodedata.category(char)
+        if category == "Mn":  # accents: "nôl" matches "nol"
+            continue
+        if category in {"Cc", "Cf", "Zl", "Zp"}:
+            kept.append(" ")
+            continue
+        kept.append(char)
+    folded = " ".join("".join(kept).casefold().split())
+    return folded.strip(EDGE_PUNCTUATION)
+
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Optimal string alignment distance (a swap of neighbours is one edit), capped at limit+1."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return min(previous[len(b)], limit + 1)
+
+
+def typo_allowance(word: str) -> int:
+    if len(word) >= 8:
+        return 2
+    if len(word) >= 3:
+        return 1
+    return 0
+
+
+@dataclass(frozen=True)
+class Match:
+    option: int | None
+    """The chosen option number, or None."""
+    out_of_range: bool = False
+    """The reply was a number or letter, but no option has it."""
+
+
+def command_of(flow: Flow, text: str, languages: Iterable[str]) -> str | None:
+    """The command a whole message says (HELP, /start, "Stop "), in any listed language."""
+    word = normalise(text.strip().lstrip("/").split("@", 1)[0] if text.strip().startswith("/")
+                     else text)
+    if not word:
+        return None
+    for language in languages:
+        for name, words in flow.commands.items():
+            if any(normalise(w) == word for w in words.get(language, ())):
+                return name
+    return None
+
+
+def _option_words(option: Option, languages: Iterable[str]) -> set[str]:
+    words = set()
+    for language in languages:
+        words.update(normalise(w) for w in option.words.get(language, ()))
+        if language in option.sms:
+            words.add(normalise(option.sms[language]))
+    return words
+
+
+def _number_word(number_words: Mapping[str, tuple[str, ...]], word: str,
+                 languages: Iterable[str], count: int, typos: bool) -> int | None:
+    found: set[int] = set()
+    for language in languages:
+        for index, candidate in enumerate(number_words.get(language, ())[:count], start=1):
+            folded = normalise(candidate)
+            if word == folded or (typos and edit_distance(word, folded, 1) <= min(
+                    1, typo_allowance(folded))):
+                found.add(index)
+    return found.pop() if len(found) == 1 else None
+
+
+def match_option(flow: Flow, options: tuple[Option, ...], text: str,
+                 languages: Iterable[str]) -> Match:
+    """Which of `options` a reply chooses, trying `languages` in order of preference."""
+    languages = tuple(languages)
+    word = normalise(text)
+    if not word:
+        return Match(None)
+    numbers = {o.number for o in options}
+    first, _, rest = word.partition(" ")
+    first = first.strip(EDGE_PUNCTUATION)
+    if first.isdigit():
+        number = int(first)
+        if not rest.strip(EDGE_PUNCTUATION):
+            return Match(number) if number in numbers else Match(None, out_of_range=True)
+        chosen = [o for o in options if o.number == number]
+        if chosen and normalise(rest) in _option_words(chosen[0], languages):
+            return Match(number)
+        return Match(None)
+    if len(word) == 1 and word.isalpha() and word.isascii():
+        number = ord(word) - ord("a") + 1
+        if number in numbers:
+            return Match(number)
+    by_words = {o.number: _option_words(o, languages) for o in options}
+    exact = [n for n, words in by_words.items() if word in words]
+    if len(exact) == 1:
+        return Match(exact[0])
+    named = _number_word(flow.number_words, word, languages, len(options), typos=False)
+    if named is not None:
+        return Match(named)
+    close = {
+        n for n, words in by_words.items()
+        for candidate in words
+        if typo_allowance(candidate) and edit_distance(word, candidate, typo_allowance(candidate))
+        <= typo_allowance(candidate)
+    }
+    named = _number_word(flow.number_words, word, languages, len(options), typos=True)
+    if named is not None:
+        close.add(named)
+    if len(close) == 1:
+        return Match(close.pop())
+    if len(word) == 1 and word.isalpha() and word.isascii():
+        return Match(None, out_of_range=True)
+    return Match(None)

@@ -1,0 +1,83 @@
+"""Messages in and out of the engine are plain frozen values, the same for every channel.
+
+A channel turns what its provider sent into an `Inbound`, and renders each `Outbound` for its
+medium: the text as it stands for SMS, the text plus `buttons` as an inline keyboard for
+Telegram. The engine never knows which provider carries the words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bot.state import State
+
+EventKind = Literal[
+    "answered",  # question, option number, score: an answer stored (or replaced via BACK)
+    "skipped",  # question: the respondent skipped it
+    "cleared",  # question: an answer withdrawn by BACK, to be asked again
+    "assessment_started",  # mode: a new assessment began (quick or full)
+    "assessment_completed",  # mode
+    "assessment_abandoned",  # the respondent restarted and dropped the unfinished one
+    "consented",
+    "declined",
+    "opted_out",
+    "opted_in",
+    "language_changed",
+]
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message from a respondent.
+
+    `text` is what they typed ("" when there was none: media only, a sticker). `button` is the
+    payload of a tapped button (Telegram callback data), which names the question it answers,
+    so a stale tap can be told from a fresh one.
+    """
+
+    text: str
+    button: str | None = None
+    has_media: bool = False
+
+
+@dataclass(frozen=True)
+class Button:
+    """A choice rendered as a tappable button where the medium has them."""
+
+    label: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """One message to the respondent: the full SMS text, and optional buttons."""
+
+    text: str
+    buttons: tuple[Button, ...] = ()
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the shell must record: answers, consent, opt-out, completion.
+
+    `question` is a question key such as "GS01.skill" or "BA01.access"; `option` the number the
+    respondent chose (1-based, as shown) and `score` that option's score from the flow data.
+    `raw` is what they typed, kept with the answer.
+    """
+
+    kind: EventKind
+    question: str | None = None
+    option: int | None = None
+    score: int | None = None
+    raw: str | None = None
+    mode: str | None = None
+
+
+@dataclass(frozen=True)
+class Turn:
+    """The result of one step: the new state, what to send, and what to record."""
+
+    state: State
+    outbound: tuple[Outbound, ...] = ()
+    events: tuple[Event, ...] = field(default=())

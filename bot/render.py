@@ -1,0 +1,65 @@
+"""How questions and prompts read on a basic phone: one SMS body, options numbered.
+
+A question is `{progress} {question}` then one option a line (`1 No`); a lead ("Got it.",
+"Skipped.") goes before it in the same body, so an acknowledgement can never arrive after
+the next question. Buttons carry `{key}:{number}` so a tap names the question it answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bot.messages import Button, Outbound
+from flows.model import Flow, Option, Prompt, Question, Texts
+
+BUTTON_SEPARATOR = ":"
+
+
+def pick(texts: Texts, language: str, fallback: str) -> str:
+    """The text in `language`, else in the flow's default language."""
+    found = texts.get(language) or texts.get(fallback)
+    if found is None:
+        raise KeyError(f"no text in {language} or {fallback}")
+    return found
+
+
+def options_block(options: Iterable[Option], language: str, fallback: str) -> str:
+    return "\n".join(f"{o.number} {pick(o.sms, language, fallback)}" for o in options)
+
+
+def buttons(key: str, options: Iterable[Option], language: str, fallback: str) -> tuple[Button, ...]:
+    return tuple(
+        Button(f"{o.number} {pick(o.sms, language, fallback)}", f"{key}{BUTTON_SEPARATOR}{o.number}")
+        for o in options
+    )
+
+
+def join_lead(lead: str, body: str) -> str:
+    return f"{lead} {body}" if lead else body
+
+
+def question_body(flow: Flow, question: Question, total: int, language: str) -> str:
+    fallback = flow.languages[0]
+    progress = flow.text("progress", language).format(n=question.number, total=total)
+    text = pick(question.text, language, fallback)
+    options = flow.scale_of(question).options
+    return f"{progress} {text}\n{options_block(options, language, fallback)}"
+
+
+def question_message(
+    flow: Flow, question: Question, total: int, language: str, lead: str = ""
+) -> Outbound:
+    fallback = flow.languages[0]
+    body = question_body(flow, question, total, language)
+    options = flow.scale_of(question).options
+    return Outbound(join_lead(lead, body), buttons(question.key, options, language, fallback))
+
+
+def prompt_message(
+    flow: Flow, prompt: Prompt, language: str, lead: str = "", key: str | None = None,
+    **values: object,
+) -> Outbound:
+    fallback = flow.languages[0]
+    text = pick(prompt.text, language, fallback).format(**values)
+    body = f"{text}\n{options_block(prompt.options, language, fallback)}"
+    return Outbound(join_lead(lead, body), buttons(key or prompt.key, prompt.options, language, fallback))

@@ -1,0 +1,78 @@
+"""A respondent's conversation state: one frozen value that round-trips through JSON.
+
+The state says where the respondent is (`stage`, and `question`: the key of the question or
+topic break they are being asked), what they have answered so far and in what order, and
+nothing that can be worked out again from the flow. `to_json()` and `from_json()` are exact
+inverses: the storage keeps the JSON and nothing else about the conversation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal, cast, get_args
+
+Stage = Literal[
+    "new",  # nothing sent yet
+    "language",  # choosing a language (only when the flow has more than one)
+    "consent",  # privacy notice shown, waiting for agree / no thanks
+    "mode",  # choosing quick check or full assessment
+    "asking",  # waiting for an answer to `question`
+    "paused",  # the respondent said LATER; `question` is where they resume
+    "resume",  # back after a long gap: carry on or start again?
+    "restart",  # RESTART said: confirm before clearing answers
+    "done",  # finished; the priorities message was sent
+    "declined",  # said no at consent
+]
+STAGES: tuple[str, ...] = get_args(Stage)
+
+STATE_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class State:
+    stage: Stage = "new"
+    language: str = "en"
+    mode: str | None = None
+    question: str | None = None
+    answers: Mapping[str, int] = field(default_factory=dict)
+    """Question key -> the option number chosen (1-based, as shown)."""
+    skipped: tuple[str, ...] = ()
+    topics_skipped: tuple[str, ...] = ()
+    """Heading ids the respondent chose to skip at a topic break (full assessment)."""
+    history: tuple[str, ...] = ()
+    """Keys answered, skipped or passed (topic breaks), oldest first: what BACK undoes."""
+    misses: int = 0
+    """Replies in a row that matched no choice for the current prompt."""
+    opted_out: bool = False
+    last_seen: str | None = None
+    """ISO-8601 time of the respondent's previous message, from `now` (never the clock)."""
+
+    def evolve(self, **changes: Any) -> State:
+        return replace(self, **changes)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["answers"] = dict(self.answers)
+        data["schema"] = STATE_SCHEMA
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> State:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("conversation state must be a JSON object")
+        schema = data.pop("schema", None)
+        if schema != STATE_SCHEMA:
+            raise ValueError(f"conversation state schema {schema!r} is not {STATE_SCHEMA}")
+        if data.get("stage") not in STAGES:
+            raise ValueError(f"unknown conversation stage {data.get('stage')!r}")
+        answers = data.get("answers", {})
+        if not isinstance(answers, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) for k, v in answers.items()
+        ):
+            raise ValueError("answers must map question keys to option numbers")
+        for name in ("skipped", "topics_skipped", "history"):
+            data[name] = tuple(cast(list[str], data.get(name, [])))
+        return cls(**data)

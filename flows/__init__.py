@@ -1,0 +1,1 @@
+"""The questionnaire as versioned data files, and the loader that validates them."""

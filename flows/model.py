@@ -1,0 +1,199 @@
+"""The questionnaire as values: what the loader builds from the data files and the engine reads.
+
+Everything here is immutable and carries no behaviour beyond look-ups. Texts are mappings from
+language code to text ("en" always present). Option numbers (what the respondent types) and
+scores (what scoring uses) are kept apart, so a council can rescore without renumbering.
+Stable ids (items "GS01", headings "GS", question keys "GS01.skill") are the data contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+Texts = Mapping[str, str]
+"""Language code -> text."""
+
+Aspect = Literal["access", "blocker", "skill", "interest"]
+"""What a question asks about an item; each aspect has exactly one scale of the same id."""
+
+Section = Literal["basics", "blockers", "skills"]
+
+
+@dataclass(frozen=True)
+class Option:
+    number: int
+    """What the respondent types or taps: 1, 2, 3…"""
+    score: int
+    label: Texts
+    """The scale's full wording, for staff pages and exports."""
+    sms: Texts
+    """The short form shown in a question on a basic phone."""
+    words: Mapping[str, tuple[str, ...]]
+    """Extra words (per language) that choose this option, besides its number and letter."""
+
+
+@dataclass(frozen=True)
+class Scale:
+    id: Aspect
+    question: Texts
+    """Template for a question on this scale; `{task}` is the item's SMS phrase."""
+    options: tuple[Option, ...]
+
+    @property
+    def max_score(self) -> int:
+        return max(option.score for option in self.options)
+
+    @property
+    def min_score(self) -> int:
+        return min(option.score for option in self.options)
+
+    def option(self, number: int) -> Option:
+        for option in self.options:
+            if option.number == number:
+                return option
+        raise KeyError(f"scale {self.id} has no option {number}")
+
+
+@dataclass(frozen=True)
+class Heading:
+    id: str
+    """Two letters, e.g. "GS"; also the item id of the heading's quick-check questions."""
+    title: Texts
+    short: Texts
+    """A plain short name for lists, e.g. in the priorities message (at most 30 characters)."""
+    sms: Texts
+    """The heading as a task phrase for quick-check questions ("{task}" in the scale template)."""
+    intro: Texts
+    """Said at the topic break before the heading's items in a full assessment."""
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    section: Section
+    heading: str | None
+    """Heading id for skills; None for basics and blockers."""
+    title: Texts
+    """The item's full wording, for staff pages and exports."""
+    short: Texts
+    """A plain short name for lists, e.g. in the priorities message (at most 30 characters)."""
+    sms: Texts
+    """The phrase put into its scale's question template for SMS."""
+    outcome: str | None = None
+    """An outcome flag name for impact exports (e.g. "bank_online"), if this item feeds one."""
+
+
+@dataclass(frozen=True)
+class Question:
+    key: str
+    """`{item}.{aspect}`, e.g. "GS01.skill", "GS.interest" (quick check), "BA01.access"."""
+    item: str
+    aspect: Aspect
+    section: Section
+    heading: str | None
+    number: int
+    """Progress number shown to the respondent in this mode; a follow-up interest question
+    shares its skill question's number."""
+    text: Texts
+    """The question body (template filled in), without progress or options."""
+
+
+@dataclass(frozen=True)
+class TopicBreak:
+    """A pause before a heading's items in a full assessment: carry on, or skip the topic."""
+
+    key: str
+    """`{heading}.topic`, e.g. "CM.topic"."""
+    heading: str
+
+
+Step = Question | TopicBreak
+
+
+@dataclass(frozen=True)
+class Mode:
+    id: str
+    """"quick" or "full"."""
+    steps: tuple[Step, ...]
+    """Every question (and topic break) the mode can ask, in order."""
+    total: int
+    """The largest progress number: what "5/22" divides by."""
+    interest_if_skill_at_most: int | None
+    """Ask a skill's interest only where its skill score is at most this (None: always)."""
+    positions: Mapping[str, int]
+    """Step key -> its index in `steps`."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A numbered choice that is not a questionnaire question (consent, mode, resume…)."""
+
+    key: str
+    text: Texts
+    options: tuple[Option, ...]
+
+
+@dataclass(frozen=True)
+class PriorityRule:
+    formula: str
+    """An arithmetic expression over `skill`, `interest` and `max` (the skill scale's maximum),
+    e.g. "interest * (max - skill)"."""
+    top: int
+    """How many priorities the message names."""
+    min_priority: int
+    """A skill is a priority only when its formula value is at least this."""
+    barrier_at_most: int
+    """A blocker scored at most this is a barrier."""
+    missing_basic_at_most: int
+    """A basic scored at most this is missing."""
+
+
+@dataclass(frozen=True)
+class Flow:
+    id: str
+    version: str
+    languages: tuple[str, ...]
+    """Shipped languages; the first is the default."""
+    scales: Mapping[str, Scale]
+    headings: tuple[Heading, ...]
+    items: tuple[Item, ...]
+    modes: Mapping[str, Mode]
+    prompts: Mapping[str, Prompt]
+    messages: Mapping[str, Texts]
+    """System texts by key (help, re-ask, pause…), already filled with council parameters."""
+    commands: Mapping[str, Mapping[str, tuple[str, ...]]]
+    """Command name ("help", "back"…) -> language -> the words that say it."""
+    number_words: Mapping[str, tuple[str, ...]]
+    """Language -> words for 1, 2, 3… in order ("one", "two"…)."""
+    questions: Mapping[str, Question]
+    """Every question of every mode by key (a key means the same question in every mode)."""
+    priority: PriorityRule
+    resume_after_days: int
+    """A respondent silent this long mid-assessment is asked: carry on or start again?"""
+
+    def item(self, item_id: str) -> Item:
+        for item in self.items:
+            if item.id == item_id:
+                return item
+        raise KeyError(f"flow {self.id} has no item {item_id}")
+
+    def heading(self, heading_id: str) -> Heading:
+        for heading in self.headings:
+            if heading.id == heading_id:
+                return heading
+        raise KeyError(f"flow {self.id} has no heading {heading_id}")
+
+    def question(self, key: str) -> Question:
+        try:
+            return self.questions[key]
+        except KeyError:
+            raise KeyError(f"flow {self.id} has no question {key}") from None
+
+    def scale_of(self, question: Question) -> Scale:
+        return self.scales[question.aspect]
+
+    def text(self, key: str, language: str) -> str:
+        texts = self.messages[key]
+        return texts.get(language) or texts[self.languages[0]]
