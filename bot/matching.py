@@ -70,8 +70,9 @@ class Match:
 
 def command_of(flow: Flow, text: str, languages: Iterable[str]) -> str | None:
     """The command a whole message says (HELP, /start, "Stop "), in any listed language."""
-    word = normalise(text.strip().lstrip("/").split("@", 1)[0] if text.strip().startswith("/")
-                     else text)
+    word = normalise(
+        text.strip().lstrip("/").split("@", 1)[0] if text.strip().startswith("/") else text
+    )
     if not word:
         return None
     for language in languages:
@@ -90,20 +91,27 @@ def _option_words(option: Option, languages: Iterable[str]) -> set[str]:
     return words
 
 
-def _number_word(number_words: Mapping[str, tuple[str, ...]], word: str,
-                 languages: Iterable[str], count: int, typos: bool) -> int | None:
+def _number_word(
+    number_words: Mapping[str, tuple[str, ...]],
+    word: str,
+    languages: Iterable[str],
+    count: int,
+    typos: bool,
+) -> int | None:
     found: set[int] = set()
     for language in languages:
         for index, candidate in enumerate(number_words.get(language, ())[:count], start=1):
             folded = normalise(candidate)
-            if word == folded or (typos and edit_distance(word, folded, 1) <= min(
-                    1, typo_allowance(folded))):
+            if word == folded or (
+                typos and edit_distance(word, folded, 1) <= min(1, typo_allowance(folded))
+            ):
                 found.add(index)
     return found.pop() if len(found) == 1 else None
 
 
-def match_option(flow: Flow, options: tuple[Option, ...], text: str,
-                 languages: Iterable[str]) -> Match:
+def match_option(
+    flow: Flow, options: tuple[Option, ...], text: str, languages: Iterable[str]
+) -> Match:
     """Which of `options` a reply chooses, trying `languages` in order of preference."""
     languages = tuple(languages)
     word = normalise(text)
@@ -132,10 +140,11 @@ def match_option(flow: Flow, options: tuple[Option, ...], text: str,
     if named is not None:
         return Match(named)
     close = {
-        n for n, words in by_words.items()
+        n
+        for n, words in by_words.items()
         for candidate in words
-        if typo_allowance(candidate) and edit_distance(word, candidate, typo_allowance(candidate))
-        <= typo_allowance(candidate)
+        if typo_allowance(candidate)
+        and edit_distance(word, candidate, typo_allowance(candidate)) <= typo_allowance(candidate)
     }
     named = _number_word(flow.number_words, word, languages, len(options), typos=True)
     if named is not None:

@@ -27,9 +27,13 @@ def options_block(options: Iterable[Option], language: str, fallback: str) -> st
     return "\n".join(f"{o.number} {pick(o.sms, language, fallback)}" for o in options)
 
 
-def buttons(key: str, options: Iterable[Option], language: str, fallback: str) -> tuple[Button, ...]:
+def buttons(
+    key: str, options: Iterable[Option], language: str, fallback: str
+) -> tuple[Button, ...]:
     return tuple(
-        Button(f"{o.number} {pick(o.sms, language, fallback)}", f"{key}{BUTTON_SEPARATOR}{o.number}")
+        Button(
+            f"{o.number} {pick(o.sms, language, fallback)}", f"{key}{BUTTON_SEPARATOR}{o.number}"
+        )
         for o in options
     )
 
@@ -56,10 +60,16 @@ def question_message(
 
 
 def prompt_message(
-    flow: Flow, prompt: Prompt, language: str, lead: str = "", key: str | None = None,
+    flow: Flow,
+    prompt: Prompt,
+    language: str,
+    lead: str = "",
+    key: str | None = None,
     **values: object,
 ) -> Outbound:
     fallback = flow.languages[0]
     text = pick(prompt.text, language, fallback).format(**values)
     body = f"{text}\n{options_block(prompt.options, language, fallback)}"
-    return Outbound(join_lead(lead, body), buttons(key or prompt.key, prompt.options, language, fallback))
+    return Outbound(
+        join_lead(lead, body), buttons(key or prompt.key, prompt.options, language, fallback)
+    )

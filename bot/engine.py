@@ -1,0 +1,428 @@
+"""One turn of a conversation: `step(flow, state, inbound, now) -> Turn`, and nothing else.
+
+The rules it keeps:
+- at most one message out per message in, acknowledgement and next question in one body;
+- commands (HELP, BACK, SKIP, REPEAT, LATER, RESTART, STOP, START) work at any point, in any
+  case, as the whole message; STOP silences everything until START;
+- a reply that matches no choice re-asks without advancing; the second miss offers SKIP; the
+  third skips the question, so nonsense never loops;
+- progress is derived from the flow and the answers, never stored twice: the next step is the
+  first step of the mode not yet in `history` whose conditions hold;
+- time is the `now` argument; the engine reads no clock and does no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.matching import command_of, match_option
+from bot.messages import Event, Inbound, Outbound, Turn
+from bot.render import BUTTON_SEPARATOR, join_lead, prompt_message, question_message
+from bot.state import State
+from flows.model import Flow, Mode, Option, Question, Step, TopicBreak
+from scoring import priorities_message, profile
+
+MISSES_BEFORE_OFFER = 2
+MISSES_BEFORE_AUTO_SKIP = 3
+MODE_BY_OPTION = ("quick", "full")
+"""The mode prompt's options, in order."""
+
+
+def step(flow: Flow, state: State, inbound: Inbound, now: datetime) -> Turn:
+    """Advance `state` by one inbound message received at `now`."""
+    return _Step(flow, state, inbound, now).run()
+
+
+@dataclass
+class _Step:
+    flow: Flow
+    state: State
+    inbound: Inbound
+    now: datetime
+
+    # --- entry ---------------------------------------------------------------------------
+
+    def run(self) -> Turn:
+        previous_seen = self.state.last_seen
+        command = (
+            None
+            if self.inbound.button
+            else command_of(self.flow, self.inbound.text, self.languages)
+        )
+        if self.state.opted_out:
+            if command != "start":
+                return Turn(self.state)
+            self.state = self.state.evolve(opted_out=False, last_seen=self.now.isoformat())
+            return self.resume_after_opt_in()
+        self.state = self.state.evolve(last_seen=self.now.isoformat())
+        if command == "stop":
+            return self.reply_text(
+                self.text("opted_out"), self.state.evolve(opted_out=True), Event("opted_out")
+            )
+        if self.state.stage == "new":
+            return self.start_consent("")
+        if self.is_stale(previous_seen):
+            return self.reply(self.resume_prompt(""), self.state.evolve(stage="resume", misses=0))
+        if self.inbound.button is not None:
+            return self.on_button(self.inbound.button)
+        if command is not None:
+            return self.on_command(command)
+        if not self.inbound.text.strip() and self.inbound.has_media:
+            return self.reply(self.current(self.text("media_only")))
+        return self.on_answer(self.inbound.text)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        rest = tuple(lang for lang in self.flow.languages if lang != self.state.language)
+        return (self.state.language, *rest)
+
+    def text(self, key: str, **values: object) -> str:
+        return self.flow.text(key, self.state.language).format(**values)
+
+    def is_stale(self, previous_seen: str | None) -> bool:
+        if self.state.stage not in ("asking", "paused") or previous_seen is None:
+            return False
+        gap = self.now - datetime.fromisoformat(previous_seen)
+        return gap > timedelta(days=self.flow.resume_after_days)
+
+    # --- replies -------------------------------------------------------------------------
+
+    def reply(self, outbound: Outbound, state: State | None = None, *events: Event) -> Turn:
+        return Turn(state or self.state, (outbound,), tuple(events))
+
+    def reply_text(self, text: str, state: State | None = None, *events: Event) -> Turn:
+        return self.reply(Outbound(text), state, *events)
+
+    @property
+    def mode(self) -> Mode:
+        if self.state.mode is None:
+            raise ValueError(f"stage {self.state.stage} needs a mode but the state has none")
+        return self.flow.modes[self.state.mode]
+
+    def current_step(self, state: State | None = None) -> Step:
+        state = state or self.state
+        if state.question is None or state.mode is None:
+            raise ValueError(f"stage {state.stage} needs a current question")
+        mode = self.flow.modes[state.mode]
+        return mode.steps[mode.positions[state.question]]
+
+    def step_message(self, step: Step, lead: str) -> Outbound:
+        language = self.state.language
+        if isinstance(step, Question):
+            return question_message(self.flow, step, self.mode.total, language, lead)
+        heading = self.flow.heading(step.heading)
+        topic = heading.intro.get(language) or heading.intro[self.flow.languages[0]]
+        return prompt_message(
+            self.flow, self.flow.prompts["topic"], language, lead, key=step.key, topic=topic
+        )
+
+    def consent_prompt(self, lead: str) -> Outbound:
+        return prompt_message(self.flow, self.flow.prompts["consent"], self.state.language, lead)
+
+    def mode_prompt(self, lead: str) -> Outbound:
+        return prompt_message(self.flow, self.flow.prompts["mode"], self.state.language, lead)
+
+    def resume_prompt(self, lead: str) -> Outbound:
+        return prompt_message(
+            self.flow,
+            self.flow.prompts["resume"],
+            self.state.language,
+            lead,
+            n=self.progress_number(),
+            total=self.mode.total,
+        )
+
+    def restart_prompt(self, lead: str) -> Outbound:
+        return prompt_message(self.flow, self.flow.prompts["restart"], self.state.language, lead)
+
+    def priorities(self) -> Outbound:
+        summary = profile(self.flow, self.state.answers)
+        return Outbound(priorities_message(self.flow, summary, self.state.language))
+
+    def current(self, lead: str) -> Outbound:
+        """What the respondent is being asked now, again, with `lead` before it."""
+        stage = self.state.stage
+        if stage in ("new", "declined", "consent"):
+            return self.consent_prompt(lead)
+        if stage == "mode":
+            return self.mode_prompt(lead)
+        if stage in ("asking", "paused"):
+            return self.step_message(self.current_step(), lead)
+        if stage == "resume":
+            return self.resume_prompt(lead)
+        if stage == "restart":
+            return self.restart_prompt(lead)
+        return Outbound(join_lead(lead, self.text("done_again")))
+
+    def progress_number(self) -> int:
+        """The number of the current question, or of the first question after a topic break."""
+        steps = self.mode.steps
+        for later in steps[self.mode.positions[self.state.question or ""] :]:
+            if isinstance(later, Question):
+                return later.number
+        return self.mode.total
+
+    # --- stages --------------------------------------------------------------------------
+
+    def start_consent(self, lead: str) -> Turn:
+        state = self.state.evolve(stage="consent", misses=0)
+        return self.reply(
+            prompt_message(self.flow, self.flow.prompts["consent"], state.language, lead), state
+        )
+
+    def resume_after_opt_in(self) -> Turn:
+        opted_in = Event("opted_in")
+        if self.state.stage in ("new", "declined"):
+            turn = self.start_consent(self.text("welcome_back"))
+            return Turn(turn.state, turn.outbound, (opted_in,))
+        if self.state.stage == "done":
+            return self.reply(self.current(self.text("welcome_back")), None, opted_in)
+        state = self.state.evolve(
+            stage="asking" if self.state.stage == "paused" else self.state.stage
+        )
+        self.state = state
+        return self.reply(self.current(self.text("welcome_back")), state, opted_in)
+
+    def on_command(self, command: str) -> Turn:
+        stage = self.state.stage
+        if command == "help":
+            return self.reply_text(self.text("help"))
+        if command == "repeat":
+            if stage == "done":
+                return self.reply(self.priorities())
+            return self.reply(self.current(""))
+        if command == "start":
+            if stage == "declined":
+                return self.start_consent("")
+            if stage == "paused":
+                self.state = self.state.evolve(stage="asking")
+            return self.reply(self.current(self.text("welcome_back")))
+        if command == "later":
+            if stage in ("asking", "paused"):
+                return self.reply_text(self.text("later"), self.state.evolve(stage="paused"))
+            return self.reply_text(self.text("later"))
+        if command == "restart":
+            if stage in ("asking", "paused", "resume", "done"):
+                state = self.state.evolve(stage="restart", misses=0)
+                self.state = state
+                return self.reply(self.restart_prompt(""), state)
+            if stage == "declined":
+                return self.start_consent("")
+            return self.reply(self.current(""))
+        if stage == "paused":
+            self.state = self.state.evolve(stage="asking")
+        if command == "back":
+            return self.go_back()
+        if command == "skip":
+            return self.skip()
+        raise ValueError(f"unknown command {command}")
+
+    def on_button(self, payload: str) -> Turn:
+        key, _, number = payload.rpartition(BUTTON_SEPARATOR)
+        if key != self.prompt_key() or not number.isdigit():
+            return self.reply(self.current(self.text("stale_button")))
+        if self.state.stage == "paused":
+            self.state = self.state.evolve(stage="asking")
+        return self.on_answer(number, raw=payload)
+
+    def prompt_key(self) -> str | None:
+        stage = self.state.stage
+        if stage in ("consent", "mode", "resume", "restart"):
+            return stage
+        if stage in ("asking", "paused"):
+            return self.state.question
+        return None
+
+    def on_answer(self, text: str, raw: str | None = None) -> Turn:
+        stage = self.state.stage
+        if stage == "paused":
+            return self.reply(
+                self.current(self.text("welcome_back")), self.state.evolve(stage="asking")
+            )
+        if stage == "done":
+            return self.reply_text(self.text("done_again"))
+        if stage == "declined":
+            return self.start_consent("")
+        options = self.options_now()
+        match = match_option(self.flow, options, text, self.languages)
+        if match.option is None:
+            return self.missed(len(options))
+        self.state = self.state.evolve(misses=0)
+        if stage == "consent":
+            return self.consented(match.option)
+        if stage == "mode":
+            return self.begin(match.option)
+        if stage == "resume":
+            return self.carry_on("") if match.option == 1 else self.start_again()
+        if stage == "restart":
+            return self.start_again() if match.option == 1 else self.carry_on("")
+        current = self.current_step()
+        if isinstance(current, TopicBreak):
+            return self.pass_topic(current, skip_topic=match.option == 2)
+        return self.answer(current, match.option, raw if raw is not None else text)
+
+    def options_now(self) -> tuple[Option, ...]:
+        stage = self.state.stage
+        if stage in ("consent", "mode", "resume", "restart"):
+            return self.flow.prompts[stage].options
+        current = self.current_step()
+        if isinstance(current, TopicBreak):
+            return self.flow.prompts["topic"].options
+        return self.flow.scale_of(current).options
+
+    def missed(self, option_count: int) -> Turn:
+        misses = self.state.misses + 1
+        is_question = self.state.stage == "asking" and isinstance(self.current_step(), Question)
+        if is_question and misses >= MISSES_BEFORE_AUTO_SKIP:
+            return self.skip(lead_key="auto_skip")
+        key = "offer_skip" if is_question and misses >= MISSES_BEFORE_OFFER else "reask"
+        self.state = self.state.evolve(misses=misses)
+        return self.reply(self.current(self.text(key, max=option_count)))
+
+    def consented(self, option: int) -> Turn:
+        if option == 1:
+            state = self.state.evolve(stage="mode")
+            self.state = state
+            return self.reply(self.mode_prompt(""), state, Event("consented"))
+        return self.reply_text(
+            self.text("declined"), self.state.evolve(stage="declined"), Event("declined")
+        )
+
+    def begin(self, option: int) -> Turn:
+        mode_id = MODE_BY_OPTION[option - 1]
+        self.state = self.state.evolve(
+            mode=mode_id, answers={}, skipped=(), topics_skipped=(), history=(), question=None
+        )
+        return self.advance("", Event("assessment_started", mode=mode_id))
+
+    def carry_on(self, lead: str) -> Turn:
+        if self.next_step(self.state) is None:
+            return self.reply(self.priorities(), self.state.evolve(stage="done"))
+        self.state = self.state.evolve(stage="asking")
+        return self.reply(self.current(lead))
+
+    def start_again(self) -> Turn:
+        finished = self.next_step(self.state) is None
+        events = () if finished else (Event("assessment_abandoned", mode=self.state.mode),)
+        state = self.state.evolve(
+            stage="mode",
+            mode=None,
+            question=None,
+            answers={},
+            skipped=(),
+            topics_skipped=(),
+            history=(),
+            misses=0,
+        )
+        self.state = state
+        return self.reply(self.mode_prompt(self.text("restarting")), state, *events)
+
+    # --- moving through the questions ----------------------------------------------------
+
+    def answer(self, question: Question, option: int, raw: str) -> Turn:
+        score = self.flow.scale_of(question).option(option).score
+        state = self.state.evolve(
+            answers={**self.state.answers, question.key: option},
+            history=(*self.state.history, question.key),
+        )
+        self.state = state
+        event = Event("answered", question=question.key, option=option, score=score, raw=raw[:1600])
+        return self.advance(self.text("ack"), event)
+
+    def pass_topic(self, topic: TopicBreak, skip_topic: bool) -> Turn:
+        skipped = (
+            (*self.state.topics_skipped, topic.heading)
+            if skip_topic
+            else (self.state.topics_skipped)
+        )
+        self.state = self.state.evolve(
+            topics_skipped=skipped, history=(*self.state.history, topic.key)
+        )
+        return self.advance(self.text("skipped") if skip_topic else "")
+
+    def skip(self, lead_key: str = "skipped") -> Turn:
+        if self.state.stage != "asking":
+            return self.reply(self.current(self.text("cannot_skip")))
+        current = self.current_step()
+        if isinstance(current, TopicBreak):
+            return self.pass_topic(current, skip_topic=True)
+        self.state = self.state.evolve(
+            skipped=(*self.state.skipped, current.key),
+            history=(*self.state.history, current.key),
+        )
+        return self.advance(self.text(lead_key), Event("skipped", question=current.key))
+
+    def go_back(self) -> Turn:
+        if self.state.stage != "asking" or not self.state.history:
+            return self.reply(self.current(self.text("back_nothing")))
+        last = self.state.history[-1]
+        answers = {k: v for k, v in self.state.answers.items() if k != last}
+        events: Iterable[Event] = ()
+        if last in self.state.answers or last in self.state.skipped:
+            events = (Event("cleared", question=last),)
+        heading = last.split(".", 1)[0]
+        state = self.state.evolve(
+            question=last,
+            answers=answers,
+            skipped=tuple(k for k in self.state.skipped if k != last),
+            topics_skipped=tuple(
+                h
+                for h in self.state.topics_skipped
+                if not (last.endswith(".topic") and h == heading)
+            ),
+            history=self.state.history[:-1],
+            misses=0,
+        )
+        self.state = state
+        return self.reply(self.current(self.text("back")), state, *events)
+
+    def next_step(self, state: State) -> Step | None:
+        mode = self.flow.modes[state.mode or ""]
+        done = set(state.history)
+        for candidate in mode.steps:
+            if candidate.key in done:
+                continue
+            if isinstance(candidate, Question) and (
+                candidate.heading in state.topics_skipped
+                or not self.should_ask(mode, state, candidate)
+            ):
+                continue
+            return candidate
+        return None
+
+    def should_ask(self, mode: Mode, state: State, question: Question) -> bool:
+        if question.aspect != "interest" or mode.interest_if_skill_at_most is None:
+            return True
+        skill_key = f"{question.item}.skill"
+        chosen = state.answers.get(skill_key)
+        if chosen is None:
+            return False
+        score = self.flow.scales["skill"].option(chosen).score
+        return score <= mode.interest_if_skill_at_most
+
+    def advance(self, lead: str, *events: Event) -> Turn:
+        """Ask the next step, or finish. A section's opening line replaces a plain "Got it."
+        but never a lead that says something happened (skipped, moved on)."""
+        previous = self.current_step() if self.state.question else None
+        following = self.next_step(self.state)
+        if following is None:
+            state = self.state.evolve(stage="done", question=None, misses=0)
+            self.state = state
+            completed = Event("assessment_completed", mode=state.mode)
+            return self.reply(self.priorities(), state, *events, completed)
+        if lead in ("", self.text("ack")):
+            lead = self.section_lead(previous, following) or lead
+        state = self.state.evolve(stage="asking", question=following.key, misses=0)
+        self.state = state
+        return self.reply(self.step_message(following, lead), state, *events)
+
+    def section_lead(self, previous: Step | None, following: Step) -> str:
+        if not isinstance(following, Question) or following.section == "basics":
+            return ""
+        if isinstance(previous, Question) and previous.section == following.section:
+            return ""
+        if isinstance(previous, TopicBreak):
+            return ""
+        return self.text(f"section_{following.section}")

@@ -1,0 +1,218 @@
+"""The engine's rules, checked on whole conversations driven through step()."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from bot.engine import step
+from bot.messages import Event, Inbound, Turn
+from bot.state import State
+from flows.loader import load_flow
+from flows.model import Flow, Question
+
+T0 = datetime(2026, 11, 2, 9, 0)
+
+
+@pytest.fixture(scope="module")
+def flow() -> Flow:
+    return load_flow()
+
+
+class Conversation:
+    """A respondent texting the engine, state reloaded from JSON every turn."""
+
+    def __init__(self, flow: Flow) -> None:
+        self.flow = flow
+        self.state = State()
+        self.now = T0
+        self.events: list[Event] = []
+        self.turns = 0
+
+    def send(
+        self,
+        text: str = "",
+        button: str | None = None,
+        media: bool = False,
+        after: timedelta = timedelta(minutes=1),
+    ) -> Turn:
+        self.now += after
+        turn = step(
+            self.flow, State.from_json(self.state.to_json()), Inbound(text, button, media), self.now
+        )
+        assert len(turn.outbound) <= 1
+        self.state = turn.state
+        self.events.extend(turn.events)
+        self.turns += 1
+        return turn
+
+    def said(self, text: str = "", **kwargs: object) -> str:
+        turn = self.send(text, **kwargs)  # type: ignore[arg-type]
+        return turn.outbound[0].text if turn.outbound else ""
+
+    def answered(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for event in self.events:
+            if event.kind == "answered" and event.question and event.option:
+                found[event.question] = event.option
+            if event.kind == "cleared" and event.question:
+                found.pop(event.question, None)
+        return found
+
+    def start(self, mode: str) -> None:
+        self.send("hello")
+        self.send("1")
+        self.send("1" if mode == "quick" else "2")
+
+
+def test_quick_check_is_22_answers_then_priorities(flow: Flow) -> None:
+    talk = Conversation(flow)
+    talk.start("quick")
+    for _ in range(22):
+        reply = talk.said("3")
+    assert "priorities" in reply.lower()
+    assert talk.state.stage == "done"
+    assert len(talk.answered()) == 22
+    assert [e.kind for e in talk.events].count("assessment_completed") == 1
+    assert talk.turns == 25
+
+
+def test_full_assessment_asks_interest_only_where_skill_can_make_a_priority(flow: Flow) -> None:
+    talk = Conversation(flow)
+    talk.start("full")
+    skill_by_number = {"GS": "1", "CM": "2", "HI": "3", "TR": "4", "PS": "5", "SS": "3", "AD": "2"}
+    while talk.state.stage == "asking":
+        key = talk.state.question or ""
+        current = flow.modes["full"].steps[flow.modes["full"].positions[key]]
+        if not isinstance(current, Question):
+            talk.send("1")
+        elif current.aspect == "skill":
+            talk.send(skill_by_number[current.heading or ""])
+        else:
+            talk.send("5")
+    answers = talk.answered()
+    skills = [q for q in answers if q.endswith(".skill")]
+    interests = {q.removesuffix(".interest") for q in answers if q.endswith(".interest")}
+    assert len(skills) == 48
+    expected = {q.removesuffix(".skill") for q in skills if int(answers[q]) <= 3}
+    assert interests == expected
+    assert all(q[:2] not in ("TR", "PS") for q in interests)
+    assert talk.state.stage == "done"
+
+
+def test_back_changes_the_last_answer(flow: Flow) -> None:
+    talk = Conversation(flow)
+    talk.start("quick")
+    talk.send("2")
+    reply = talk.said("back")
+    assert "1/22" in reply
+    assert talk.answered() == {}
+    talk.send("4")
+    assert talk.answered() == {"BA01.access": 4}
+
+
+def test_back_at_the_first_question_goes_nowhere(flow: Flow) -> None:
+    talk = Conversation(flow)
+    talk.start("quick")
+    reply = talk.said("BACK")
+    assert reply.startswith(flow.text("back_nothing", "en"))
+    assert talk.state.question == "BA01.access"
+
+
+def test_nonsense_re_asks_then_offers_skip_then_skips(flow: Flow) -> None:
+    talk = Conversation(flow)
+    talk.start("quick")
+    first = talk.said("banana")
+    second = talk.said("banana")
+    third = talk.said("banana")
+    assert "1/22" in first
+    assert "1/22" in second
+    assert "SKIP" in second
+    assert "SKIP" not in first
+    assert "2/22" in third
+    assert [e.kind for e in talk.events][-1] == "skipped"
+
+
+def test_out_of_range_does_not_advance(flow: Flow) -> None:
+    talk = Conversation(flow)
+    talk.start("quick")
+    reply = talk.said("7")
+    assert "1 to 5" in reply
+    assert "1/22" in reply
+    assert talk.answered() == {}
+
+
+def test_stop_silences_until_start_which_resumes_at_the_same_question(flow: Flow) -> None:
+    talk = Conversation(flow)
+    talk.start("quick")
+    talk.send("2")
+    assert talk.send("stop").events == (Event("opted_out"),)
+    assert talk.send("3").outbound == ()
+    assert talk.send("help").outbound == ()
+    assert talk.answered() == {"BA01.access": 2}
+    reply = talk.said("START")
+    assert "2/22" in reply
+    assert talk.events[-1] == Event("opted_in")
+
+
+def test_later_pauses_and_any_message_resumes_without_answering(flow: Flow) -> None:
+    talk = Conversation(flow)
+    talk.start("quick")
+    talk.send("2")
+    assert talk.said("later") == flow.text("later", "en")
+    reply = talk.said("4", after=timedelta(days=3))
+    assert reply.startswith(flow.text("welcome_back", "en"))
+    assert "2/22" in reply
+    assert talk.answered() == {"BA01.access": 2}
+
+
+@pytest.mark.parametrize(("days", "asked_to_resume"), [(13, False), (15, True)])
+def test_after_weeks_away_carry_on_or_start_again(
+    flow: Flow, days: int, asked_to_resume: bool
+) -> None:
+    talk = Conversation(flow)
+    talk.start("quick")
+    talk.send("2")
+    reply = talk.said("4", after=timedelta(days=days))
+    assert ("question 2 of 22" in reply) is asked_to_resume
+    if asked_to_resume:
+        assert talk.answered() == {"BA01.access": 2}
+        assert "2/22" in talk.said("1")
+        talk.send("4")
+        assert talk.answered() == {"BA01.access": 2, "BA02.access": 4}
+
+
+def test_starting_again_abandons_the_unfinished_assessment(flow: Flow) -> None:
+    talk = Conversation(flow)
+    talk.start("quick")
+    talk.send("2")
+    assert "cleared" in talk.said("restart")
+    talk.send("1")
+    assert talk.state.stage == "mode"
+    assert talk.state.answers == {}
+    assert talk.events[-1].kind == "assessment_abandoned"
+
+
+def test_a_stale_button_changes_nothing(flow: Flow) -> None:
+    talk = Conversation(flow)
+    talk.start("quick")
+    talk.send(button="BA01.access:2")
+    reply = talk.said(button="BA01.access:5")
+    assert reply.startswith(flow.text("stale_button", "en"))
+    assert "2/22" in reply
+    assert talk.answered() == {"BA01.access": 2}
+
+
+def test_state_round_trips_through_json_at_every_turn(flow: Flow) -> None:
+    talk = Conversation(flow)
+    talk.start("full")
+    for text in ["1", "2", "skip", "back", "3", "4", "5", "1", "2", "1", "1", "2", "later"]:
+        talk.send(text)
+        assert State.from_json(talk.state.to_json()) == talk.state
+
+
+@pytest.mark.parametrize("bad", ['{"stage": "flying", "schema": 1}', "[]", '{"schema": 9}'])
+def test_corrupt_state_is_refused_with_a_reason(bad: str) -> None:
+    with pytest.raises(ValueError, match=r"stage|schema|object"):
+        State.from_json(bad)

@@ -1,0 +1,38 @@
+"""Every transcript in tests/transcripts replays through step() exactly, state reloaded from
+JSON between turns, and every message it sends is GSM-7 within two segments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.engine import step
+from bot.state import State
+from flows.loader import load_flow
+from flows.model import Flow
+from flows.segments import count_segments
+from tests.transcript import TEST_COUNCIL, all_transcripts, parse
+
+
+@pytest.fixture(scope="module")
+def council_flow() -> Flow:
+    return load_flow(council=TEST_COUNCIL)
+
+
+@pytest.mark.parametrize("path", all_transcripts(), ids=lambda p: p.stem)
+def test_transcript_replays_through_the_engine(council_flow: Flow, path: Path) -> None:
+    state = State()
+    for index, exchange in enumerate(parse(path), start=1):
+        turn = step(council_flow, State.from_json(state.to_json()), exchange.inbound, exchange.at)
+        said = [message.text for message in turn.outbound]
+        assert said == exchange.replies, f"{path.name}, message {index}: {exchange.sent!r}"
+        for text in said:
+            count = count_segments(text)
+            assert (count.encoding, count.segments <= 2) == ("GSM-7", True), text
+        state = turn.state
+
+
+def test_there_are_transcripts_for_both_assessments() -> None:
+    names = {path.stem for path in all_transcripts()}
+    assert {"quick_check_digits", "full_assessment_digits"} <= names
