@@ -45,6 +45,7 @@ class _Step:
     # --- entry ---------------------------------------------------------------------------
 
     def run(self) -> Turn:
+        self.state = self.fitted_to_flow(self.state)
         previous_seen = self.state.last_seen
         command = (
             None
@@ -52,10 +53,12 @@ class _Step:
             else command_of(self.flow, self.inbound.text, self.languages)
         )
         if self.state.opted_out:
-            if command != "start":
+            if command not in ("start", "opt_in"):
                 return Turn(self.state)
             self.state = self.state.evolve(opted_out=False, last_seen=self.now.isoformat())
             return self.resume_after_opt_in()
+        if command == "opt_in":
+            command = None
         self.state = self.state.evolve(last_seen=self.now.isoformat())
         if command == "stop":
             return self.reply_text(
@@ -72,6 +75,39 @@ class _Step:
         if not self.inbound.text.strip() and self.inbound.has_media:
             return self.reply(self.current(self.text("media_only")))
         return self.on_answer(self.inbound.text)
+
+    def fitted_to_flow(self, state: State) -> State:
+        """A state saved under an older flow version, with what this flow no longer has dropped.
+
+        Question keys are stable, so normally nothing changes; if a council removed an item or
+        a mode, its answers are dropped and the respondent moves on to the next step."""
+        known = self.flow.modes.get(state.mode or "")
+        if state.mode is not None and known is None:
+            return state.evolve(
+                stage="mode",
+                mode=None,
+                question=None,
+                answers={},
+                skipped=(),
+                topics_skipped=(),
+                history=(),
+            )
+        if known is None or all(
+            key in known.positions
+            for key in (*state.history, *([state.question] if state.question else []))
+        ):
+            return state
+        state = state.evolve(
+            answers={k: v for k, v in state.answers.items() if k in known.positions},
+            skipped=tuple(k for k in state.skipped if k in known.positions),
+            history=tuple(k for k in state.history if k in known.positions),
+        )
+        if state.stage in ("asking", "paused", "resume", "restart"):
+            following = self.next_step(state)
+            if following is None:
+                return state.evolve(stage="done", question=None)
+            return state.evolve(question=following.key)
+        return state
 
     @property
     def languages(self) -> tuple[str, ...]:

@@ -83,7 +83,7 @@ def command_of(flow: Flow, text: str, languages: Iterable[str]) -> str | None:
 
 
 def _option_words(option: Option, languages: Iterable[str]) -> set[str]:
-    words = set()
+    words: set[str] = set()
     for language in languages:
         words.update(normalise(w) for w in option.words.get(language, ()))
         if language in option.sms:

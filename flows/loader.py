@@ -1,11 +1,11 @@
-"""Load a flow directory and refuse it, naming file, item and problem, unless it is whole.
+"""Load a flow directory and refuse it, naming file, entry and problem, unless it is whole.
 
 A flow directory holds `flow.toml` (id, version, languages, scales, modes, priority rule),
 `items.toml` (headings and items) and `messages.toml` (system texts, prompts, commands,
 number words). The loader checks that ids are unique and well formed, every reference is
-known, every text exists in every shipped language, placeholders are the expected ones, and
-every message a respondent can receive is within its SMS budget: GSM-7 where the flow says
-so, and never more than `MAX_SEGMENTS` segments.
+known, every text exists in every shipped language, placeholders are the expected ones, no
+word chooses two things, and every message a respondent can receive is within its SMS
+budget: GSM-7 where the flow says so, and never more than `MAX_SEGMENTS` segments.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from __future__ import annotations
 import re
 import string
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from bot.matching import normalise
 from bot.render import join_lead, options_block, question_body
 from flows.model import (
     Aspect,
@@ -35,37 +36,87 @@ from flows.model import (
     Texts,
     TopicBreak,
 )
-from flows.segments import count_segments
+from flows.segments import count_segments, is_gsm7
 
 SHIPPED = Path(__file__).parent / "digital_inclusion"
 MAX_SEGMENTS = 2
+SHORT_MAX_CHARS = 30
 ASPECTS: tuple[Aspect, ...] = ("access", "blocker", "skill", "interest")
 SECTION_ASPECTS: Mapping[Section, tuple[Aspect, ...]] = {
     "basics": ("access",),
     "blockers": ("blocker",),
     "skills": ("skill", "interest"),
 }
-COMMANDS = ("help", "back", "skip", "repeat", "later", "restart", "stop", "start")
+COMMANDS = ("help", "back", "skip", "repeat", "later", "restart", "stop", "start", "opt_in")
+ONLY_WHILE_OPTED_OUT = frozenset({"opt_in"})
+"""Commands that mean something only to a respondent who has opted out (Twilio's YES)."""
 PROMPTS = ("consent", "mode", "topic", "resume", "restart")
 COUNCIL_KEYS = ("council", "privacy_url", "helpline", "signposting")
 ITEM_ID = re.compile(r"^[A-Z]{2}\d{2}$")
 HEADING_ID = re.compile(r"^[A-Z]{2}$")
 LEADS = (
-    "ack", "skipped", "auto_skip", "back", "back_nothing", "welcome_back", "stale_button",
-    "media_only", "cannot_skip", "restarting", "section_blockers", "section_skills",
+    "ack",
+    "skipped",
+    "auto_skip",
+    "back",
+    "back_nothing",
+    "welcome_back",
+    "stale_button",
+    "media_only",
+    "cannot_skip",
+    "restarting",
+    "section_blockers",
+    "section_skills",
 )
 """Messages that can stand before a question in the same SMS."""
 REASKS = ("reask", "offer_skip")
 WHOLE = ("help", "later", "declined", "opted_out", "done_again")
+PRIORITY_MESSAGES = (
+    "priorities_intro",
+    "priorities_first_basics",
+    "priorities_first_barriers",
+    "priorities_item",
+    "priorities_none",
+    "priorities_end",
+    "list_and",
+)
+"""The parts of the priorities message (scoring/message.py puts them together)."""
 RUNTIME_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
     "progress": frozenset({"n", "total"}),
     "reask": frozenset({"max"}),
     "offer_skip": frozenset({"max"}),
+    "priorities_first_basics": frozenset({"basics"}),
+    "priorities_first_barriers": frozenset({"barriers"}),
+    "priorities_item": frozenset({"rank", "name"}),
+    "list_and": frozenset({"first", "last"}),
 }
 PROMPT_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
     "topic": frozenset({"topic"}),
     "resume": frozenset({"n", "total"}),
 }
+PROMPT_OPTION_PLACEHOLDERS = frozenset({"quick_total"})
+TASK = frozenset({"task"})
+FILE_KEYS: Mapping[str, frozenset[str]] = {
+    "flow.toml": frozenset(
+        {
+            "id",
+            "version",
+            "languages",
+            "gsm7_languages",
+            "resume_after_days",
+            "priority",
+            "modes",
+            "scales",
+        }
+    ),
+    "items.toml": frozenset({"headings", "items"}),
+    "messages.toml": frozenset({"messages", "prompts", "commands", "number_words"}),
+}
+HEADING_KEYS = frozenset({"id", "title", "short", "sms", "intro"})
+ITEM_KEYS = frozenset({"id", "section", "heading", "title", "short", "sms", "outcome"})
+OPTION_KEYS = frozenset({"number", "score", "label", "sms", "words"})
+MODE_KEYS = frozenset({"skills", "interest_if_skill_at_most"})
+PRIORITY_KEYS = ("formula", "top", "min_priority", "barrier_at_most", "missing_basic_at_most")
 
 
 class FlowError(ValueError):
@@ -74,25 +125,51 @@ class FlowError(ValueError):
 
 @dataclass(frozen=True)
 class _Source:
+    """One parsed data file, and the way to blame it."""
+
     path: Path
     data: dict[str, Any]
 
     def fail(self, where: str, problem: str) -> FlowError:
         return FlowError(f"{self.path.name}: {where}: {problem}")
 
+    def table(self, where: str, value: Any) -> dict[str, Any]:
+        """`value` as a TOML table; None (absent) reads as an empty one."""
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(where, "must be a table")
+        return value
+
+    def tables(self, where: str, value: Any) -> list[dict[str, Any]]:
+        """`value` as an array of tables ([[...]]); None (absent) reads as an empty one."""
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
+            raise self.fail(where, "must be an array of tables, each written [[...]]")
+        return value
+
+    def only_keys(self, where: str, raw: Mapping[str, Any], known: frozenset[str]) -> None:
+        unknown = set(raw) - known
+        if unknown:
+            raise self.fail(where, f"unknown keys {sorted(unknown)} (known: {sorted(known)})")
+
 
 def _read(directory: Path, name: str) -> _Source:
     path = directory / name
     try:
         with path.open("rb") as handle:
-            return _Source(path, tomllib.load(handle))
+            source = _Source(path, tomllib.load(handle))
     except FileNotFoundError:
         raise FlowError(f"{name}: missing from flow directory {directory}") from None
-    except tomllib.TOMLDecodeError as error:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise FlowError(f"{name}: not valid TOML: {error}") from None
+    source.only_keys("top level", source.data, FILE_KEYS[name])
+    return source
 
 
 def placeholders(text: str) -> frozenset[str]:
+    """The `{name}` placeholders in `text`; ValueError if a brace is unmatched."""
     return frozenset(name for _, name, _, _ in string.Formatter().parse(text) if name)
 
 
@@ -103,37 +180,67 @@ class _Loader:
         self.messages_src = _read(directory, "messages.toml")
         self.council = {key: council.get(key, "") for key in COUNCIL_KEYS}
         languages = self.flow_src.data.get("languages")
-        if not isinstance(languages, list) or not languages or not all(
-            isinstance(lang, str) for lang in languages
+        if (
+            not isinstance(languages, list)
+            or not languages
+            or not all(isinstance(language, str) and language for language in languages)
         ):
             raise self.flow_src.fail("languages", "must be a non-empty list of language codes")
         self.languages: tuple[str, ...] = tuple(languages)
         gsm7 = self.flow_src.data.get("gsm7_languages", ["en"])
-        self.gsm7_languages = frozenset(str(lang) for lang in gsm7)
+        if not isinstance(gsm7, list) or not set(gsm7) <= set(self.languages):
+            raise self.flow_src.fail("gsm7_languages", "must list some of the flow's languages")
+        self.gsm7_languages: frozenset[str] = frozenset(gsm7)
 
     # --- small readers -------------------------------------------------------------------
 
     def texts(
-        self, src: _Source, where: str, value: Any, allowed: frozenset[str] = frozenset()
+        self,
+        src: _Source,
+        where: str,
+        value: Any,
+        allowed: frozenset[str] = frozenset(),
+        *,
+        sent: bool = True,
     ) -> Texts:
+        """A text in every shipped language, council placeholders filled in.
+
+        `allowed` are the placeholders filled later; `sent` texts reach respondents, so they
+        must be GSM-7 in the flow's GSM-7 languages (titles and labels are for staff).
+        """
+        if value is None:
+            raise src.fail(where, f"no {self.languages[0]} text")
         if not isinstance(value, dict):
-            raise src.fail(where, "must be a table of language -> text")
+            raise src.fail(where, 'must be a table of language -> text, e.g. en = "..."')
+        extra = set(value) - set(self.languages)
+        if extra:
+            raise src.fail(where, f"text in languages the flow does not ship: {sorted(extra)}")
         result: dict[str, str] = {}
+        found: dict[str, frozenset[str]] = {}
         for language in self.languages:
             text = value.get(language)
             if not isinstance(text, str) or not text.strip():
                 raise src.fail(where, f"no {language} text")
             if text != text.strip():
                 raise src.fail(where, f"{language} text has leading or trailing spaces")
-            unknown = placeholders(text) - allowed - set(COUNCIL_KEYS)
+            if sent and language in self.gsm7_languages and not is_gsm7(text):
+                bad = sorted({char for char in text if not is_gsm7(char)})
+                raise src.fail(where, f"{language} text is not GSM-7 (characters {bad})")
+            try:
+                found[language] = placeholders(text)
+            except ValueError:
+                raise src.fail(
+                    where, f"{language} text has an unmatched {{ or }} (write {{{{ for a brace)"
+                ) from None
+            unknown = found[language] - allowed - set(COUNCIL_KEYS)
             if unknown:
-                raise src.fail(where, f"{language} text has unknown placeholders {sorted(unknown)}")
+                known = sorted(allowed | set(COUNCIL_KEYS))
+                raise src.fail(
+                    where,
+                    f"{language} text has unknown placeholders {sorted(unknown)} (known: {known})",
+                )
             result[language] = self.fill_council(text)
-        extra = set(value) - set(self.languages)
-        if extra:
-            raise src.fail(where, f"text in languages the flow does not ship: {sorted(extra)}")
-        reference = {placeholders(value[lang]) for lang in self.languages}
-        if len(reference) > 1:
+        if len(set(found.values())) > 1:
             raise src.fail(where, "placeholders differ between languages")
         return result
 
@@ -142,82 +249,195 @@ class _Loader:
             text = text.replace("{" + key + "}", value)
         return text
 
+    def short(self, src: _Source, where: str, value: Any) -> Texts:
+        texts = self.texts(src, where, value)
+        for language, text in texts.items():
+            if len(text) > SHORT_MAX_CHARS:
+                raise src.fail(
+                    where, f"{language} text is {len(text)} characters, over {SHORT_MAX_CHARS}"
+                )
+        return texts
+
     def word_lists(self, src: _Source, where: str, value: Any) -> Mapping[str, tuple[str, ...]]:
-        value = value if value is not None else {}
-        if not isinstance(value, dict):
-            raise src.fail(where, "must be a table of language -> list of words")
+        table = src.table(where, value)
         result: dict[str, tuple[str, ...]] = {}
         for language in self.languages:
-            words = value.get(language, [])
+            words = table.get(language, [])
             if not isinstance(words, list) or not all(isinstance(w, str) and w for w in words):
                 raise src.fail(where, f"{language} words must be a list of non-empty strings")
             result[language] = tuple(words)
         return result
 
-    def options(self, src: _Source, where: str, value: Any, scored: bool) -> tuple[Option, ...]:
-        if not isinstance(value, list) or len(value) < 2:
+    def options(
+        self, src: _Source, where: str, value: Any, allowed: frozenset[str], *, scored: bool
+    ) -> tuple[Option, ...]:
+        entries = src.tables(f"{where} options", value)
+        if len(entries) < 2:
             raise src.fail(where, "needs at least two options")
         options = []
-        for index, raw in enumerate(value, start=1):
-            at = f"{where} option {index}"
-            if raw.get("number") != index:
-                raise src.fail(at, f"number must be {index} (options are numbered 1, 2, 3…)")
-            score = raw.get("score", index - 1)
-            if scored and not isinstance(raw.get("score"), int):
+        for number, raw in enumerate(entries, start=1):
+            at = f"{where} option {number}"
+            src.only_keys(at, raw, OPTION_KEYS)
+            if raw.get("number") != number:
+                raise src.fail(at, f"number must be {number} (options are numbered 1, 2, 3...)")
+            score = raw.get("score")
+            if scored and (not isinstance(score, int) or isinstance(score, bool)):
                 raise src.fail(at, "needs a whole-number score")
-            label = raw.get("label", raw.get("sms"))
+            sms = self.texts(src, f"{at} sms", raw.get("sms"), allowed)
+            label = raw.get("label")
+            if label is not None:
+                label = self.texts(src, f"{at} label", label, sent=False)
             options.append(
                 Option(
-                    number=index,
-                    score=int(score),
-                    label=self.texts(src, f"{at} label", label, frozenset({"quick_total"})),
-                    sms=self.texts(src, f"{at} sms", raw.get("sms"), frozenset({"quick_total"})),
+                    number=number,
+                    score=score if isinstance(score, int) else number - 1,
+                    label=sms if label is None else label,
+                    sms=sms,
                     words=self.word_lists(src, f"{at} words", raw.get("words")),
                 )
             )
         return tuple(options)
 
-    # --- sections of the data ------------------------------------------------------------
+    # --- flow.toml -----------------------------------------------------------------------
 
     def scales(self) -> dict[str, Scale]:
-        raw = self.flow_src.data.get("scales")
-        if not isinstance(raw, dict):
-            raise self.flow_src.fail("scales", "missing")
-        scales: dict[str, Scale] = {}
-        for aspect in ASPECTS:
-            if aspect not in raw:
-                raise self.flow_src.fail(f"scale {aspect}", "missing")
-            data = raw[aspect]
-            where = f"scale {aspect}"
-            question = self.texts(self.flow_src, f"{where} question", data.get("question"),
-                                  frozenset({"task"}))
-            if any("{task}" not in text for text in question.values()):
-                raise self.flow_src.fail(f"{where} question", "must contain {task}")
-            options = self.options(self.flow_src, where, data.get("options"), scored=True)
-            scales[aspect] = Scale(cast(Aspect, aspect), question, options)
+        src = self.flow_src
+        raw = src.table("scales", src.data.get("scales"))
         unknown = set(raw) - set(ASPECTS)
         if unknown:
-            raise self.flow_src.fail("scales", f"unknown scales {sorted(unknown)}")
+            raise src.fail("scales", f"unknown scales {sorted(unknown)} (known: {list(ASPECTS)})")
+        scales: dict[str, Scale] = {}
+        for aspect in ASPECTS:
+            where = f"scales.{aspect}"
+            if aspect not in raw:
+                raise src.fail(where, "missing")
+            data = src.table(where, raw[aspect])
+            src.only_keys(where, data, frozenset({"question", "options"}))
+            question = self.texts(src, f"{where} question", data.get("question"), TASK)
+            if any("{task}" not in text for text in question.values()):
+                raise src.fail(f"{where} question", "must contain {task}")
+            options = self.options(src, where, data.get("options"), frozenset(), scored=True)
+            scales[aspect] = Scale(aspect, question, options)
         if scales["skill"].max_score != scales["interest"].max_score:
-            raise self.flow_src.fail("scales", "skill and interest must share a maximum score")
+            raise src.fail("scales", "skill and interest must share a maximum score")
         return scales
+
+    def modes(
+        self, scales: Mapping[str, Scale], headings: tuple[Heading, ...], items: tuple[Item, ...]
+    ) -> dict[str, Mode]:
+        src = self.flow_src
+        raw = src.table("modes", src.data.get("modes"))
+        if set(raw) != {"quick", "full"}:
+            raise src.fail("modes", "must define exactly [modes.quick] and [modes.full]")
+        modes: dict[str, Mode] = {}
+        for mode_id, value in raw.items():
+            where = f"modes.{mode_id}"
+            data = src.table(where, value)
+            src.only_keys(where, data, MODE_KEYS)
+            skills = data.get("skills")
+            if skills not in ("headings", "items"):
+                raise src.fail(f"{where}.skills", 'must be "headings" or "items"')
+            threshold = data.get("interest_if_skill_at_most")
+            if threshold is not None and (
+                not isinstance(threshold, int) or isinstance(threshold, bool)
+            ):
+                raise src.fail(f"{where}.interest_if_skill_at_most", "must be a whole number")
+            steps = tuple(self.steps(scales, headings, items, by_heading=skills == "headings"))
+            modes[mode_id] = Mode(
+                id=mode_id,
+                steps=steps,
+                total=max(step.number for step in steps if isinstance(step, Question)),
+                interest_if_skill_at_most=threshold,
+                positions={step.key: index for index, step in enumerate(steps)},
+            )
+        return modes
+
+    def steps(
+        self,
+        scales: Mapping[str, Scale],
+        headings: tuple[Heading, ...],
+        items: tuple[Item, ...],
+        *,
+        by_heading: bool,
+    ) -> Iterator[Step]:
+        """Basics and blockers, then the skills: per heading (quick) or per item (full).
+
+        Questions are numbered as the respondent sees them; a skill's interest question
+        shares its skill question's number in a full assessment.
+        """
+
+        def ask(number: int, item: Item | Heading, aspect: Aspect) -> Question:
+            template = scales[aspect].question
+            text = {
+                lang: template[lang].replace("{task}", item.sms[lang]) for lang in self.languages
+            }
+            if isinstance(item, Heading):
+                section: Section = "skills"
+                heading: str | None = item.id
+            else:
+                section, heading = item.section, item.heading
+            return Question(f"{item.id}.{aspect}", item.id, aspect, section, heading, number, text)
+
+        number = 0
+        for item in items:
+            if item.section != "skills":
+                number += 1
+                (aspect,) = SECTION_ASPECTS[item.section]
+                yield ask(number, item, aspect)
+        for heading in headings:
+            if by_heading:
+                for aspect in SECTION_ASPECTS["skills"]:
+                    number += 1
+                    yield ask(number, heading, aspect)
+                continue
+            yield TopicBreak(f"{heading.id}.topic", heading.id)
+            for item in items:
+                if item.heading == heading.id:
+                    number += 1
+                    for aspect in SECTION_ASPECTS["skills"]:
+                        yield ask(number, item, aspect)
+
+    def priority(self) -> PriorityRule:
+        src = self.flow_src
+        raw = src.table("priority", src.data.get("priority"))
+        src.only_keys("priority", raw, frozenset(PRIORITY_KEYS))
+        for key in PRIORITY_KEYS:
+            if key not in raw:
+                raise src.fail("priority", f"missing {key}")
+        for key in PRIORITY_KEYS[1:]:
+            if not isinstance(raw[key], int) or isinstance(raw[key], bool):
+                raise src.fail(f"priority.{key}", "must be a whole number")
+        from scoring.formula import FormulaError, compile_formula  # scoring imports this module
+
+        try:
+            compile_formula(str(raw["formula"]))
+        except FormulaError as error:
+            raise src.fail("priority.formula", str(error)) from None
+        return PriorityRule(
+            formula=str(raw["formula"]),
+            top=raw["top"],
+            min_priority=raw["min_priority"],
+            barrier_at_most=raw["barrier_at_most"],
+            missing_basic_at_most=raw["missing_basic_at_most"],
+        )
+
+    # --- items.toml ----------------------------------------------------------------------
 
     def headings(self) -> tuple[Heading, ...]:
         src = self.items_src
-        headings = []
-        seen: set[str] = set()
-        for raw in src.data.get("headings", []):
+        headings: list[Heading] = []
+        for index, raw in enumerate(src.tables("headings", src.data.get("headings")), start=1):
             heading_id = raw.get("id")
-            where = f"heading {heading_id}"
+            where = f"heading {heading_id}" if heading_id else f"heading number {index}"
             if not isinstance(heading_id, str) or not HEADING_ID.match(heading_id):
                 raise src.fail(where, "id must be two capital letters")
-            if heading_id in seen:
+            if any(heading.id == heading_id for heading in headings):
                 raise src.fail(where, "duplicate heading id")
-            seen.add(heading_id)
+            src.only_keys(where, raw, HEADING_KEYS)
             headings.append(
                 Heading(
                     id=heading_id,
-                    title=self.texts(src, f"{where} title", raw.get("title")),
+                    title=self.texts(src, f"{where} title", raw.get("title"), sent=False),
                     short=self.short(src, f"{where} short", raw.get("short")),
                     sms=self.texts(src, f"{where} sms", raw.get("sms")),
                     intro=self.texts(src, f"{where} intro", raw.get("intro")),
@@ -227,48 +447,39 @@ class _Loader:
             raise src.fail("headings", "none defined")
         return tuple(headings)
 
-    def short(self, src: _Source, where: str, value: Any) -> Texts:
-        texts = self.texts(src, where, value)
-        for language, text in texts.items():
-            if len(text) > 30:
-                raise src.fail(where, f"{language} text is {len(text)} characters, over 30")
-        return texts
-
     def items(self, headings: tuple[Heading, ...]) -> tuple[Item, ...]:
         src = self.items_src
-        heading_ids = {h.id for h in headings}
-        items = []
-        seen: set[str] = set()
-        for raw in src.data.get("items", []):
+        heading_ids = [heading.id for heading in headings]
+        items: list[Item] = []
+        for index, raw in enumerate(src.tables("items", src.data.get("items")), start=1):
             item_id = raw.get("id")
-            where = f"item {item_id}"
+            where = f"item {item_id}" if item_id else f"item number {index}"
             if not isinstance(item_id, str) or not ITEM_ID.match(item_id):
                 raise src.fail(where, "id must be two capital letters and two digits")
-            if item_id in seen:
+            if any(item.id == item_id for item in items):
                 raise src.fail(where, "duplicate item id")
-            if item_id[:2] in heading_ids and raw.get("heading") != item_id[:2]:
-                raise src.fail(where, f"id prefix {item_id[:2]} names another heading")
-            seen.add(item_id)
+            src.only_keys(where, raw, ITEM_KEYS)
             section = raw.get("section")
             if section not in SECTION_ASPECTS:
-                raise src.fail(where, f"unknown section {section!r}")
+                raise src.fail(
+                    where, f"unknown section {section!r} (known: {list(SECTION_ASPECTS)})"
+                )
             heading = raw.get("heading")
             if section == "skills" and heading not in heading_ids:
-                raise src.fail(where, f"unknown heading {heading!r}")
+                raise src.fail(where, f"unknown heading {heading!r} (known: {heading_ids})")
             if section != "skills" and heading is not None:
                 raise src.fail(where, "only skills have a heading")
+            if item_id[:2] in heading_ids and heading != item_id[:2]:
+                raise src.fail(where, f"id prefix {item_id[:2]} names another heading")
             outcome = raw.get("outcome")
             if outcome is not None and not (isinstance(outcome, str) and outcome.isidentifier()):
                 raise src.fail(where, "outcome must be a snake_case name")
-            unknown = set(raw) - {"id", "section", "heading", "title", "short", "sms", "outcome"}
-            if unknown:
-                raise src.fail(where, f"unknown keys {sorted(unknown)}")
             items.append(
                 Item(
                     id=item_id,
                     section=cast(Section, section),
                     heading=heading,
-                    title=self.texts(src, f"{where} title", raw.get("title")),
+                    title=self.texts(src, f"{where} title", raw.get("title"), sent=False),
                     short=self.short(src, f"{where} short", raw.get("short")),
                     sms=self.texts(src, f"{where} sms", raw.get("sms")),
                     outcome=outcome,
@@ -276,77 +487,22 @@ class _Loader:
             )
         for section in SECTION_ASPECTS:
             if not any(item.section == section for item in items):
-                raise src.fail(section, "no items")
-        for heading in headings:
-            if not any(item.heading == heading.id for item in items):
-                raise src.fail(f"heading {heading.id}", "has no items")
+                raise src.fail(f"section {section}", "has no items")
+        for heading_id in heading_ids:
+            if not any(item.heading == heading_id for item in items):
+                raise src.fail(f"heading {heading_id}", "has no items")
         return tuple(items)
 
-    def question(
-        self, scales: Mapping[str, Scale], item_id: str, aspect: Aspect, section: Section,
-        heading: str | None, number: int, task: Texts,
-    ) -> Question:
-        template = scales[aspect].question
-        text = {lang: template[lang].replace("{task}", task[lang]) for lang in self.languages}
-        return Question(f"{item_id}.{aspect}", item_id, aspect, section, heading, number, text)
-
-    def modes(
-        self, scales: Mapping[str, Scale], headings: tuple[Heading, ...], items: tuple[Item, ...]
-    ) -> dict[str, Mode]:
-        src = self.flow_src
-        raw = src.data.get("modes", {})
-        if set(raw) != {"quick", "full"}:
-            raise src.fail("modes", "must define exactly [modes.quick] and [modes.full]")
-        modes: dict[str, Mode] = {}
-        for mode_id, data in raw.items():
-            steps: list[Step] = []
-            number = 0
-            for item in items:
-                if item.section == "skills":
-                    continue
-                number += 1
-                (aspect,) = SECTION_ASPECTS[item.section]
-                steps.append(self.question(scales, item.id, aspect, item.section, None, number,
-                                           item.sms))
-            skills = data.get("skills")
-            if skills == "headings":
-                for heading in headings:
-                    for aspect in SECTION_ASPECTS["skills"]:
-                        number += 1
-                        steps.append(self.question(scales, heading.id, aspect, "skills",
-                                                   heading.id, number, heading.sms))
-            elif skills == "items":
-                for heading in headings:
-                    steps.append(TopicBreak(f"{heading.id}.topic", heading.id))
-                    for item in items:
-                        if item.heading != heading.id:
-                            continue
-                        number += 1
-                        for aspect in SECTION_ASPECTS["skills"]:
-                            steps.append(self.question(scales, item.id, aspect, "skills",
-                                                       heading.id, number, item.sms))
-            else:
-                raise src.fail(f"modes.{mode_id}.skills", 'must be "headings" or "items"')
-            threshold = data.get("interest_if_skill_at_most")
-            if threshold is not None and not isinstance(threshold, int):
-                raise src.fail(f"modes.{mode_id}.interest_if_skill_at_most", "must be a number")
-            modes[mode_id] = Mode(
-                id=mode_id,
-                steps=tuple(steps),
-                total=number,
-                interest_if_skill_at_most=threshold,
-                positions={step.key: index for index, step in enumerate(steps)},
-            )
-        return modes
+    # --- messages.toml -------------------------------------------------------------------
 
     def messages(self) -> dict[str, Texts]:
         src = self.messages_src
-        raw = src.data.get("messages", {})
+        raw = src.table("messages", src.data.get("messages"))
         messages: dict[str, Texts] = {}
-        for key in ("progress", *LEADS, *REASKS, *WHOLE):
+        for key in ("progress", *LEADS, *REASKS, *WHOLE, *PRIORITY_MESSAGES):
             allowed = RUNTIME_PLACEHOLDERS.get(key, frozenset())
             texts = self.texts(src, f"messages.{key}", raw.get(key), allowed)
-            missing = {p for t in texts.values() for p in allowed - placeholders(t)}
+            missing = {name for text in texts.values() for name in allowed - placeholders(text)}
             if missing:
                 raise src.fail(f"messages.{key}", f"must use placeholders {sorted(missing)}")
             messages[key] = texts
@@ -357,73 +513,57 @@ class _Loader:
 
     def prompts(self, quick_total: int) -> dict[str, Prompt]:
         src = self.messages_src
-        raw = src.data.get("prompts", {})
-        prompts: dict[str, Prompt] = {}
-        for key in PROMPTS:
-            data = raw.get(key)
-            if not isinstance(data, dict):
-                raise src.fail(f"prompts.{key}", "missing")
-            allowed = PROMPT_PLACEHOLDERS.get(key, frozenset())
-            text = self.texts(src, f"prompts.{key} text", data.get("text"), allowed)
-            options = self.options(src, f"prompts.{key}", data.get("options"), scored=False)
-            options = tuple(
-                Option(
-                    o.number, o.score,
-                    {k: v.replace("{quick_total}", str(quick_total)) for k, v in o.label.items()},
-                    {k: v.replace("{quick_total}", str(quick_total)) for k, v in o.sms.items()},
-                    o.words,
-                )
-                for o in options
-            )
-            prompts[key] = Prompt(key, text, options)
+        raw = src.table("prompts", src.data.get("prompts"))
         unknown = set(raw) - set(PROMPTS)
         if unknown:
-            raise src.fail("prompts", f"unknown prompts {sorted(unknown)}")
+            raise src.fail("prompts", f"unknown prompts {sorted(unknown)} (known: {PROMPTS})")
+        prompts: dict[str, Prompt] = {}
+        for key in PROMPTS:
+            where = f"prompts.{key}"
+            if key not in raw:
+                raise src.fail(where, "missing")
+            data = src.table(where, raw[key])
+            src.only_keys(where, data, frozenset({"text", "options"}))
+            allowed = PROMPT_PLACEHOLDERS.get(key, frozenset())
+            text = self.texts(src, f"{where} text", data.get("text"), allowed)
+            options = self.options(
+                src, where, data.get("options"), PROMPT_OPTION_PLACEHOLDERS, scored=False
+            )
+            prompts[key] = Prompt(
+                key, text, tuple(_fill_quick_total(o, quick_total) for o in options)
+            )
         return prompts
 
     def commands(self) -> dict[str, Mapping[str, tuple[str, ...]]]:
         src = self.messages_src
-        raw = src.data.get("commands", {})
-        commands = {}
+        raw = src.table("commands", src.data.get("commands"))
+        unknown = set(raw) - set(COMMANDS)
+        if unknown:
+            raise src.fail("commands", f"unknown commands {sorted(unknown)} (known: {COMMANDS})")
+        commands: dict[str, Mapping[str, tuple[str, ...]]] = {}
         for name in COMMANDS:
             words = self.word_lists(src, f"commands.{name}", raw.get(name))
             for language, listed in words.items():
                 if not listed:
                     raise src.fail(f"commands.{name}", f"no {language} words")
             commands[name] = words
-        unknown = set(raw) - set(COMMANDS)
-        if unknown:
-            raise src.fail("commands", f"unknown commands {sorted(unknown)}")
         return commands
 
     def number_words(self) -> dict[str, tuple[str, ...]]:
         src = self.messages_src
         return dict(self.word_lists(src, "number_words", src.data.get("number_words")))
 
-    def priority(self) -> PriorityRule:
-        src = self.flow_src
-        raw = src.data.get("priority", {})
-        try:
-            return PriorityRule(
-                formula=str(raw["formula"]),
-                top=int(raw["top"]),
-                min_priority=int(raw["min_priority"]),
-                barrier_at_most=int(raw["barrier_at_most"]),
-                missing_basic_at_most=int(raw["missing_basic_at_most"]),
-            )
-        except KeyError as missing:
-            raise src.fail("priority", f"missing {missing}") from None
-
     # --- the whole flow ------------------------------------------------------------------
 
     def load(self) -> Flow:
-        data = self.flow_src.data
+        src = self.flow_src
+        data = src.data
         for key in ("id", "version"):
             if not isinstance(data.get(key), str) or not data[key]:
-                raise self.flow_src.fail(key, "must be a non-empty string")
+                raise src.fail(key, "must be a non-empty string")
         resume_after_days = data.get("resume_after_days")
         if not isinstance(resume_after_days, int) or resume_after_days < 1:
-            raise self.flow_src.fail("resume_after_days", "must be a whole number of days")
+            raise src.fail("resume_after_days", "must be a whole number of days")
         scales = self.scales()
         headings = self.headings()
         items = self.items(headings)
@@ -431,12 +571,10 @@ class _Loader:
         questions: dict[str, Question] = {}
         for mode in modes.values():
             for step in mode.steps:
-                if isinstance(step, Question):
-                    questions.setdefault(step.key, step)
-                    if questions[step.key] != step:
-                        raise self.flow_src.fail(
-                            f"question {step.key}", "differs between modes (same key, other number)"
-                        )
+                if isinstance(step, Question) and questions.setdefault(step.key, step) != step:
+                    raise src.fail(
+                        f"question {step.key}", "differs between modes (same key, other number)"
+                    )
         flow = Flow(
             id=data["id"],
             version=data["version"],
@@ -453,12 +591,62 @@ class _Loader:
             priority=self.priority(),
             resume_after_days=resume_after_days,
         )
-        check_words(flow, self.messages_src)
+        self.check_words(flow)
         check_budgets(flow, self.gsm7_languages)
         return flow
 
+    def check_words(self, flow: Flow) -> None:
+        """No reply may choose two options of one scale or prompt, or be a command as well.
 
-def load_flow(directory: str | Path | None = None, council: Mapping[str, str] | None = None) -> Flow:
+        An option is chosen by its number, its letter (a, b, c...), its number word and its
+        own words (its SMS text among them); commands win over answers, so an answer word
+        that is a command could never be chosen.
+        """
+        groups = [(self.flow_src, f"scales.{s.id}", s.options) for s in flow.scales.values()]
+        groups += [
+            (self.messages_src, f"prompts.{p.key}", p.options) for p in flow.prompts.values()
+        ]
+        for language in flow.languages:
+            command_words = {
+                normalise(word): name
+                for name, words in flow.commands.items()
+                if name not in ONLY_WHILE_OPTED_OUT
+                for word in words[language]
+            }
+            for src, where, options in groups:
+                owner: dict[str, int] = {}
+                for option in options:
+                    owner[str(option.number)] = option.number
+                    owner[chr(ord("a") + option.number - 1)] = option.number
+                    numbers = flow.number_words.get(language, ())
+                    if option.number <= len(numbers):
+                        owner[normalise(numbers[option.number - 1])] = option.number
+                for option in options:
+                    for word in (*option.words[language], option.sms[language]):
+                        key = normalise(word)
+                        if owner.setdefault(key, option.number) != option.number:
+                            raise src.fail(
+                                f"{where} option {option.number}",
+                                f"{language} word {word!r} also chooses option {owner[key]}",
+                            )
+                        if key in command_words:
+                            raise src.fail(
+                                f"{where} option {option.number}",
+                                f"{language} word {word!r} is also the command "
+                                f"{command_words[key]!r}",
+                            )
+
+
+def _fill_quick_total(option: Option, quick_total: int) -> Option:
+    def fill(texts: Texts) -> Texts:
+        return {k: v.replace("{quick_total}", str(quick_total)) for k, v in texts.items()}
+
+    return Option(option.number, option.score, fill(option.label), fill(option.sms), option.words)
+
+
+def load_flow(
+    directory: str | Path | None = None, council: Mapping[str, str] | None = None
+) -> Flow:
     """Load and validate a flow directory (the shipped questionnaire by default).
 
     `council` fills the texts' {council}, {privacy_url}, {helpline} and {signposting}.
@@ -467,37 +655,14 @@ def load_flow(directory: str | Path | None = None, council: Mapping[str, str] | 
     return _Loader(Path(directory) if directory else SHIPPED, council or {}).load()
 
 
-def check_words(flow: Flow, src: _Source) -> None:
-    """No word may choose two options of one scale or prompt, or be both a command and an answer."""
-    from bot.matching import normalise
-
-    command_words = {
-        language: {normalise(w) for words in flow.commands.values() for w in words[language]}
-        for language in flow.languages
-    }
-    groups: list[tuple[str, tuple[Option, ...]]] = [
-        (f"scale {s.id}", s.options) for s in flow.scales.values()
-    ] + [(f"prompts.{p.key}", p.options) for p in flow.prompts.values()]
-    for where, options in groups:
-        for language in flow.languages:
-            owner: dict[str, int] = {}
-            for option in options:
-                for word in (*option.words[language], option.sms[language]):
-                    key = normalise(word)
-                    if owner.setdefault(key, option.number) != option.number:
-                        raise src.fail(where, f"{language} word {word!r} chooses two options")
-                    if key in command_words[language]:
-                        raise src.fail(where, f"{language} word {word!r} is also a command")
-
-
 def check_budgets(flow: Flow, gsm7_languages: frozenset[str]) -> None:
     """Every message a respondent can get: GSM-7 where promised, at most MAX_SEGMENTS."""
     for language in flow.languages:
         for text, where in _every_message(flow, language):
             count = count_segments(text)
             if language in gsm7_languages and count.encoding != "GSM-7":
-                bad = sorted({c for c in text if count_segments(c).encoding != "GSM-7"})
-                raise FlowError(f"{where}: {language} text is not GSM-7 (characters {bad})")
+                bad = sorted({char for char in text if not is_gsm7(char)})
+                raise FlowError(f"{where}: {language} message is not GSM-7 (characters {bad})")
             if count.segments > MAX_SEGMENTS:
                 raise FlowError(
                     f"{where}: {language} message is {count.segments} SMS segments "
@@ -506,30 +671,40 @@ def check_budgets(flow: Flow, gsm7_languages: frozenset[str]) -> None:
 
 
 def _every_message(flow: Flow, language: str) -> list[tuple[str, str]]:
-    messages: list[tuple[str, str]] = []
+    """(message, where it comes from) for the longest form of every message the flow sends."""
     text = flow.text
     longest_lead = max((text(k, language) for k in LEADS), key=lambda t: count_segments(t).units)
+    messages: list[tuple[str, str]] = []
+
+    def with_leads(body: str, where: str, option_count: int) -> None:
+        messages.append((join_lead(longest_lead, body), f"{where} after the longest lead"))
+        for reask in REASKS:
+            lead = text(reask, language).format(max=option_count)
+            messages.append((join_lead(lead, body), f"{where} after messages.{reask}"))
+
     for mode in flow.modes.values():
         for step in mode.steps:
             if isinstance(step, Question):
+                entry = "heading" if step.item == step.heading else "item"
+                where = f"items.toml: {entry} {step.item} sms: question {step.key} ({mode.id})"
                 body = question_body(flow, step, mode.total, language)
-                where = f"items.toml: question {step.key} ({mode.id})"
-                messages.append((join_lead(longest_lead, body), where))
-                for reask in REASKS:
-                    maximum = len(flow.scale_of(step).options)
-                    lead = text(reask, language).format(max=maximum)
-                    messages.append((join_lead(lead, body), f"{where} after {reask}"))
+                with_leads(body, where, len(flow.scale_of(step).options))
     for key, prompt in flow.prompts.items():
-        values: dict[str, object] = {"n": 999, "total": 999}
-        topics = [h.intro[language] for h in flow.headings] if key == "topic" else [""]
-        for topic in topics:
-            body = prompt.text[language].format(topic=topic, **values)
-            body = f"{body}\n{options_block(prompt.options, language, flow.languages[0])}"
-            where = f"messages.toml: prompts.{key}"
-            messages.append((join_lead(longest_lead, body), where))
-            for reask in REASKS:
-                lead = text(reask, language).format(max=len(prompt.options))
-                messages.append((join_lead(lead, body), f"{where} after {reask}"))
+        options = options_block(prompt.options, language, flow.languages[0])
+        where = f"messages.toml: prompts.{key}"
+        variants = [("", where)]
+        if key == "topic":
+            variants = [
+                (h.intro[language], f"items.toml: heading {h.id} intro: {where}")
+                for h in flow.headings
+            ]
+        for topic, at in variants:
+            body = prompt.text[language].format(topic=topic, n=999, total=999)
+            with_leads(f"{body}\n{options}", at, len(prompt.options))
     for key in WHOLE:
         messages.append((text(key, language), f"messages.toml: messages.{key}"))
+    from scoring.message import worst_case_messages  # here: scoring imports this module
+
+    where = "messages.toml: priorities message (worst case, with the council's signposting)"
+    messages.extend((message, where) for message in worst_case_messages(flow, language))
     return messages

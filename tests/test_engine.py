@@ -216,3 +216,30 @@ def test_state_round_trips_through_json_at_every_turn(flow: Flow) -> None:
 def test_corrupt_state_is_refused_with_a_reason(bad: str) -> None:
     with pytest.raises(ValueError, match=r"stage|schema|object"):
         State.from_json(bad)
+
+
+def test_a_state_from_an_older_flow_version_carries_on(flow: Flow) -> None:
+    """A council removed item GS02 while someone was answering it: they move on, nothing lost."""
+    talk = Conversation(flow)
+    talk.start("full")
+    old = talk.state.evolve(
+        question="GS99.skill",
+        answers={**talk.state.answers, "BA01.access": 3, "GS98.skill": 2},
+        history=(*talk.state.history, "BA01.access", "GS98.skill"),
+    )
+    turn = step(flow, old, Inbound("hello"), T0)
+    assert turn.state.answers == {"BA01.access": 3}
+    assert turn.state.question == "BA02.access"
+    assert "2/56" in turn.outbound[0].text
+
+
+def test_yes_opts_back_in_only_after_stop_as_twilio_does(flow: Flow) -> None:
+    talk = Conversation(flow)
+    talk.send("hello")
+    reply = talk.said("yes")
+    assert talk.state.stage == "mode"
+    assert "Which check" in reply
+    talk.send("1")
+    talk.send("stop")
+    assert "1/22" in talk.said("YES")
+    assert talk.events[-1] == Event("opted_in")

@@ -1,0 +1,91 @@
+"""What a completed assessment costs over SMS: turns, and outbound segments, per mode.
+
+Drives the engine with digits alone (as a respondent on a basic phone would) from the first
+text to the priorities message, and counts every outbound message's segments with the same
+counter the flow loader uses. The full assessment is reported for the fewest questions (every
+skill confident, so no interest question) and the most (every skill low, every topic taken).
+
+    python -m bench.sms_cost
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bot.engine import step
+from bot.messages import Inbound
+from bot.state import State
+from flows.loader import load_flow
+from flows.model import Flow, Question
+from flows.segments import count_segments
+
+START = datetime(2026, 11, 2, 9, 0)
+
+
+@dataclass(frozen=True)
+class Cost:
+    name: str
+    turns: int
+    messages: int
+    segments: int
+    answers: int
+
+
+def complete(flow: Flow, name: str, mode_option: str, reply: Callable[[State], str]) -> Cost:
+    state = State()
+    now = START
+    turns = messages = segments = answers = 0
+    script = iter(["hello", "1", mode_option])
+    while True:
+        text = next(script, None)
+        if text is None:
+            if state.stage == "done":
+                break
+            text = reply(state)
+        now += timedelta(minutes=1)
+        turn = step(flow, state, Inbound(text), now)
+        state = turn.state
+        turns += 1
+        messages += len(turn.outbound)
+        segments += sum(count_segments(o.text).segments for o in turn.outbound)
+        answers += sum(1 for e in turn.events if e.kind == "answered")
+    return Cost(name, turns, messages, segments, answers)
+
+
+def full_reply(skill: str) -> Callable[[State], str]:
+    def reply(state: State) -> str:
+        return skill if (state.question or "").endswith(".skill") else "1"
+
+    return reply
+
+
+def scenarios(flow: Flow) -> list[Cost]:
+    def uneven(state: State) -> str:
+        key = state.question or ""
+        if key.endswith(".topic"):
+            return "1"
+        question = flow.questions[key]
+        assert isinstance(question, Question)
+        return str(1 + question.number % 5)
+
+    return [
+        complete(flow, "quick check", "1", lambda state: "3"),
+        complete(flow, "full, all skills confident", "2", full_reply("4")),
+        complete(flow, "full, skills mixed", "2", uneven),
+        complete(flow, "full, all skills low", "2", full_reply("2")),
+    ]
+
+
+def main() -> None:
+    flow = load_flow()
+    print(f"{'assessment':32} {'turns':>6} {'answers':>8} {'messages':>9} {'segments':>9}")
+    for cost in scenarios(flow):
+        print(
+            f"{cost.name:32} {cost.turns:6} {cost.answers:8} {cost.messages:9} {cost.segments:9}"
+        )
+
+
+if __name__ == "__main__":
+    main()

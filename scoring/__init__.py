@@ -1,0 +1,32 @@
+"""Pure scoring: answers to a profile, ranked priorities, the priorities message, gains and
+cohort aggregates. No I/O, clock or randomness; the bot, dashboard, reports and exports all
+use this one package.
+"""
+
+from scoring.cohort import CohortSummary, HeadingMeans, cohort_summary
+from scoring.formula import Formula, FormulaError, compile_formula
+from scoring.gains import Gains, HeadingGain, UnitGain, gains
+from scoring.message import priorities_message, worst_case_messages
+from scoring.priorities import Priority, priorities
+from scoring.profile import HeadingScore, Profile, UnitScore, profile
+
+__all__ = [
+    "CohortSummary",
+    "Formula",
+    "FormulaError",
+    "Gains",
+    "HeadingGain",
+    "HeadingMeans",
+    "HeadingScore",
+    "Priority",
+    "Profile",
+    "UnitGain",
+    "UnitScore",
+    "cohort_summary",
+    "compile_formula",
+    "gains",
+    "priorities",
+    "priorities_message",
+    "profile",
+    "worst_case_messages",
+]
