@@ -8,6 +8,7 @@ documents each one. Unknown sections or keys are errors, so a typo never passes 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -87,7 +88,7 @@ def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
     if isinstance(default, int):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value):
             return int(value)
         raise ConfigError(f"{where} must be a whole number, not {value!r}")
     if isinstance(value, str):
