@@ -82,9 +82,7 @@ def main() -> None:
     flow = load_flow()
     print(f"{'assessment':32} {'turns':>6} {'answers':>8} {'messages':>9} {'segments':>9}")
     for cost in scenarios(flow):
-        print(
-            f"{cost.name:32} {cost.turns:6} {cost.answers:8} {cost.messages:9} {cost.segments:9}"
-        )
+        print(f"{cost.name:32} {cost.turns:6} {cost.answers:8} {cost.messages:9} {cost.segments:9}")
 
 
 if __name__ == "__main__":

@@ -10,9 +10,8 @@ from __future__ import annotations
 import uuid
 from typing import TextIO
 
-from dibot.turns import TurnHandler
-
 from bot.messages import Inbound
+from dibot.turns import TurnHandler
 
 PROMPT = "> "
 

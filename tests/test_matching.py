@@ -107,7 +107,9 @@ def test_commands_in_any_case(flow: Flow, text: str, command: str) -> None:
     assert command_of(flow, text, ["en"]) == command
 
 
-@pytest.mark.parametrize("text", ["stop it please", "help me with 2", "2", "", "/foo", "yes"])
+@pytest.mark.parametrize(
+    "text", ["stop it please", "help me with 2", "2", "", "/foo", "yes please"]
+)
 def test_a_command_is_the_whole_message(flow: Flow, text: str) -> None:
     assert command_of(flow, text, ["en"]) is None
 

@@ -1,0 +1,45 @@
+# dibot: everything runs from a local virtual environment (.venv), built on first use.
+# Needs only Python 3.11+ (with its venv module) and network access to PyPI.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test install install-dev lint typecheck clean
+
+## run: install, migrate the database (SQLite under ./var by default), serve on 127.0.0.1:8000
+run: $(VENV)/.installed
+	$(BIN)/dibot db upgrade
+	$(BIN)/dibot serve
+
+## test: install with the dev tools, then lint, format check, type check and the test suite
+test: lint typecheck
+	$(BIN)/pytest
+
+## install: the service (with PostgreSQL support) into .venv
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[postgres]'
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[postgres,dev]'
+	touch $@ $(VENV)/.installed
+
+## clean: remove the virtual environment, caches and build output (not ./var, your data)
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,128 @@
+"""Calling python-telegram-bot's asyncio `Bot` from synchronous code: one loop per process.
+
+The web service runs under WSGI (gunicorn sync workers) and the worker and poller are plain
+loops, but `telegram.Bot` is asyncio. Each process gets one event loop in a daemon thread,
+started on first use, with one `Bot` initialised on it; synchronous code hands it coroutines
+with `call()` and waits for the answer. Why not `asyncio.run()` per batch: a `Bot`'s HTTP
+connection pool belongs to the loop that opened it, so a loop per batch would mean a new `Bot`,
+a `getMe` and a new TLS connection to Telegram for every webhook; the long-lived loop keeps one
+warm connection for the life of the process.
+
+A loop thread never survives `fork()`: a process that did not start the loop starts its own.
+Exception text from the library can hold the bot token (a rejected token is quoted in full),
+so `redact()` is applied before anything is logged or stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from telegram import Bot
+from telegram.error import TelegramError
+from telegram.request import HTTPXRequest
+
+from dibot.config import TelegramConfig
+
+T = TypeVar("T")
+
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 10.0
+CALL_MARGIN = 10.0
+"""How much longer than the HTTP timeouts a caller waits for the loop before giving up."""
+
+# Opt in to python-telegram-bot's coming behaviour (time periods as timedelta, e.g. a 429's
+# `retry_after`); without it every flood-control answer raises a deprecation warning.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
+log = logging.getLogger(__name__)
+# httpx logs every request URL at INFO, and Bot API URLs carry the token.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+class BotUnavailable(TelegramError):
+    """The Bot could not be set up (getMe failed): no message left this process."""
+
+
+class BotThread:
+    """One event loop in a daemon thread and one initialised `Bot` on it, for this process."""
+
+    def __init__(self, telegram: TelegramConfig) -> None:
+        if not telegram.bot_token:
+            raise ValueError("telegram.bot_token is not set")
+        self._token = telegram.bot_token
+        self._base_url = telegram.api_base_url
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._bot: Bot | None = None
+        self._ready = False
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._token, "<token>")
+
+    def call(self, work: Callable[[Bot], Awaitable[T]], timeout: float | None = None) -> T:
+        """Run `work(bot)` on the loop and return its result (or raise its exception)."""
+        loop, bot = self._started()
+        wait = timeout if timeout is not None else CONNECT_TIMEOUT + READ_TIMEOUT + CALL_MARGIN
+        future = asyncio.run_coroutine_threadsafe(self._run(bot, work), loop)
+        try:
+            return future.result(wait)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    async def _run(self, bot: Bot, work: Callable[[Bot], Awaitable[T]]) -> T:
+        if not self._ready:
+            try:
+                await bot.initialize()
+            except TelegramError as error:
+                raise BotUnavailable(self.redact(error.message)) from error
+            self._ready = True
+        return await work(bot)
+
+    def _started(self) -> tuple[asyncio.AbstractEventLoop, Bot]:
+        with self._lock:
+            if self._pid != os.getpid() or self._loop is None or self._bot is None:
+                # A parent's loop and thread do not exist here: start afresh, close nothing.
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="telegram-bot-loop", daemon=True
+                )
+                thread.start()
+                request = HTTPXRequest(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
+                updates_request = HTTPXRequest(
+                    connection_pool_size=1,
+                    connect_timeout=CONNECT_TIMEOUT,
+                    read_timeout=READ_TIMEOUT,
+                )
+                self._bot = Bot(
+                    self._token,
+                    base_url=self._base_url,
+                    request=request,
+                    get_updates_request=updates_request,
+                )
+                self._loop, self._thread, self._pid, self._ready = loop, thread, os.getpid(), False
+            return self._loop, self._bot
+
+    def close(self) -> None:
+        """Shut the Bot's connections and stop the loop (only in the process that started it)."""
+        with self._lock:
+            loop, thread, bot = self._loop, self._thread, self._bot
+            owned = self._pid == os.getpid()
+            self._loop = self._thread = self._bot = None
+            self._pid, self._ready = None, False
+        if not owned or loop is None or thread is None or bot is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(bot.shutdown(), loop).result(CALL_MARGIN)
+        except Exception:  # closing must not fail: the process is going anyway
+            log.warning("the Telegram bot did not shut down cleanly", exc_info=False)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(CALL_MARGIN)
+        loop.close()

@@ -1,0 +1,118 @@
+"""Reading a Telegram update: a pure function from the update to what the turn handler needs.
+
+No network and no database here. An update becomes one of:
+- `TelegramInbound`: a turn to take, deduplicated on the update's `update_id` (a unique key,
+  never "greater than the last seen"), for the respondent `telegram:<chat id>`;
+- `ChatBlocked`: the respondent blocked the bot (`my_chat_member`, status "kicked"), to be
+  marked unreachable with no reply;
+- `UnusableTap`: a button tap that carries nothing to answer, still to be acknowledged;
+- None: anything else (group chats, channel posts, inline queries, service messages).
+
+Choices kept here:
+- A button tap is `Inbound(text="", button=<callback data>)`: the payload names the question
+  it answers, so the engine can tell a stale tap from a fresh one.
+- An edited message is read as a new message with its new text and answered like one: the
+  respondent sees the reply (and can say BACK), where a silent edit would look like the bot
+  had stopped listening. Its `update_id` is its own, so it is never taken for a duplicate.
+- Stickers, photos, voice notes and other attachments become `has_media=True` with the
+  caption as the text ("" without one), so the engine can say it only reads text.
+- Only private chats are conversations: a group the bot was added to is never questioned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import Bot, ChatMember, Message, Update
+from telegram.constants import ChatType, MessageAttachmentType
+
+from bot.messages import Inbound
+
+URN_PREFIX = "telegram:"
+ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
+"""The update kinds dibot reads; the rest are not requested from Telegram at all."""
+MEDIA_KINDS = frozenset(MessageAttachmentType) - {MessageAttachmentType.SUCCESSFUL_PAYMENT}
+
+
+@dataclass(frozen=True)
+class TelegramInbound:
+    """A turn to take. `callback_query_id` is set for a button tap, which must be answered."""
+
+    message_id: str
+    urn: str
+    inbound: Inbound
+    callback_query_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ChatBlocked:
+    """The respondent blocked the bot: they are unreachable until they write again."""
+
+    urn: str
+
+
+@dataclass(frozen=True)
+class UnusableTap:
+    """A tap with no data or from outside a private chat: acknowledged, nothing else."""
+
+    callback_query_id: str
+
+
+ParsedUpdate = TelegramInbound | ChatBlocked | UnusableTap
+
+
+def urn_of(chat_id: int) -> str:
+    return f"{URN_PREFIX}{chat_id}"
+
+
+def chat_id_of(urn: str) -> int:
+    """The chat id in a `telegram:<chat id>` URN."""
+    if not urn.startswith(URN_PREFIX):
+        raise ValueError(f"not a Telegram URN: {urn!r}")
+    return int(urn.removeprefix(URN_PREFIX))
+
+
+def parse_update_json(data: Mapping[str, Any], bot: Bot | None = None) -> ParsedUpdate | None:
+    """An update as the webhook received it (a JSON object). Malformed updates give None."""
+    try:
+        update = Update.de_json(dict(data), bot)
+    except Exception:  # whatever the library raises on a malformed update: it never parses
+        return None
+    return parse_update(update)
+
+
+def parse_update(update: Update) -> ParsedUpdate | None:
+    """An update as python-telegram-bot parsed it (webhook or getUpdates)."""
+    message_id = str(update.update_id)
+    message = update.message or update.edited_message
+    if message is not None:
+        return _from_message(message_id, message)
+    if update.callback_query is not None:
+        query = update.callback_query
+        chat = query.message.chat if query.message is not None else None
+        if query.data is None or chat is None or chat.type != ChatType.PRIVATE:
+            return UnusableTap(query.id)
+        return TelegramInbound(
+            message_id, urn_of(chat.id), Inbound(text="", button=query.data), query.id
+        )
+    if update.my_chat_member is not None:
+        change = update.my_chat_member
+        if change.chat.type == ChatType.PRIVATE and (
+            change.new_chat_member.status == ChatMember.BANNED
+        ):
+            return ChatBlocked(urn_of(change.chat.id))
+    return None
+
+
+def _from_message(message_id: str, message: Message) -> TelegramInbound | None:
+    if message.chat.type != ChatType.PRIVATE:
+        return None
+    has_media = any(message[kind] for kind in MEDIA_KINDS)
+    text = message.text if message.text is not None else message.caption or ""
+    if not has_media and message.text is None:
+        return None  # a service message (pinned, shared users…): nothing the respondent said
+    return TelegramInbound(
+        message_id, urn_of(message.chat.id), Inbound(text=text, has_media=has_media)
+    )

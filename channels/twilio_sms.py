@@ -1,0 +1,99 @@
+"""Twilio SMS: check the signature before reading anything, then one turn, answered in TwiML.
+
+Nothing from a request whose `X-Twilio-Signature` does not match is stored or logged. The
+signature covers the URL Twilio requested, which behind a TLS proxy is not `request.url`, so it
+is rebuilt from `twilio.public_url`; it covers every parameter that arrived, so it is checked
+over `request.form` itself, never a whitelist. After that only MessageSid, From, Body and
+NumMedia are read: geo fields (FromCity…) are never kept.
+
+Twilio's own opt-out words block the sender at Twilio, which confirms it itself; the turn still
+records the opt-out, but the TwiML carries no message, since Twilio would refuse it (21610).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from flask import Blueprint, Response, request
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+from werkzeug.datastructures import MultiDict
+
+from bot.messages import Inbound, Outbound
+from dibot.runtime import Runtime
+
+CHANNEL = "sms"
+SIGNATURE_HEADER = "X-Twilio-Signature"
+OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+"""Twilio blocks the sender on these words alone and confirms it itself; any reply of ours
+would be refused with error 21610."""
+UNSUBSCRIBED_RECIPIENT = "21610"
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+"""Meaningless in an SMS, and PostgreSQL cannot store NUL in text: dropped from bodies."""
+
+log = logging.getLogger(__name__)
+
+
+def blueprint(runtime: Runtime) -> Blueprint:
+    """`POST /webhooks/twilio/sms` (inbound messages) and `/webhooks/twilio/status`."""
+    twilio = runtime.config.twilio
+    validator = RequestValidator(twilio.auth_token) if twilio.auth_token else None
+    public_url = twilio.public_url.rstrip("/")
+    if validator is None:
+        log.warning("twilio.auth_token is not set: every Twilio webhook will be refused")
+    routes = Blueprint("twilio_sms", __name__, url_prefix="/webhooks/twilio")
+
+    @routes.before_request
+    def refuse_unsigned() -> Response | None:
+        url = public_url + _path_and_query() if public_url else request.url
+        signature = request.headers.get(SIGNATURE_HEADER, "")
+        if validator is not None and validator.validate(url, request.form, signature):
+            return None
+        log.warning("refused a Twilio webhook to %s: signature does not match", request.path)
+        return Response("Forbidden\n", status=403, mimetype="text/plain")
+
+    @routes.post("/sms")
+    def inbound_sms() -> Response:
+        form = request.form
+        message_id, sender = form.get("MessageSid", ""), form.get("From", "")
+        if not message_id or not sender:
+            return Response("MessageSid and From are required\n", 400, mimetype="text/plain")
+        result = runtime.handler.handle(
+            channel=CHANNEL,
+            message_id=message_id,
+            urn="tel:" + sender,
+            inbound=parse_inbound(form),
+        )
+        body = form.get("Body", "")
+        replies = () if body.strip().upper() in OPT_OUT_KEYWORDS else result.replies
+        return Response(twiml(replies), mimetype="text/xml")
+
+    @routes.post("/status")
+    def delivery_status() -> Response:
+        recipient = request.form.get("To", "")
+        if request.form.get("ErrorCode") == UNSUBSCRIBED_RECIPIENT and recipient:
+            runtime.handler.mark_unreachable("tel:" + recipient)
+        return Response(status=204)
+
+    return routes
+
+
+def parse_inbound(form: MultiDict[str, str]) -> Inbound:
+    """The words and whether media came with them; nothing else of Twilio's parameters."""
+    text = CONTROL_CHARACTERS.sub("", form.get("Body", ""))
+    media = form.get("NumMedia", "0").strip()
+    return Inbound(text=text, has_media=media.isdigit() and int(media) > 0)
+
+
+def twiml(replies: tuple[Outbound, ...]) -> str:
+    """One <Message> per reply; an empty <Response/> sends nothing."""
+    response = MessagingResponse()
+    for reply in replies:
+        response.message(reply.text)
+    return str(response)
+
+
+def _path_and_query() -> str:
+    query = request.query_string.decode("latin-1")
+    return f"{request.path}?{query}" if query else request.path

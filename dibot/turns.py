@@ -1,0 +1,164 @@
+"""The turn handler: one inbound message in, one database transaction, the replies out.
+
+The rules it keeps:
+- one transaction per turn, committed here and nowhere else: lock the respondent's
+  conversation, deduplicate on (channel, provider message id), step the engine, record what it
+  says happened, save the state, store the replies with the inbound, queue them if asked;
+- a message seen before changes nothing and gets the replies it got the first time;
+- one respondent's turns run one at a time (row lock on PostgreSQL, `BEGIN IMMEDIATE` on
+  SQLite), so two messages at once answer two consecutive questions;
+- if anything fails, nothing of the turn is stored, and the provider's retry starts afresh;
+- what to say, and to whom (an opted-out respondent included), is the engine's decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from bot.engine import step
+from bot.messages import Event, Inbound, Outbound, Turn
+from bot.state import State
+from flows.model import Flow
+from storage import outbox
+from storage.repository import AnswerRecord, LockedConversation, TurnStore
+
+NEW_STATE = State().to_json()
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class TurnResult:
+    replies: tuple[Outbound, ...]
+    """What to send now; for a duplicate, the replies stored the first time."""
+    duplicate: bool
+    """(channel, message_id) was seen before; nothing changed."""
+    queued: tuple[int, ...]
+    """Outbox ids of the replies, when `queue_replies` was asked for."""
+    events: tuple[Event, ...]
+    """What the engine said happened; () for a duplicate."""
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """Which provider message a turn answers, and when it arrived."""
+
+    channel: str
+    message_id: str
+    now: datetime
+
+
+class TurnHandler:
+    """Takes turns for one flow on one database; safe to share between threads."""
+
+    def __init__(
+        self, engine: sa.Engine, flow: Flow, clock: Callable[[], datetime] = utc_now
+    ) -> None:
+        self._engine = engine
+        self._flow = flow
+        self._clock = clock
+        self._store = TurnStore(engine.dialect.name)
+
+    def handle(
+        self,
+        *,
+        channel: str,
+        message_id: str,
+        urn: str,
+        inbound: Inbound,
+        queue_replies: bool = False,
+    ) -> TurnResult:
+        now = self._clock()
+        store = self._store
+        with self._engine.begin() as conn:
+            conversation = store.lock_conversation(conn, urn, self._flow, NEW_STATE, now)
+            stored = store.stored_replies(conn, channel, message_id)
+            if stored is not None:
+                return TurnResult(replies=stored, duplicate=True, queued=(), events=())
+            turn = step(self._flow, State.from_json(conversation.state), inbound, now)
+            assessment_id = self._record(
+                conn, conversation, turn, _Delivery(channel, message_id, now)
+            )
+            store.save_conversation(
+                conn, conversation, turn.state.to_json(), self._flow, assessment_id, now
+            )
+            inbox_id = store.add_inbound(
+                conn, channel, message_id, conversation.respondent_id, turn.outbound, now
+            )
+            if conversation.unreachable:
+                store.set_reachable(conn, conversation.respondent_id)
+            queued: tuple[int, ...] = ()
+            if queue_replies:
+                queued = tuple(
+                    outbox.queue(
+                        conn,
+                        channel=channel,
+                        respondent_id=conversation.respondent_id,
+                        message=reply,
+                        now=now,
+                        inbox_id=inbox_id,
+                    )
+                    for reply in turn.outbound
+                )
+        return TurnResult(replies=turn.outbound, duplicate=False, queued=queued, events=turn.events)
+
+    def mark_unreachable(self, urn: str) -> None:
+        """The provider cannot deliver to `urn` (Telegram: bot blocked; Twilio 21610: the
+        number sent STOP to Twilio). No outbox message goes to them until they write again."""
+        with self._engine.begin() as conn:
+            self._store.set_unreachable(conn, urn)
+
+    def _record(
+        self, conn: sa.Connection, conversation: LockedConversation, turn: Turn, delivery: _Delivery
+    ) -> int | None:
+        """Apply the turn's events; returns the assessment answers now go to."""
+        store, now = self._store, delivery.now
+        respondent_id = conversation.respondent_id
+        assessment_id = conversation.assessment_id
+        for event in turn.events:
+            kind = event.kind
+            if kind == "assessment_started":
+                mode = event.mode or turn.state.mode or ""
+                assessment_id = store.start_assessment(conn, respondent_id, mode, self._flow, now)
+            elif kind in ("answered", "skipped"):
+                if assessment_id is None:
+                    # The conversation's assessment was deleted (erasure, retention) while it
+                    # was live: keep the answers in a new one rather than lose them.
+                    mode = turn.state.mode or ""
+                    assessment_id = store.start_assessment(
+                        conn, respondent_id, mode, self._flow, now
+                    )
+                answer = AnswerRecord(
+                    question=_question(event),
+                    option=event.option,
+                    score=event.score,
+                    raw=event.raw,
+                    answered_at=now,
+                    channel=delivery.channel,
+                    provider_message_id=delivery.message_id,
+                )
+                store.save_answer(conn, assessment_id, answer)
+            elif kind == "cleared" and assessment_id is not None:
+                store.clear_answer(conn, assessment_id, _question(event))
+            elif kind == "assessment_completed" and assessment_id is not None:
+                store.complete_assessment(conn, assessment_id, now)
+            elif kind == "assessment_abandoned" and assessment_id is not None:
+                store.abandon_assessment(conn, assessment_id, now)
+            elif kind in ("opted_out", "opted_in"):
+                store.set_opted_out(conn, respondent_id, kind == "opted_out", now)
+            elif kind == "language_changed":
+                store.set_language(conn, respondent_id, turn.state.language)
+            # "consented" and "declined" need no row: the conversation's stage records them.
+        return assessment_id
+
+
+def _question(event: Event) -> str:
+    if event.question is None:
+        raise ValueError(f"a {event.kind} event must name its question")
+    return event.question

@@ -1,0 +1,80 @@
+"""One place builds database engines, so every connection is set up the same way.
+
+SQLite gets WAL, a busy timeout, foreign keys, `synchronous=FULL`, and every transaction starts
+with `BEGIN IMMEDIATE`: a deferred read-then-write transaction fails at once under contention,
+while an immediate one waits its turn. PostgreSQL (psycopg 3) needs nothing special here; the
+turn handler locks rows itself. No engine is built at import time, and no pooled connection
+is ever used in a process other than the one that opened it (after `fork()` the child opens
+its own).
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA synchronous=FULL",
+)
+
+
+def make_engine(url: str | URL, **options: Any) -> sa.Engine:
+    """An engine for `url` (SQLite file or `postgresql+psycopg://…`), set up for dibot.
+
+    `options` go to `sqlalchemy.create_engine` (e.g. `pool_size`).
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = _sqlite_engine(parsed, options)
+    else:
+        engine = sa.create_engine(parsed, **options)
+    _open_connections_per_process(engine)
+    return engine
+
+
+def _sqlite_engine(url: URL, options: dict[str, Any]) -> sa.Engine:
+    database = url.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, **options)
+
+    @event.listens_for(engine, "connect")
+    def set_up(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # sqlite3 must not issue BEGIN itself: the "begin" hook below does, as IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            for pragma in SQLITE_PRAGMAS:
+                cursor.execute(pragma)
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def begin_immediate(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _open_connections_per_process(engine: sa.Engine) -> None:
+    """A forked child drops the pool it inherited, without closing the parent's connections,
+    and connects anew when it first needs to (SQLAlchemy's advice for `fork()`)."""
+    engine_ref = weakref.ref(engine)
+
+    def forget_pool_in_child() -> None:
+        inherited = engine_ref()
+        if inherited is not None:
+            inherited.dispose(close=False)
+
+    os.register_at_fork(after_in_child=forget_pool_in_child)

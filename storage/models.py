@@ -1,0 +1,194 @@
+"""The tables, as typed SQLAlchemy models; the migrations in `storage/migrations` match them.
+
+The staff side may use these through the ORM; the turn's hot path uses their `__table__`s with
+statements built once (see `storage.repository`). Times are stored in UTC and always come
+back timezone-aware, on SQLite as on PostgreSQL. Ids are 64-bit on PostgreSQL and SQLite's
+rowid on SQLite. Of what respondents send, only the raw text of an answer is kept; the inbox
+keeps the replies it got (for duplicates), the outbox what is to be sent.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+"""A primary key: BIGINT on PostgreSQL, INTEGER (the rowid, so it autoincrements) on SQLite."""
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every database (SQLite keeps no offset: stored naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass a timezone-aware time")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime()}  # noqa: RUF012
+
+
+class Respondent(Base):
+    """A person, addressed by a URN such as "tel:+447700900123" or "telegram:123456"."""
+
+    __tablename__ = "respondents"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    urn: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    language: Mapped[str] = mapped_column(sa.String(16))
+    opted_out: Mapped[bool] = mapped_column(default=False)
+    opted_out_at: Mapped[datetime | None]
+    unreachable: Mapped[bool] = mapped_column(default=False)
+    """The provider says messages cannot reach them (Telegram: blocked the bot); cleared by
+    their next message."""
+    created_at: Mapped[datetime]
+
+
+class Assessment(Base):
+    """One run through the questionnaire in one mode; a check-in is another assessment."""
+
+    __tablename__ = "assessments"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    respondent_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("respondents.id", ondelete="CASCADE"), index=True
+    )
+    mode: Mapped[str] = mapped_column(sa.String(16))
+    flow_id: Mapped[str] = mapped_column(sa.String(64))
+    flow_version: Mapped[str] = mapped_column(sa.String(32))
+    started_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    abandoned_at: Mapped[datetime | None]
+
+
+class Conversation(Base):
+    """The live conversation of a respondent: the engine's state as JSON, nothing else.
+
+    Its row is what a turn locks, so one respondent's turns run one at a time.
+    """
+
+    __tablename__ = "conversations"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    respondent_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("respondents.id", ondelete="CASCADE"), unique=True
+    )
+    assessment_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("assessments.id", ondelete="SET NULL"), index=True
+    )
+    """The assessment answers go to: the latest one started."""
+    flow_id: Mapped[str] = mapped_column(sa.String(64))
+    flow_version: Mapped[str] = mapped_column(sa.String(32))
+    state: Mapped[str] = mapped_column(sa.Text)
+    """`bot.state.State.to_json()`."""
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Answer(Base):
+    """One question's answer in an assessment; `option` is None when the question was skipped.
+
+    A question not asked has no row. Answering again (after BACK) replaces the row.
+    """
+
+    __tablename__ = "answers"
+    __table_args__ = (sa.UniqueConstraint("assessment_id", "question"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    assessment_id: Mapped[int] = mapped_column(sa.ForeignKey("assessments.id", ondelete="CASCADE"))
+    question: Mapped[str] = mapped_column(sa.String(32))
+    """The question key, e.g. "GS01.skill"."""
+    item_id: Mapped[str] = mapped_column(sa.String(16))
+    aspect: Mapped[str] = mapped_column(sa.String(16))
+    option: Mapped[int | None]
+    """The option number chosen (as shown), or None: skipped."""
+    score: Mapped[int | None]
+    raw: Mapped[str | None] = mapped_column(sa.Text)
+    """What the respondent typed (or the button they tapped)."""
+    answered_at: Mapped[datetime]
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    provider_message_id: Mapped[str] = mapped_column(sa.String(128))
+
+
+class InboxEntry(Base):
+    """Every inbound message seen, once per (channel, provider message id), with the replies
+    it got, so a duplicate delivery gets the same replies and changes nothing."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (sa.UniqueConstraint("channel", "provider_message_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    provider_message_id: Mapped[str] = mapped_column(sa.String(128))
+    respondent_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("respondents.id", ondelete="CASCADE"), index=True
+    )
+    received_at: Mapped[datetime]
+    replies: Mapped[list[Any]] = mapped_column(sa.JSON)
+    """[{"text": …, "buttons": [{"label": …, "payload": …}]}], see `storage.codec`."""
+
+
+OUTBOX_STATUSES = ("pending", "sending", "sent", "failed")
+
+
+class OutboxEntry(Base):
+    """A message to send outside the webhook response, written in the turn's transaction.
+
+    pending → sending (claimed by a worker) → sent | failed, or back to pending for a retry.
+    A row left in "sending" is never sent again automatically: the provider may have it.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        sa.CheckConstraint(sa.column("status").in_(OUTBOX_STATUSES), name="status"),
+        sa.Index("ix_outbox_due", "status", "channel", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    respondent_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("respondents.id", ondelete="CASCADE"), index=True
+    )
+    inbox_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("inbox.id", ondelete="SET NULL"), index=True
+    )
+    """The inbound message whose turn queued this, if any."""
+    text: Mapped[str] = mapped_column(sa.Text)
+    buttons: Mapped[list[Any]] = mapped_column(sa.JSON)
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    provider_message_id: Mapped[str | None] = mapped_column(sa.String(128))
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+def table(model: type[Base]) -> sa.Table:
+    """The Core table behind a model, for statements on the hot path."""
+    return cast(sa.Table, model.__table__)

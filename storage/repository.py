@@ -1,0 +1,355 @@
+"""The statements a turn runs, built once per engine; each method takes the caller's connection.
+
+The turn is the hot path, so this is Core, not the ORM: no session, no identity map, no
+statement built per call. Nothing here begins or commits a transaction: the turn handler owns
+the one transaction per turn. `lock_conversation` is what serialises one respondent's turns:
+`SELECT … FOR UPDATE` on PostgreSQL; on SQLite the transaction's `BEGIN IMMEDIATE` already
+holds the write lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from bot.messages import Outbound
+from flows.model import Flow
+from storage.codec import dump_replies, load_replies
+from storage.models import (
+    Answer,
+    Assessment,
+    Conversation,
+    InboxEntry,
+    Respondent,
+    UTCDateTime,
+    table,
+)
+
+respondents = table(Respondent)
+conversations = table(Conversation)
+assessments = table(Assessment)
+answers = table(Answer)
+inbox = table(InboxEntry)
+
+ANSWER_FIELDS = (
+    "item_id",
+    "aspect",
+    "option",
+    "score",
+    "raw",
+    "answered_at",
+    "channel",
+    "provider_message_id",
+)
+"""What answering a question again replaces."""
+
+
+@dataclass(frozen=True)
+class LockedConversation:
+    """A respondent's conversation row, locked for the rest of the transaction."""
+
+    respondent_id: int
+    conversation_id: int
+    assessment_id: int | None
+    state: str
+    unreachable: bool
+
+
+@dataclass(frozen=True)
+class AnswerRecord:
+    """One answer (or skip, with `option` None) as the answers table keeps it."""
+
+    question: str
+    option: int | None
+    score: int | None
+    raw: str | None
+    answered_at: datetime
+    channel: str
+    provider_message_id: str
+
+
+def dialect_insert(dialect_name: str) -> Any:
+    """`INSERT … ON CONFLICT` for the databases dibot runs on."""
+    if dialect_name == "postgresql":
+        return postgresql.insert
+    if dialect_name == "sqlite":
+        return sqlite.insert
+    raise ValueError(f"dibot runs on SQLite or PostgreSQL, not {dialect_name}")
+
+
+def _param(name: str, type_: sa.types.TypeEngine[Any]) -> sa.BindParameter[Any]:
+    return sa.bindparam(name, type_=type_)
+
+
+class TurnStore:
+    """Prebuilt statements for one dialect."""
+
+    def __init__(self, dialect_name: str) -> None:
+        insert = dialect_insert(dialect_name)
+        r, c = respondents, conversations
+
+        self._lock = (
+            sa.select(r.c.id, c.c.id, c.c.assessment_id, c.c.state, r.c.unreachable)
+            .join_from(r, c, c.c.respondent_id == r.c.id)
+            .where(r.c.urn == sa.bindparam("urn"))
+            .with_for_update(of=c)
+        )
+        self._add_respondent = (
+            insert(r)
+            .values(
+                urn=sa.bindparam("urn"),
+                language=sa.bindparam("language"),
+                opted_out=False,
+                unreachable=False,
+                created_at=sa.bindparam("now"),
+            )
+            .on_conflict_do_nothing(index_elements=[r.c.urn])
+        )
+        created = _param("now", UTCDateTime())
+        self._add_conversation = (
+            insert(c)
+            .from_select(
+                ["respondent_id", "flow_id", "flow_version", "state", "created_at", "updated_at"],
+                sa.select(
+                    r.c.id,
+                    _param("flow_id", sa.String()),
+                    _param("flow_version", sa.String()),
+                    _param("state", sa.Text()),
+                    created,
+                    created,
+                ).where(r.c.urn == sa.bindparam("urn")),
+            )
+            .on_conflict_do_nothing(index_elements=[c.c.respondent_id])
+        )
+        self._save_conversation = (
+            sa.update(c)
+            .where(c.c.id == sa.bindparam("conversation_id"))
+            .values(
+                state=sa.bindparam("state"),
+                flow_id=sa.bindparam("flow_id"),
+                flow_version=sa.bindparam("flow_version"),
+                assessment_id=sa.bindparam("assessment_id"),
+                updated_at=sa.bindparam("now"),
+            )
+        )
+        self._stored_replies = sa.select(inbox.c.replies).where(
+            inbox.c.channel == sa.bindparam("channel"),
+            inbox.c.provider_message_id == sa.bindparam("message_id"),
+        )
+        self._add_inbound = (
+            sa.insert(inbox)
+            .values(
+                channel=sa.bindparam("channel"),
+                provider_message_id=sa.bindparam("message_id"),
+                respondent_id=sa.bindparam("respondent_id"),
+                received_at=sa.bindparam("now"),
+                replies=sa.bindparam("replies"),
+            )
+            .returning(inbox.c.id)
+        )
+        self._start_assessment = (
+            sa.insert(assessments)
+            .values(
+                respondent_id=sa.bindparam("respondent_id"),
+                mode=sa.bindparam("mode"),
+                flow_id=sa.bindparam("flow_id"),
+                flow_version=sa.bindparam("flow_version"),
+                started_at=sa.bindparam("now"),
+            )
+            .returning(assessments.c.id)
+        )
+        self._complete_assessment = (
+            sa.update(assessments)
+            .where(assessments.c.id == sa.bindparam("assessment_id"))
+            .values(completed_at=sa.bindparam("now"))
+        )
+        self._abandon_assessment = (
+            sa.update(assessments)
+            .where(
+                assessments.c.id == sa.bindparam("assessment_id"),
+                assessments.c.completed_at.is_(None),
+            )
+            .values(abandoned_at=sa.bindparam("now"))
+        )
+        upsert = insert(answers).values(
+            assessment_id=sa.bindparam("assessment_id"),
+            question=sa.bindparam("question"),
+            **{name: sa.bindparam(name) for name in ANSWER_FIELDS},
+        )
+        self._save_answer = upsert.on_conflict_do_update(
+            index_elements=[answers.c.assessment_id, answers.c.question],
+            set_={name: upsert.excluded[name] for name in ANSWER_FIELDS},
+        )
+        self._clear_answer = sa.delete(answers).where(
+            answers.c.assessment_id == sa.bindparam("assessment_id"),
+            answers.c.question == sa.bindparam("question"),
+        )
+        self._set_opted_out = (
+            sa.update(r)
+            .where(r.c.id == sa.bindparam("respondent_id"))
+            .values(opted_out=sa.bindparam("opted_out"), opted_out_at=sa.bindparam("now"))
+        )
+        self._set_language = (
+            sa.update(r)
+            .where(r.c.id == sa.bindparam("respondent_id"))
+            .values(language=sa.bindparam("language"))
+        )
+        self._set_reachable = (
+            sa.update(r).where(r.c.id == sa.bindparam("respondent_id")).values(unreachable=False)
+        )
+        self._set_unreachable = (
+            sa.update(r).where(r.c.urn == sa.bindparam("target_urn")).values(unreachable=True)
+        )
+
+    # --- the conversation ----------------------------------------------------------------
+
+    def lock_conversation(
+        self, conn: sa.Connection, urn: str, flow: Flow, initial_state: str, now: datetime
+    ) -> LockedConversation:
+        """The respondent's conversation, locked; respondent and conversation are created on
+        their first message (concurrent first messages wait for each other, then agree)."""
+        row = conn.execute(self._lock, {"urn": urn}).first()
+        if row is None:
+            conn.execute(
+                self._add_respondent, {"urn": urn, "language": flow.languages[0], "now": now}
+            )
+            conn.execute(
+                self._add_conversation,
+                {
+                    "urn": urn,
+                    "flow_id": flow.id,
+                    "flow_version": flow.version,
+                    "state": initial_state,
+                    "now": now,
+                },
+            )
+            row = conn.execute(self._lock, {"urn": urn}).one()
+        return LockedConversation(*row)
+
+    def save_conversation(
+        self,
+        conn: sa.Connection,
+        conversation: LockedConversation,
+        state: str,
+        flow: Flow,
+        assessment_id: int | None,
+        now: datetime,
+    ) -> None:
+        conn.execute(
+            self._save_conversation,
+            {
+                "conversation_id": conversation.conversation_id,
+                "state": state,
+                "flow_id": flow.id,
+                "flow_version": flow.version,
+                "assessment_id": assessment_id,
+                "now": now,
+            },
+        )
+
+    # --- the inbox: one row per provider message -----------------------------------------
+
+    def stored_replies(
+        self, conn: sa.Connection, channel: str, message_id: str
+    ) -> tuple[Outbound, ...] | None:
+        """The replies given the first time this message was seen; None if it is new."""
+        replies = conn.execute(
+            self._stored_replies, {"channel": channel, "message_id": message_id}
+        ).scalar()
+        return None if replies is None else load_replies(replies)
+
+    def add_inbound(
+        self,
+        conn: sa.Connection,
+        channel: str,
+        message_id: str,
+        respondent_id: int,
+        replies: Iterable[Outbound],
+        now: datetime,
+    ) -> int:
+        """Record the message as seen, with its replies; fails if it was seen already."""
+        inbox_id: int = conn.execute(
+            self._add_inbound,
+            {
+                "channel": channel,
+                "message_id": message_id,
+                "respondent_id": respondent_id,
+                "replies": dump_replies(replies),
+                "now": now,
+            },
+        ).scalar_one()
+        return inbox_id
+
+    # --- assessments and answers ---------------------------------------------------------
+
+    def start_assessment(
+        self, conn: sa.Connection, respondent_id: int, mode: str, flow: Flow, now: datetime
+    ) -> int:
+        assessment_id: int = conn.execute(
+            self._start_assessment,
+            {
+                "respondent_id": respondent_id,
+                "mode": mode,
+                "flow_id": flow.id,
+                "flow_version": flow.version,
+                "now": now,
+            },
+        ).scalar_one()
+        return assessment_id
+
+    def complete_assessment(self, conn: sa.Connection, assessment_id: int, now: datetime) -> None:
+        conn.execute(self._complete_assessment, {"assessment_id": assessment_id, "now": now})
+
+    def abandon_assessment(self, conn: sa.Connection, assessment_id: int, now: datetime) -> None:
+        conn.execute(self._abandon_assessment, {"assessment_id": assessment_id, "now": now})
+
+    def save_answer(self, conn: sa.Connection, assessment_id: int, answer: AnswerRecord) -> None:
+        """Insert the answer, or replace the one the question already has. NUL characters
+        are dropped from the raw text: PostgreSQL cannot store them."""
+        item_id, _, aspect = answer.question.partition(".")
+        conn.execute(
+            self._save_answer,
+            {
+                "assessment_id": assessment_id,
+                "question": answer.question,
+                "item_id": item_id,
+                "aspect": aspect,
+                "option": answer.option,
+                "score": answer.score,
+                "raw": None if answer.raw is None else answer.raw.replace("\x00", ""),
+                "answered_at": answer.answered_at,
+                "channel": answer.channel,
+                "provider_message_id": answer.provider_message_id,
+            },
+        )
+
+    def clear_answer(self, conn: sa.Connection, assessment_id: int, question: str) -> None:
+        conn.execute(self._clear_answer, {"assessment_id": assessment_id, "question": question})
+
+    # --- the respondent ------------------------------------------------------------------
+
+    def set_opted_out(
+        self, conn: sa.Connection, respondent_id: int, opted_out: bool, now: datetime
+    ) -> None:
+        conn.execute(
+            self._set_opted_out,
+            {
+                "respondent_id": respondent_id,
+                "opted_out": opted_out,
+                "now": now if opted_out else None,
+            },
+        )
+
+    def set_language(self, conn: sa.Connection, respondent_id: int, language: str) -> None:
+        conn.execute(self._set_language, {"respondent_id": respondent_id, "language": language})
+
+    def set_reachable(self, conn: sa.Connection, respondent_id: int) -> None:
+        conn.execute(self._set_reachable, {"respondent_id": respondent_id})
+
+    def set_unreachable(self, conn: sa.Connection, urn: str) -> None:
+        conn.execute(self._set_unreachable, {"target_urn": urn})

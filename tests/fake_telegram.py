@@ -1,0 +1,411 @@
+"""A fake Telegram Bot API server on 127.0.0.1, for python-telegram-bot to talk to over HTTP.
+
+It answers the methods dibot calls (getMe, sendMessage, answerCallbackQuery, getUpdates,
+deleteWebhook) with Telegram-shaped JSON, records every call with its decoded parameters, and
+can be told to refuse a chat (403, the bot was blocked), to flood-limit it (429 with
+`retry_after`) or to drop the connection without answering (the provider may or may not have
+accepted the message). `getUpdates` long-polls a queue of updates the test pushes, and treats
+`offset` as Telegram does: updates below it are confirmed and never served again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+BOT_ID = 7000000001
+JSON_VALUED = frozenset(
+    {
+        "chat_id",
+        "reply_markup",
+        "offset",
+        "limit",
+        "timeout",
+        "allowed_updates",
+        "message_id",
+        "show_alert",
+        "cache_time",
+        "drop_pending_updates",
+        "link_preview_options",
+        "reply_parameters",
+        "disable_notification",
+        "protect_content",
+    }
+)
+"""python-telegram-bot form-encodes parameters, JSON-encoding all but plain strings; `text`
+must stay a string even when it reads "1"."""
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    params: Mapping[str, Any]
+
+
+@dataclass
+class _Fault:
+    status: int
+    description: str
+    times: int
+    retry_after: int | None = None
+
+
+@dataclass
+class _State:
+    calls: list[Call] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    faults: dict[tuple[str, int | None], _Fault] = field(default_factory=dict)
+    hang_up: dict[tuple[str, int | None], int] = field(default_factory=dict)
+    closed: bool = False
+
+
+class FakeTelegram:
+    """The server, running in a thread until `close()`; use as a context manager."""
+
+    def __init__(self, token: str = "123456:TEST-token") -> None:
+        self.token = token
+        self._state = _State()
+        self._changed = threading.Condition()
+        self._message_ids = itertools.count(1)
+        self._update_ids = itertools.count(100_000)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def base_url(self) -> str:
+        """What `telegram.api_base_url` should say: the token is appended to it."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/bot"
+
+    def __enter__(self) -> FakeTelegram:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._changed:
+            self._state.closed = True
+            self._changed.notify_all()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    # What a test arranges.
+
+    def push_update(self, update: Mapping[str, Any]) -> dict[str, Any]:
+        """Queue an update for getUpdates; an `update_id` is assigned when it has none."""
+        queued = {"update_id": next(self._update_ids), **update}
+        with self._changed:
+            self._state.updates.append(queued)
+            self._changed.notify_all()
+        return queued
+
+    def refuse(
+        self,
+        method: str,
+        chat_id: int | None = None,
+        *,
+        status: int = 403,
+        description: str = "Forbidden: bot was blocked by the user",
+        retry_after: int | None = None,
+        times: int = 1_000_000,
+    ) -> None:
+        """Answer `method` (for one chat, or for all) with an error, `times` times."""
+        if retry_after is not None:
+            status, description = 429, f"Too Many Requests: retry after {retry_after}"
+        with self._changed:
+            self._state.faults[(method, chat_id)] = _Fault(status, description, times, retry_after)
+
+    def block(self, chat_id: int) -> None:
+        """The respondent blocked the bot: every sendMessage to them is a 403."""
+        self.refuse("sendMessage", chat_id)
+
+    def flood(self, chat_id: int, retry_after: int, times: int = 1) -> None:
+        """Flood control: the next `times` sendMessage calls to the chat get 429."""
+        self.refuse("sendMessage", chat_id, retry_after=retry_after, times=times)
+
+    def hang_up_on(self, method: str, chat_id: int | None = None, times: int = 1) -> None:
+        """Close the connection without an answer, after reading (and recording) the request."""
+        with self._changed:
+            self._state.hang_up[(method, chat_id)] = times
+
+    # What a test asserts on.
+
+    @property
+    def calls(self) -> list[Call]:
+        with self._changed:
+            return list(self._state.calls)
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [call for call in self.calls if call.method == method]
+
+    def sent(self, chat_id: int | None = None) -> list[Call]:
+        """sendMessage calls (to one chat, or to all), in the order they arrived."""
+        return [
+            call
+            for call in self.calls_to("sendMessage")
+            if chat_id is None or call.params.get("chat_id") == chat_id
+        ]
+
+    def wait_for(self, method: str, count: int, timeout: float = 10.0) -> list[Call]:
+        """Block until `count` calls to `method` arrived (or the timeout passed)."""
+        with self._changed:
+            self._changed.wait_for(
+                lambda: sum(c.method == method for c in self._state.calls) >= count, timeout
+            )
+        return self.calls_to(method)
+
+    # The server side.
+
+    def _answer(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+        """(status, body), or None to hang up."""
+        chat_id = params.get("chat_id")
+        with self._changed:
+            self._state.calls.append(Call(method, params))
+            self._changed.notify_all()
+            for key in ((method, chat_id), (method, None)):
+                if self._state.hang_up.get(key, 0) > 0:
+                    self._state.hang_up[key] -= 1
+                    return None
+            for key in ((method, chat_id), (method, None)):
+                fault = self._state.faults.get(key)
+                if fault is not None and fault.times > 0:
+                    fault.times -= 1
+                    body: dict[str, Any] = {
+                        "ok": False,
+                        "error_code": fault.status,
+                        "description": fault.description,
+                    }
+                    if fault.retry_after is not None:
+                        body["parameters"] = {"retry_after": fault.retry_after}
+                    return fault.status, body
+        if method == "getUpdates":
+            return 200, {"ok": True, "result": self._updates(params)}
+        return 200, {"ok": True, "result": self._result(method, params)}
+
+    def _result(self, method: str, params: Mapping[str, Any]) -> Any:
+        if method == "getMe":
+            return {
+                "id": BOT_ID,
+                "is_bot": True,
+                "first_name": "dibot",
+                "username": "dibot_test_bot",
+                "can_join_groups": False,
+                "can_read_all_group_messages": False,
+                "supports_inline_queries": False,
+            }
+        if method == "sendMessage":
+            chat_id = params["chat_id"]
+            message: dict[str, Any] = {
+                "message_id": next(self._message_ids),
+                "date": 1_790_000_000,
+                "chat": {"id": chat_id, "type": "private", "first_name": "Resident"},
+                "from": {"id": BOT_ID, "is_bot": True, "first_name": "dibot"},
+                "text": params.get("text", ""),
+            }
+            if "reply_markup" in params:
+                message["reply_markup"] = params["reply_markup"]
+            return message
+        return True  # answerCallbackQuery, deleteWebhook, setWebhook, editMessageReplyMarkup
+
+    def _updates(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        offset = int(params.get("offset") or 0)
+        limit = int(params.get("limit") or 100)
+        timeout = float(params.get("timeout") or 0)
+        with self._changed:
+            self._state.updates = [u for u in self._state.updates if u["update_id"] >= offset]
+            self._changed.wait_for(
+                lambda: bool(self._state.updates) or self._state.closed, timeout=timeout
+            )
+            return [dict(u) for u in self._state.updates[:limit]]
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go in two writes
+
+            def do_POST(self) -> None:
+                self._serve()
+
+            def do_GET(self) -> None:
+                self._serve()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _serve(self) -> None:
+                path = self.path.split("?", 1)[0]
+                prefix = f"/bot{fake.token}/"
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                if not path.startswith(prefix):
+                    self._reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
+                    return
+                answer = fake._answer(
+                    path[len(prefix) :], _decode(raw, self.headers.get("Content-Type", ""))
+                )
+                if answer is None:
+                    self.close_connection = True
+                    return
+                self._reply(*answer)
+
+            def _reply(self, status: int, body: Mapping[str, Any]) -> None:
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        return Handler
+
+
+def _decode(raw: bytes, content_type: str) -> dict[str, Any]:
+    if content_type.startswith("application/json"):
+        data = json.loads(raw or b"{}")
+        return dict(data) if isinstance(data, dict) else {}
+    params: dict[str, Any] = {}
+    for name, value in parse_qsl(raw.decode(), keep_blank_values=True):
+        params[name] = json.loads(value) if name in JSON_VALUED else value
+    return params
+
+
+def private_chat(chat_id: int) -> dict[str, Any]:
+    return {"id": chat_id, "type": "private", "first_name": "Resident"}
+
+
+def user(chat_id: int) -> dict[str, Any]:
+    return {"id": chat_id, "is_bot": False, "first_name": "Resident", "language_code": "en"}
+
+
+_message_numbers = itertools.count(1)
+
+
+def text_update(chat_id: int, text: str, update_id: int | None = None) -> dict[str, Any]:
+    """A respondent's text message, as Telegram delivers it."""
+    return _with_id(
+        {
+            "message": {
+                "message_id": next(_message_numbers),
+                "date": 1_790_000_000,
+                "chat": private_chat(chat_id),
+                "from": user(chat_id),
+                "text": text,
+            }
+        },
+        update_id,
+    )
+
+
+def tap_update(chat_id: int, data: str, update_id: int | None = None) -> dict[str, Any]:
+    """A tap on an inline keyboard button under one of the bot's messages."""
+    return _with_id(
+        {
+            "callback_query": {
+                "id": f"cq-{next(_message_numbers)}",
+                "from": user(chat_id),
+                "chat_instance": "-1000",
+                "data": data,
+                "message": {
+                    "message_id": next(_message_numbers),
+                    "date": 1_790_000_000,
+                    "chat": private_chat(chat_id),
+                    "from": {"id": BOT_ID, "is_bot": True, "first_name": "dibot"},
+                    "text": "the question",
+                },
+            }
+        },
+        update_id,
+    )
+
+
+def media_update(
+    chat_id: int, kind: str = "sticker", caption: str | None = None, update_id: int | None = None
+) -> dict[str, Any]:
+    """A sticker, photo or voice note (with an optional caption) and no text."""
+    attachments: dict[str, Any] = {
+        "sticker": {
+            "file_id": "s1",
+            "file_unique_id": "s1u",
+            "type": "regular",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+        },
+        "photo": [{"file_id": "p1", "file_unique_id": "p1u", "width": 90, "height": 90}],
+        "voice": {"file_id": "v1", "file_unique_id": "v1u", "duration": 3},
+    }
+    message: dict[str, Any] = {
+        "message_id": next(_message_numbers),
+        "date": 1_790_000_000,
+        "chat": private_chat(chat_id),
+        "from": user(chat_id),
+        kind: attachments[kind],
+    }
+    if caption is not None:
+        message["caption"] = caption
+    return _with_id({"message": message}, update_id)
+
+
+def edited_update(chat_id: int, text: str, update_id: int | None = None) -> dict[str, Any]:
+    update = text_update(chat_id, text, update_id)
+    message = update.pop("message")
+    message["edit_date"] = 1_790_000_060
+    update["edited_message"] = message
+    return update
+
+
+def member_update(chat_id: int, status: str, update_id: int | None = None) -> dict[str, Any]:
+    """The respondent blocked ("kicked") or unblocked ("member") the bot."""
+    bot_user = {"id": BOT_ID, "is_bot": True, "first_name": "dibot"}
+    old = "member" if status == "kicked" else "kicked"
+    old_member: dict[str, Any] = {"status": old, "user": bot_user}
+    new_member: dict[str, Any] = {"status": status, "user": bot_user}
+    if "kicked" in (old, status):
+        banned = old_member if old == "kicked" else new_member
+        banned["until_date"] = 0
+    return _with_id(
+        {
+            "my_chat_member": {
+                "chat": private_chat(chat_id),
+                "from": user(chat_id),
+                "date": 1_790_000_000,
+                "old_chat_member": old_member,
+                "new_chat_member": new_member,
+            }
+        },
+        update_id,
+    )
+
+
+_update_numbers = itertools.count(500_000)
+
+
+def _with_id(update: dict[str, Any], update_id: int | None) -> dict[str, Any]:
+    return {"update_id": next(_update_numbers) if update_id is None else update_id, **update}
+
+
+def keyboard_labels(call: Call) -> list[list[str]]:
+    markup = call.params.get("reply_markup") or {}
+    return [[button["text"] for button in row] for row in markup.get("inline_keyboard", [])]
+
+
+def keyboard_payloads(call: Call) -> Iterator[str]:
+    markup = call.params.get("reply_markup") or {}
+    for row in markup.get("inline_keyboard", []):
+        for button in row:
+            yield button["callback_data"]

@@ -1,0 +1,151 @@
+"""The `dibot` console command, run as an operator runs it: a real process each time."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tests.test_web import free_port
+
+DIBOT = shutil.which("dibot", path=str(Path(sys.executable).parent))
+STARTUP_LIMIT_SECONDS = 60
+STOP_LIMIT_SECONDS = 30
+
+
+def environment(**settings: str) -> dict[str, str]:
+    """This environment without any DIBOT_ setting of the developer's, plus `settings`."""
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("DIBOT_")}
+    return {**clean, **settings}
+
+
+def dibot(
+    *arguments: str, cwd: Path, stdin: str = "", **settings: str
+) -> subprocess.CompletedProcess[str]:
+    assert DIBOT is not None, "the dibot console script is not installed in this environment"
+    return subprocess.run(
+        [DIBOT, *arguments],
+        cwd=cwd,
+        env=environment(**settings),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_LIMIT_SECONDS,
+        check=False,
+    )
+
+
+def tables(database: Path) -> set[str]:
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {name for (name,) in rows}
+
+
+def test_help_lists_every_command(tmp_path: Path) -> None:
+    result = dibot("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for command in ("serve", "db", "chat", "telegram", "worker"):
+        assert command in result.stdout
+
+
+def test_db_upgrade_creates_the_sqlite_database_and_its_directory(tmp_path: Path) -> None:
+    database = tmp_path / "nested" / "dir" / "dibot.db"
+    result = dibot("db", "upgrade", cwd=tmp_path, DIBOT_DATABASE_URL=f"sqlite:///{database}")
+    assert result.returncode == 0, result.stderr
+    assert {"respondents", "conversations", "answers", "inbox", "outbox"} <= tables(database)
+    again = dibot("db", "upgrade", cwd=tmp_path, DIBOT_DATABASE_URL=f"sqlite:///{database}")
+    assert again.returncode == 0, again.stderr
+
+
+def test_config_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "dibot.toml"
+    config.write_text("[server]\nprot = 80\n", encoding="utf-8")
+    unknown_key = dibot("db", "upgrade", "--config", str(config), cwd=tmp_path)
+    wrong_type = dibot("serve", cwd=tmp_path, DIBOT_SERVER_PORT="eighty")
+    missing = dibot("chat", "--config", str(tmp_path / "absent.toml"), cwd=tmp_path)
+    for result, words in (
+        (unknown_key, "unknown key 'prot'"),
+        (wrong_type, "port must be a whole number"),
+        (missing, "does not exist"),
+    ):
+        assert result.returncode == 2
+        assert words in result.stderr
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_unreachable_database_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
+    result = dibot("db", "upgrade", cwd=tmp_path, DIBOT_DATABASE_URL=url)
+    assert result.returncode == 1
+    assert result.stderr.startswith("dibot: cannot use the database")
+    assert "Traceback" not in result.stderr
+
+
+def test_chat_answers_in_the_terminal(tmp_path: Path) -> None:
+    database = tmp_path / "chat.db"
+    result = dibot(
+        "chat",
+        cwd=tmp_path,
+        stdin="Hello\n1\n",
+        DIBOT_DATABASE_URL=f"sqlite:///{database}",
+        DIBOT_COUNCIL_NAME="Testshire Council",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Testshire Council" in result.stdout
+    assert "Which check would you like?" in result.stdout
+
+
+def test_serve_answers_healthz_on_the_configured_port(tmp_path: Path, database_url: str) -> None:
+    assert DIBOT is not None
+    port = free_port()
+    settings = environment(
+        DIBOT_DATABASE_URL=database_url, DIBOT_SERVER_PORT=str(port), DIBOT_SERVER_WORKERS="2"
+    )
+    server = subprocess.Popen(
+        [DIBOT, "serve"],
+        cwd=tmp_path,
+        env=settings,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        status, body = wait_for_health(f"http://127.0.0.1:{port}/healthz", server)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            _, errors = server.communicate(timeout=STOP_LIMIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            _, errors = server.communicate()
+    assert status == 200, errors
+    assert body == {"status": "ok", "database": "ok"}
+    assert server.returncode == 0, errors
+
+
+def wait_for_health(url: str, server: subprocess.Popen[str]) -> tuple[int, object]:
+    deadline = time.monotonic() + STARTUP_LIMIT_SECONDS
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status, json.load(response)
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.1)
+    return 0, None
+
+
+def test_a_database_directory_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    url = "sqlite:////proc/no-such-dir/dibot.db"
+    result = dibot("db", "upgrade", cwd=tmp_path, DIBOT_DATABASE_URL=url)
+    assert result.returncode == 1
+    assert result.stderr.startswith("dibot: ")
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,110 @@
+"""Engines are set up for durability and concurrency, and survive `fork()`."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from storage.database import make_engine
+from storage.migrate import upgrade
+from storage.models import Respondent, table
+
+respondents = table(Respondent)
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+def test_sqlite_connections_are_durable_and_wait_for_the_lock(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'a' / 'b' / 'dibot.db'}")
+    with engine.connect() as conn:
+        pragma = {
+            name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "foreign_keys", "synchronous", "busy_timeout")
+        }
+    engine.dispose()
+    assert pragma == {
+        "journal_mode": "wal",
+        "foreign_keys": 1,
+        "synchronous": 2,  # FULL
+        "busy_timeout": 10_000,
+    }
+    assert (tmp_path / "a" / "b" / "dibot.db").exists()
+
+
+def test_sqlite_writers_take_turns_instead_of_failing(tmp_path: Path) -> None:
+    """Read-then-write transactions under contention wait for each other (BEGIN IMMEDIATE)
+    rather than failing with "database is locked" or losing an update."""
+    url = f"sqlite:///{tmp_path / 'dibot.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(respondents).values(urn="terminal:counter", language="0", created_at=NOW)
+        )
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def increment() -> None:
+        try:
+            barrier.wait()
+            for _ in range(10):
+                with engine.begin() as conn:
+                    value = conn.execute(sa.select(respondents.c.language)).scalar_one()
+                    conn.execute(sa.update(respondents).values(language=str(int(value) + 1)))
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=increment) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with engine.connect() as conn:
+        total = conn.execute(sa.select(respondents.c.language)).scalar_one()
+    engine.dispose()
+    assert errors == []
+    assert total == "80"
+
+
+def _write_in_child(engine: sa.Engine, urn: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.insert(respondents).values(urn=urn, language="en", created_at=NOW))
+
+
+def test_a_forked_child_opens_its_own_connections(engine: sa.Engine) -> None:
+    _write_in_child(engine, "terminal:parent-before")  # the pool now holds a connection
+    child = multiprocessing.get_context("fork").Process(
+        target=_write_in_child, args=(engine, "terminal:child")
+    )
+    child.start()
+    child.join()
+    assert child.exitcode == 0
+    _write_in_child(engine, "terminal:parent-after")  # the parent's connection still works
+    with engine.connect() as conn:
+        urns = set(conn.execute(sa.select(respondents.c.urn)).scalars())
+    assert urns == {"terminal:parent-before", "terminal:child", "terminal:parent-after"}
+
+
+def test_naive_times_are_refused(engine: sa.Engine) -> None:
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"), engine.begin() as conn:
+        conn.execute(
+            sa.insert(respondents).values(
+                urn="terminal:naive", language="en", created_at=datetime(2026, 1, 1)
+            )
+        )
+
+
+def test_times_come_back_in_utc(engine: sa.Engine) -> None:
+    local = datetime(2026, 11, 25, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(respondents).values(urn="terminal:tz", language="en", created_at=local)
+        )
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(respondents.c.created_at)).scalar_one()
+    assert stored == local
+    assert stored.utcoffset() == timedelta(0)

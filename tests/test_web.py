@@ -1,0 +1,100 @@
+"""The web service around the channels: health check, security headers, the app factory."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from dibot.config import Config, DatabaseConfig, FlowConfig, TwilioConfig
+from dibot.web import SECURITY_HEADERS, create_app
+from flows.loader import FlowError
+from flows.model import Flow
+from tests.test_twilio_webhook import TOKEN, inbound, running_app
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def app(database_url: str, flow: Flow) -> Iterator[Flask]:
+    config = Config(
+        database=DatabaseConfig(url=database_url), twilio=TwilioConfig(auth_token=TOKEN)
+    )
+    with running_app(config, flow) as app:
+        yield app
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def test_healthz_reports_a_reachable_database(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "ok"}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param(
+            "postgresql+psycopg://dibot:hunter2-secret@127.0.0.1:{port}/dibot", id="postgres-down"
+        ),
+        pytest.param("sqlite:////proc/no-such-dir/dibot.db", id="sqlite-unwritable-dir"),
+    ],
+)
+def test_healthz_is_503_when_the_database_is_unreachable(
+    flow: Flow, caplog: pytest.LogCaptureFixture, url: str
+) -> None:
+    config = Config(database=DatabaseConfig(url=url.format(port=free_port())))
+    app = create_app(config, flow=flow)  # builds no engine, connects to nothing
+    with caplog.at_level(logging.DEBUG):
+        response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "error", "database": "unreachable"}
+    assert "hunter2" not in caplog.text
+    assert "hunter2" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/healthz"),
+        ("GET", "/no-such-page"),
+        ("POST", "/webhooks/twilio/sms"),  # unsigned: 403
+        ("GET", "/webhooks/twilio/sms"),  # 405
+    ],
+)
+def test_every_response_carries_the_security_headers(
+    client: FlaskClient, method: str, path: str
+) -> None:
+    response = client.open(path, method=method, data=inbound("Hello"))
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers[name] == value
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_an_oversized_request_is_refused_before_it_is_read(client: FlaskClient) -> None:
+    response = client.post("/webhooks/twilio/sms", data={"Body": "x" * (300 * 1024)})
+    assert response.status_code == 413
+
+
+def test_a_broken_flow_stops_the_app_from_being_made(tmp_path: Path) -> None:
+    (tmp_path / "flow.toml").write_text('id = "broken"\n', encoding="utf-8")
+    with pytest.raises(FlowError):
+        create_app(Config(flow=FlowConfig(path=str(tmp_path))))
