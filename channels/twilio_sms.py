@@ -73,7 +73,7 @@ def blueprint(runtime: Runtime) -> Blueprint:
     def delivery_status() -> Response:
         recipient = request.form.get("To", "")
         if request.form.get("ErrorCode") == UNSUBSCRIBED_RECIPIENT and recipient:
-            runtime.handler.mark_unreachable("tel:" + recipient)
+            runtime.handler.mark_opted_out("tel:" + recipient)
         return Response(status=204)
 
     return routes

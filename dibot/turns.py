@@ -114,6 +114,25 @@ class TurnHandler:
         with self._engine.begin() as conn:
             self._store.set_unreachable(conn, urn)
 
+    def mark_opted_out(self, urn: str) -> None:
+        """Twilio refused a send with 21610: the number opted out at Twilio (it sent STOP
+        there, perhaps in a message we never saw). Mirror it in the respondent's record and
+        conversation, so nothing more is sent until they text START, as after our own STOP."""
+        now = self._clock()
+        with self._engine.begin() as conn:
+            conversation = self._store.lock_conversation(conn, urn, self._flow, NEW_STATE, now)
+            state = State.from_json(conversation.state)
+            if not state.opted_out:
+                self._store.save_conversation(
+                    conn,
+                    conversation,
+                    state.evolve(opted_out=True).to_json(),
+                    self._flow,
+                    conversation.assessment_id,
+                    now,
+                )
+            self._store.set_opted_out(conn, conversation.respondent_id, True, now)
+
     def _record(
         self, conn: sa.Connection, conversation: LockedConversation, turn: Turn, delivery: _Delivery
     ) -> int | None:

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-from tests.test_web import free_port
-
-DIBOT = shutil.which("dibot", path=str(Path(sys.executable).parent))
-STARTUP_LIMIT_SECONDS = 60
-STOP_LIMIT_SECONDS = 30
-
-
-def environment(**settings: str) -> dict[str, str]:
-    """This environment without any DIBOT_ setting of the developer's, plus `settings`."""
-    clean = {name: value for name, value in os.environ.items() if not name.startswith("DIBOT_")}
-    return {**clean, **settings}
+from tests.processes import (
+    DIBOT,
+    STARTUP_LIMIT_SECONDS,
+    STOP_LIMIT_SECONDS,
+    environment,
+    free_port,
+    wait_for_health,
+)
 
 
 def dibot(
@@ -130,17 +120,6 @@ def test_serve_answers_healthz_on_the_configured_port(tmp_path: Path, database_u
     assert status == 200, errors
     assert body == {"status": "ok", "database": "ok"}
     assert server.returncode == 0, errors
-
-
-def wait_for_health(url: str, server: subprocess.Popen[str]) -> tuple[int, object]:
-    deadline = time.monotonic() + STARTUP_LIMIT_SECONDS
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return response.status, json.load(response)
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.1)
-    return 0, None
 
 
 def test_a_database_directory_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:

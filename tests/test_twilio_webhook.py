@@ -396,7 +396,7 @@ def test_status_callback_is_acknowledged(client: FlaskClient) -> None:
     assert post(client, params, path=STATUS).status_code == 204
 
 
-def test_status_21610_marks_the_respondent_unreachable(app: Flask, client: FlaskClient) -> None:
+def test_status_21610_opts_the_respondent_out_until_start(app: Flask, client: FlaskClient) -> None:
     reach_first_question(client)
     params = {
         "MessageSid": "SM" + "b" * 32,
@@ -407,10 +407,14 @@ def test_status_21610_marks_the_respondent_unreachable(app: Flask, client: Flask
     assert post(client, params, path=STATUS).status_code == 204
     runtime: Runtime = app.extensions["dibot"]
     with runtime.engine.connect() as connection:
-        unreachable = connection.execute(
-            sa.text("SELECT unreachable FROM respondents")
-        ).scalar_one()
-    assert unreachable
+        opted_out = connection.execute(sa.text("SELECT opted_out FROM respondents")).scalar_one()
+    assert opted_out
+    assert messages(post(client, inbound("2"))) == []
+    (reply,) = messages(post(client, inbound("START")))
+    assert "1/22" in reply
+    with runtime.engine.connect() as connection:
+        opted_out = connection.execute(sa.text("SELECT opted_out FROM respondents")).scalar_one()
+    assert not opted_out
 
 
 @pytest.mark.parametrize("body", [" 2 ", "2\x00", "\u200b2\u200b", "2\x1b", "2 😀"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,14 +14,8 @@ from dibot.config import Config, DatabaseConfig, FlowConfig, TwilioConfig
 from dibot.web import SECURITY_HEADERS, create_app
 from flows.loader import FlowError
 from flows.model import Flow
+from tests.processes import free_port
 from tests.test_twilio_webhook import TOKEN, inbound, running_app
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

@@ -1,0 +1,72 @@
+"""Running dibot as an operator does: the console script as a real process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+DIBOT = shutil.which("dibot", path=str(Path(sys.executable).parent))
+STARTUP_LIMIT_SECONDS = 60
+STOP_LIMIT_SECONDS = 30
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def environment(**settings: str) -> dict[str, str]:
+    """This environment without any DIBOT_ setting of the developer's, plus `settings`."""
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("DIBOT_")}
+    return {**clean, **settings}
+
+
+def wait_for_health(url: str, server: subprocess.Popen[str]) -> tuple[int, object]:
+    deadline = time.monotonic() + STARTUP_LIMIT_SECONDS
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status, json.load(response)
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.1)
+    return 0, None
+
+
+@contextmanager
+def serving(cwd: Path, port: int, **settings: str) -> Iterator[subprocess.Popen[str]]:
+    """`dibot serve` on 127.0.0.1:`port`, healthy before the block runs, stopped after it."""
+    assert DIBOT is not None, "the dibot console script is not installed in this environment"
+    server = subprocess.Popen(
+        [DIBOT, "serve"],
+        cwd=cwd,
+        env=environment(DIBOT_SERVER_PORT=str(port), **settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        status, _ = wait_for_health(f"http://127.0.0.1:{port}/healthz", server)
+        assert status == 200, "dibot serve did not become healthy"
+        yield server
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+        try:
+            server.communicate(timeout=STOP_LIMIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.communicate()
