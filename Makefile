@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-dev lint typecheck clean
+.PHONY: run test install install-dev lint typecheck clean translations
 
 ## run: install, migrate the database (SQLite under ./var by default), serve on 127.0.0.1:8000
 run: $(VENV)/.installed
@@ -43,3 +43,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+## translations: refresh the template from the flow's English and merge it into every catalog
+## (a changed English text comes back fuzzy: the loader refuses it until a translator checks it)
+FLOW_DIR ?= flows/digital_inclusion
+translations: $(VENV)/.installed-dev
+	$(BIN)/pybabel extract -F babel.cfg --no-location --omit-header -o $(FLOW_DIR)/locale/messages.pot .
+	$(BIN)/pybabel update -i $(FLOW_DIR)/locale/messages.pot -d $(FLOW_DIR)/locale --ignore-obsolete

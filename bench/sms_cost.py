@@ -1,9 +1,10 @@
-"""What a completed assessment costs over SMS: turns, and outbound segments, per mode.
+"""What a completed assessment costs over SMS: turns and outbound segments, per mode and language.
 
 Drives the engine with digits alone (as a respondent on a basic phone would) from the first
-text to the priorities message, and counts every outbound message's segments with the same
-counter the flow loader uses. The full assessment is reported for the fewest questions (every
-skill confident, so no interest question) and the most (every skill low, every topic taken).
+text and the language choice to the priorities message, and counts every outbound message's
+segments with the same counter the flow loader uses. The full assessment is reported for the
+fewest questions (every skill confident, so no interest question) and the most (every skill
+low, every topic taken).
 
     python -m bench.sms_cost
 """
@@ -26,6 +27,7 @@ START = datetime(2026, 11, 2, 9, 0)
 
 @dataclass(frozen=True)
 class Cost:
+    language: str
     name: str
     turns: int
     messages: int
@@ -33,11 +35,14 @@ class Cost:
     answers: int
 
 
-def complete(flow: Flow, name: str, mode_option: str, reply: Callable[[State], str]) -> Cost:
+def complete(
+    flow: Flow, language: str, name: str, mode_option: str, reply: Callable[[State], str]
+) -> Cost:
     state = State()
     now = START
     turns = messages = segments = answers = 0
-    script = iter(["hello", "1", mode_option])
+    choose = [str(flow.languages.index(language) + 1)] if len(flow.languages) > 1 else []
+    script = iter(["hello", *choose, "1", mode_option])
     while True:
         text = next(script, None)
         if text is None:
@@ -51,7 +56,7 @@ def complete(flow: Flow, name: str, mode_option: str, reply: Callable[[State], s
         messages += len(turn.outbound)
         segments += sum(count_segments(o.text).segments for o in turn.outbound)
         answers += sum(1 for e in turn.events if e.kind == "answered")
-    return Cost(name, turns, messages, segments, answers)
+    return Cost(language, name, turns, messages, segments, answers)
 
 
 def full_reply(skill: str) -> Callable[[State], str]:
@@ -61,7 +66,7 @@ def full_reply(skill: str) -> Callable[[State], str]:
     return reply
 
 
-def scenarios(flow: Flow) -> list[Cost]:
+def scenarios(flow: Flow, language: str) -> list[Cost]:
     def uneven(state: State) -> str:
         key = state.question or ""
         if key.endswith(".topic"):
@@ -71,18 +76,25 @@ def scenarios(flow: Flow) -> list[Cost]:
         return str(1 + question.number % 5)
 
     return [
-        complete(flow, "quick check", "1", lambda state: "3"),
-        complete(flow, "full, all skills confident", "2", full_reply("4")),
-        complete(flow, "full, skills mixed", "2", uneven),
-        complete(flow, "full, all skills low", "2", full_reply("2")),
+        complete(flow, language, "quick check", "1", lambda state: "3"),
+        complete(flow, language, "full, all skills confident", "2", full_reply("4")),
+        complete(flow, language, "full, skills mixed", "2", uneven),
+        complete(flow, language, "full, all skills low", "2", full_reply("2")),
     ]
 
 
 def main() -> None:
     flow = load_flow()
-    print(f"{'assessment':32} {'turns':>6} {'answers':>8} {'messages':>9} {'segments':>9}")
-    for cost in scenarios(flow):
-        print(f"{cost.name:32} {cost.turns:6} {cost.answers:8} {cost.messages:9} {cost.segments:9}")
+    print(
+        f"{'language':9} {'assessment':28} {'turns':>6} {'answers':>8} {'messages':>9} "
+        f"{'segments':>9}"
+    )
+    for language in flow.languages:
+        for cost in scenarios(flow, language):
+            print(
+                f"{cost.language:9} {cost.name:28} {cost.turns:6} {cost.answers:8} "
+                f"{cost.messages:9} {cost.segments:9}"
+            )
 
 
 if __name__ == "__main__":

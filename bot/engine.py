@@ -3,7 +3,9 @@
 The rules it keeps:
 - at most one message out per message in, acknowledgement and next question in one body;
 - commands (HELP, BACK, SKIP, REPEAT, LATER, RESTART, STOP, START) work at any point, in any
-  case, as the whole message; STOP silences everything until START;
+  case and in any of the flow's languages, as the whole message; STOP silences everything
+  until START; a language's name (CYMRAEG, ENGLISH) switches to it and keeps every answer;
+- a flow with several languages asks for one first, unless the channel already knows it;
 - a reply that matches no choice re-asks without advancing; the second miss offers SKIP; the
   third skips the question, so nonsense never loops;
 - progress is derived from the flow and the answers, never stored twice: the next step is the
@@ -17,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.matching import command_of, match_option
+from bot.matching import command_of, language_named, match_option
 from bot.messages import Event, Inbound, Outbound, Turn
 from bot.render import BUTTON_SEPARATOR, join_lead, prompt_message, question_message
 from bot.state import State
@@ -64,8 +66,11 @@ class _Step:
             return self.reply_text(
                 self.text("opted_out"), self.state.evolve(opted_out=True), Event("opted_out")
             )
+        switch = None if self.inbound.button else language_named(self.flow, self.inbound.text)
+        if switch is not None and len(self.flow.languages) > 1:
+            return self.switch_language(switch)
         if self.state.stage == "new":
-            return self.start_consent("")
+            return self.first_prompt("")
         if self.is_stale(previous_seen):
             return self.reply(self.resume_prompt(""), self.state.evolve(stage="resume", misses=0))
         if self.inbound.button is not None:
@@ -154,6 +159,9 @@ class _Step:
             self.flow, self.flow.prompts["topic"], language, lead, key=step.key, topic=topic
         )
 
+    def language_prompt(self) -> Outbound:
+        return prompt_message(self.flow, self.flow.prompts["language"], self.state.language)
+
     def consent_prompt(self, lead: str) -> Outbound:
         return prompt_message(self.flow, self.flow.prompts["consent"], self.state.language, lead)
 
@@ -180,6 +188,8 @@ class _Step:
     def current(self, lead: str) -> Outbound:
         """What the respondent is being asked now, again, with `lead` before it."""
         stage = self.state.stage
+        if stage == "language":
+            return self.language_prompt()
         if stage in ("new", "declined", "consent"):
             return self.consent_prompt(lead)
         if stage == "mode":
@@ -202,16 +212,36 @@ class _Step:
 
     # --- stages --------------------------------------------------------------------------
 
+    def first_prompt(self, lead: str) -> Turn:
+        """The language choice if the flow has several and none is known yet, else consent."""
+        if len(self.flow.languages) > 1 and not self.state.language_chosen:
+            state = self.state.evolve(stage="language", misses=0)
+            self.state = state
+            return self.reply(self.language_prompt(), state)
+        return self.start_consent(lead)
+
     def start_consent(self, lead: str) -> Turn:
         state = self.state.evolve(stage="consent", misses=0)
         return self.reply(
             prompt_message(self.flow, self.flow.prompts["consent"], state.language, lead), state
         )
 
+    def switch_language(self, language: str) -> Turn:
+        """Speak `language` from now on; every answer stays, the current prompt is asked again."""
+        changed = Event("language_changed")
+        stage = self.state.stage
+        self.state = self.state.evolve(language=language, language_chosen=True, misses=0)
+        if stage in ("new", "language", "declined"):
+            turn = self.start_consent("")
+            return Turn(turn.state, turn.outbound, (changed,))
+        if stage == "paused":
+            self.state = self.state.evolve(stage="asking")
+        return self.reply(self.current(self.text("language_changed")), self.state, changed)
+
     def resume_after_opt_in(self) -> Turn:
         opted_in = Event("opted_in")
         if self.state.stage in ("new", "declined"):
-            turn = self.start_consent(self.text("welcome_back"))
+            turn = self.first_prompt(self.text("welcome_back"))
             return Turn(turn.state, turn.outbound, (opted_in,))
         if self.state.stage == "done":
             return self.reply(self.current(self.text("welcome_back")), None, opted_in)
@@ -265,7 +295,7 @@ class _Step:
 
     def prompt_key(self) -> str | None:
         stage = self.state.stage
-        if stage in ("consent", "mode", "resume", "restart"):
+        if stage in ("language", "consent", "mode", "resume", "restart"):
             return stage
         if stage in ("asking", "paused"):
             return self.state.question
@@ -286,6 +316,8 @@ class _Step:
         if match.option is None:
             return self.missed(len(options))
         self.state = self.state.evolve(misses=0)
+        if stage == "language":
+            return self.switch_language(self.flow.languages[match.option - 1])
         if stage == "consent":
             return self.consented(match.option)
         if stage == "mode":
@@ -301,7 +333,7 @@ class _Step:
 
     def options_now(self) -> tuple[Option, ...]:
         stage = self.state.stage
-        if stage in ("consent", "mode", "resume", "restart"):
+        if stage in ("language", "consent", "mode", "resume", "restart"):
             return self.flow.prompts[stage].options
         current = self.current_step()
         if isinstance(current, TopicBreak):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from flows.model import Flow, Option
 
@@ -19,8 +20,10 @@ EDGE_PUNCTUATION = " .,;:!?()[]{}<>\"'`-_*#/\\|~"
 QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 
 
+@lru_cache(maxsize=16384)
 def normalise(text: str) -> str:
-    """Fold a reply to the form words are compared in."""
+    """Fold a reply to the form words are compared in (cached: the flow's own words are
+    folded again on every turn)."""
     text = unicodedata.normalize("NFKC", text).translate(QUOTES)
     kept = []
     for char in unicodedata.normalize("NFD", text):
@@ -82,6 +85,15 @@ def command_of(flow: Flow, text: str, languages: Iterable[str]) -> str | None:
     return None
 
 
+def language_named(flow: Flow, text: str) -> str | None:
+    """The language a whole message names ("Cymraeg", "ENGLISH"), to switch to it."""
+    word = normalise(text.strip().lstrip("/"))
+    for language in flow.languages:
+        if any(normalise(w) == word for w in flow.language_words.get(language, ())):
+            return language
+    return None
+
+
 def _option_words(option: Option, languages: Iterable[str]) -> set[str]:
     words: set[str] = set()
     for language in languages:
@@ -92,7 +104,7 @@ def _option_words(option: Option, languages: Iterable[str]) -> set[str]:
 
 
 def _number_word(
-    number_words: Mapping[str, tuple[str, ...]],
+    number_words: Mapping[str, tuple[tuple[str, ...], ...]],
     word: str,
     languages: Iterable[str],
     count: int,
@@ -100,12 +112,13 @@ def _number_word(
 ) -> int | None:
     found: set[int] = set()
     for language in languages:
-        for index, candidate in enumerate(number_words.get(language, ())[:count], start=1):
-            folded = normalise(candidate)
-            if word == folded or (
-                typos and edit_distance(word, folded, 1) <= min(1, typo_allowance(folded))
-            ):
-                found.add(index)
+        for index, forms in enumerate(number_words.get(language, ())[:count], start=1):
+            for form in forms:
+                folded = normalise(form)
+                if word == folded or (
+                    typos and edit_distance(word, folded, 1) <= min(1, typo_allowance(folded))
+                ):
+                    found.add(index)
     return found.pop() if len(found) == 1 else None
 
 
@@ -132,10 +145,11 @@ def match_option(
         number = ord(word) - ord("a") + 1
         if number in numbers:
             return Match(number)
+    for language in languages:  # the respondent's own language first
+        exact = [o.number for o in options if word in _option_words(o, (language,))]
+        if len(exact) == 1:
+            return Match(exact[0])
     by_words = {o.number: _option_words(o, languages) for o in options}
-    exact = [n for n, words in by_words.items() if word in words]
-    if len(exact) == 1:
-        return Match(exact[0])
     named = _number_word(flow.number_words, word, languages, len(options), typos=False)
     if named is not None:
         return Match(named)

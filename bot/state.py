@@ -34,6 +34,9 @@ STATE_SCHEMA = 1
 class State:
     stage: Stage = "new"
     language: str = "en"
+    language_chosen: bool = False
+    """The respondent (or their channel, e.g. Telegram's language setting) chose `language`;
+    until then a flow with several languages asks first."""
     mode: str | None = None
     question: str | None = None
     answers: Mapping[str, int] = field(default_factory=dict)

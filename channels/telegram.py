@@ -89,6 +89,7 @@ class TelegramChannel:
                 urn=parsed.urn,
                 inbound=parsed.inbound,
                 queue_replies=True,
+                language=parsed.language,
             )
             return result.queued
         return ()

@@ -17,6 +17,8 @@ Choices kept here:
 - Stickers, photos, voice notes and other attachments become `has_media=True` with the
   caption as the text ("" without one), so the engine can say it only reads text.
 - Only private chats are conversations: a group the bot was added to is never questioned.
+- The sender's Telegram language setting (`language_code`, e.g. "cy") goes with the turn, so a
+  new respondent whose Telegram is in Welsh starts in Welsh without being asked.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from telegram import Bot, ChatMember, Message, Update
+from telegram import Bot, ChatMember, Message, Update, User
 from telegram.constants import ChatType, MessageAttachmentType
 
 from bot.messages import Inbound
@@ -44,6 +46,8 @@ class TelegramInbound:
     urn: str
     inbound: Inbound
     callback_query_id: str | None = None
+    language: str | None = None
+    """The primary subtag of the sender's Telegram language setting ("cy" for "cy-GB")."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,11 @@ def parse_update(update: Update) -> ParsedUpdate | None:
         if query.data is None or chat is None or chat.type != ChatType.PRIVATE:
             return UnusableTap(query.id)
         return TelegramInbound(
-            message_id, urn_of(chat.id), Inbound(text="", button=query.data), query.id
+            message_id,
+            urn_of(chat.id),
+            Inbound(text="", button=query.data),
+            query.id,
+            language_of(query.from_user),
         )
     if update.my_chat_member is not None:
         change = update.my_chat_member
@@ -114,5 +122,13 @@ def _from_message(message_id: str, message: Message) -> TelegramInbound | None:
     if not has_media and message.text is None:
         return None  # a service message (pinned, shared users…): nothing the respondent said
     return TelegramInbound(
-        message_id, urn_of(message.chat.id), Inbound(text=text, has_media=has_media)
+        message_id,
+        urn_of(message.chat.id),
+        Inbound(text=text, has_media=has_media),
+        language=language_of(message.from_user),
     )
+
+
+def language_of(user: User | None) -> str | None:
+    code = user.language_code if user is not None else None
+    return code.split("-", 1)[0].lower() if code else None

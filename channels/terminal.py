@@ -17,7 +17,12 @@ PROMPT = "> "
 
 
 def run_chat(
-    handler: TurnHandler, urn: str, input: TextIO, output: TextIO, record: TextIO | None = None
+    handler: TurnHandler,
+    urn: str,
+    input: TextIO,
+    output: TextIO,
+    record: TextIO | None = None,
+    language: str | None = None,
 ) -> int:
     """Read lines from `input` until end of file, answering each; returns the turns taken."""
     interactive = input.isatty()
@@ -37,6 +42,7 @@ def run_chat(
             message_id=f"terminal-{uuid.uuid4()}",
             urn=urn,
             inbound=Inbound(text=text),
+            language=language,
         )
         turns += 1
         if record is not None:

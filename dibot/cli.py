@@ -1,4 +1,4 @@
-"""The `dibot` command: serve, db upgrade, chat, telegram, worker.
+"""The `dibot` command: serve, db upgrade, chat, telegram (polling or webhook set-up), worker.
 
 Every command reads the same configuration (`--config FILE`, else `$DIBOT_CONFIG`, else
 `./config.toml`, else defaults, with `DIBOT_<SECTION>_<KEY>` on top). A configuration or flow
@@ -82,21 +82,57 @@ def chat(arguments: argparse.Namespace, config: Config) -> int:
 
     if config.database.url.startswith("sqlite"):
         db_upgrade(arguments, config)  # a local file: make it ready to try the bot at once
-    handler = Runtime(config).handler
+    runtime = Runtime(config)
+    language = arguments.lang
+    if language is not None and language not in runtime.flow.languages:
+        print(
+            f"dibot: no language {language!r} in the flow (it has {list(runtime.flow.languages)})",
+            file=sys.stderr,
+        )
+        return 2
     if arguments.record is None:
-        run_chat(handler, arguments.urn, sys.stdin, sys.stdout)
+        run_chat(runtime.handler, arguments.urn, sys.stdin, sys.stdout, language=language)
     else:
         with open(arguments.record, "a", encoding="utf-8") as record:
-            run_chat(handler, arguments.urn, sys.stdin, sys.stdout, record)
+            run_chat(
+                runtime.handler, arguments.urn, sys.stdin, sys.stdout, record, language=language
+            )
     return 0
 
 
 def telegram(arguments: argparse.Namespace, config: Config) -> int:
-    """Take Telegram updates by long polling (instead of the webhook)."""
+    """Take Telegram updates by long polling (instead of the webhook), or, with
+    --set-webhook URL / --delete-webhook, point Telegram at the webhook or take it away."""
     from channels.telegram import run_polling
 
+    if arguments.set_webhook is not None or arguments.delete_webhook:
+        return telegram_webhook(arguments, config)
     runtime = _telegram_runtime(config)
     run_polling(config, runtime.handler, engine=runtime.engine)
+    return 0
+
+
+def telegram_webhook(arguments: argparse.Namespace, config: Config) -> int:
+    """setWebhook (or deleteWebhook), then print what getWebhookInfo says."""
+    from channels import telegram_setup
+
+    if not config.telegram.bot_token:
+        raise ConfigError("[telegram] bot_token is not set (DIBOT_TELEGRAM_BOT_TOKEN)")
+    try:
+        if arguments.delete_webhook:
+            status = telegram_setup.delete_webhook(config.telegram)
+        else:
+            status = telegram_setup.set_webhook(config.telegram, arguments.set_webhook)
+            note = telegram_setup.path_note(arguments.set_webhook)
+            if note is not None:
+                print(f"dibot: {note}", file=sys.stderr)
+    except telegram_setup.WebhookSetupError as error:
+        print(f"dibot: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    except telegram_setup.TelegramCallFailed as error:
+        print(f"dibot: {error}", file=sys.stderr)
+        return FAILURE
+    print("\n".join(status.lines()))
     return 0
 
 
@@ -148,7 +184,28 @@ def _parser() -> argparse.ArgumentParser:
     chat_command.add_argument(
         "--record", metavar="FILE", help="append the conversation to FILE as a test transcript"
     )
-    command("telegram", telegram, "take Telegram updates by long polling")
+    chat_command.add_argument(
+        "--lang",
+        metavar="LANG",
+        help="start a new conversation in this language (e.g. cy) instead of asking",
+    )
+    telegram_command = command(
+        "telegram",
+        telegram,
+        "take Telegram updates by long polling, or set or delete the webhook instead",
+    )
+    webhook = telegram_command.add_mutually_exclusive_group()
+    webhook.add_argument(
+        "--set-webhook",
+        metavar="URL",
+        help="point Telegram at URL (https://<host>/webhooks/telegram) with"
+        " telegram.webhook_secret, print the webhook's status and exit",
+    )
+    webhook.add_argument(
+        "--delete-webhook",
+        action="store_true",
+        help="remove the webhook (updates then wait for long polling), print its status and exit",
+    )
     command("worker", worker, "send queued outbound messages")
     return parser
 

@@ -56,12 +56,22 @@ class CouncilConfig:
     privacy_url: str = "example.gov.uk/privacy"
     helpline: str = "0300 000 0000"
     signposting: str = "For free help call 0300 000 0000."
+    translations: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Language code -> these same keys in that language, from a `[council.cy]` table (or
+    DIBOT_COUNCIL_CY_SIGNPOSTING…); a key not given there falls back to the one above."""
 
 
 @dataclass(frozen=True)
 class FlowConfig:
     path: str = ""
     """A flow directory; empty means the questionnaire shipped with dibot."""
+    languages: str = ""
+    """Languages to offer, comma-separated (e.g. "en" or "en,cy"); empty offers every language
+    the flow has a catalog for. English, the flow's source, is always offered."""
+
+    def language_list(self) -> list[str] | None:
+        chosen = [code.strip() for code in self.languages.split(",") if code.strip()]
+        return chosen or None
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,28 @@ def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
     raise ConfigError(f"{where} must be a string, not {value!r}")
 
 
+LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
+COUNCIL_TEXTS = ("name", "privacy_url", "helpline", "signposting")
+COUNCIL_ENV = re.compile(r"^DIBOT_COUNCIL_([A-Z]{2,3})_(" + "|".join(COUNCIL_TEXTS).upper() + ")$")
+
+
+def _council_translations(
+    council: CouncilConfig, values: Mapping[str, Any], origin: str
+) -> CouncilConfig:
+    """Merge `[council.<lang>]` tables into the council's translations."""
+    merged = {language: dict(texts) for language, texts in council.translations.items()}
+    for language, texts in values.items():
+        if not LANGUAGE_CODE.match(language) or not isinstance(texts, Mapping):
+            raise ConfigError(f"{origin}: [council.{language}] must be a language's table")
+        for key, value in texts.items():
+            if key not in COUNCIL_TEXTS:
+                raise ConfigError(f"{origin}: unknown key {key!r} in [council.{language}]")
+            if not isinstance(value, str):
+                raise ConfigError(f"{origin}: [council.{language}] {key} must be a string")
+            merged.setdefault(language, {})[key] = value
+    return replace(council, translations=merged)
+
+
 def _apply(config: Config, values: Mapping[str, Mapping[str, Any]], origin: str) -> Config:
     sections = {f.name: f for f in fields(Config)}
     for section_name, section_values in values.items():
@@ -104,7 +136,11 @@ def _apply(config: Config, values: Mapping[str, Mapping[str, Any]], origin: str)
         if not isinstance(section_values, Mapping):
             raise ConfigError(f"{origin}: [{section_name}] must be a table")
         section = getattr(config, section_name)
-        known = {f.name for f in fields(section)}
+        if isinstance(section, CouncilConfig):
+            tables = {k: v for k, v in section_values.items() if isinstance(v, Mapping)}
+            section = _council_translations(section, tables, origin)
+            section_values = {k: v for k, v in section_values.items() if k not in tables}
+        known = {f.name for f in fields(section)} - {"translations"}
         changes = {}
         for key, value in section_values.items():
             if key not in known:
@@ -136,4 +172,8 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
             name = f"DIBOT_{section.name}_{key.name}".upper()
             if name in env:
                 overrides.setdefault(section.name, {})[key.name] = env[name]
+    council: dict[str, Any] = overrides.setdefault("council", {})
+    for name, value in env.items():
+        if match := COUNCIL_ENV.match(name):
+            council.setdefault(match[1].lower(), {})[match[2].lower()] = value
     return _apply(config, overrides, "environment")

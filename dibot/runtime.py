@@ -7,7 +7,6 @@ use, which in `dibot serve` is inside a worker, never in the parent that forks t
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from functools import cached_property
 
 from sqlalchemy import Engine
@@ -20,15 +19,28 @@ from storage.database import make_engine
 
 
 def council_parameters(config: Config) -> dict[str, str]:
-    """The values the flow's texts fill in for {council}, {privacy_url}, {helpline}…"""
-    parameters = asdict(config.council)
-    parameters["council"] = parameters.pop("name")
+    """The values the flow's texts fill in for {council}, {privacy_url}, {helpline}…, and
+    "{key}.{language}" for the ones the council gave in another language."""
+    council = config.council
+    parameters = {
+        "council": council.name,
+        "privacy_url": council.privacy_url,
+        "helpline": council.helpline,
+        "signposting": council.signposting,
+    }
+    for language, texts in council.translations.items():
+        for key, value in texts.items():
+            parameters[f"{'council' if key == 'name' else key}.{language}"] = value
     return parameters
 
 
 def load_configured_flow(config: Config) -> Flow:
     """The configured flow directory (the shipped questionnaire when empty), validated."""
-    return load_flow(config.flow.path or None, council=council_parameters(config))
+    return load_flow(
+        config.flow.path or None,
+        council=council_parameters(config),
+        languages=config.flow.language_list(),
+    )
 
 
 class Runtime:

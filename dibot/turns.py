@@ -26,8 +26,6 @@ from flows.model import Flow
 from storage import outbox
 from storage.repository import AnswerRecord, LockedConversation, TurnStore
 
-NEW_STATE = State().to_json()
-
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -73,11 +71,17 @@ class TurnHandler:
         urn: str,
         inbound: Inbound,
         queue_replies: bool = False,
+        language: str | None = None,
     ) -> TurnResult:
+        """Take one turn. `language` is the respondent's language as their channel knows it
+        (Telegram's setting, `dibot chat --lang`): a new conversation starts in it, without
+        asking, when it is one of the flow's languages other than the default."""
         now = self._clock()
         store = self._store
         with self._engine.begin() as conn:
-            conversation = store.lock_conversation(conn, urn, self._flow, NEW_STATE, now)
+            conversation = store.lock_conversation(
+                conn, urn, self._flow, self._new_state(language), now
+            )
             stored = store.stored_replies(conn, channel, message_id)
             if stored is not None:
                 return TurnResult(replies=stored, duplicate=True, queued=(), events=())
@@ -108,6 +112,15 @@ class TurnHandler:
                 )
         return TurnResult(replies=turn.outbound, duplicate=False, queued=queued, events=turn.events)
 
+    def _new_state(self, language: str | None) -> State:
+        """A new conversation, in the channel's language if that is one of the flow's others.
+
+        A device set to the default language (English) says little: most Welsh speakers'
+        phones are, so they are still offered the choice."""
+        if language in self._flow.languages[1:]:
+            return State(language=language, language_chosen=True)
+        return State(language=self._flow.languages[0])
+
     def mark_unreachable(self, urn: str) -> None:
         """The provider cannot deliver to `urn` (Telegram: bot blocked; Twilio 21610: the
         number sent STOP to Twilio). No outbox message goes to them until they write again."""
@@ -120,7 +133,9 @@ class TurnHandler:
         conversation, so nothing more is sent until they text START, as after our own STOP."""
         now = self._clock()
         with self._engine.begin() as conn:
-            conversation = self._store.lock_conversation(conn, urn, self._flow, NEW_STATE, now)
+            conversation = self._store.lock_conversation(
+                conn, urn, self._flow, self._new_state(None), now
+            )
             state = State.from_json(conversation.state)
             if not state.opted_out:
                 self._store.save_conversation(

@@ -1,11 +1,13 @@
 """Load a flow directory and refuse it, naming file, entry and problem, unless it is whole.
 
-A flow directory holds `flow.toml` (id, version, languages, scales, modes, priority rule),
-`items.toml` (headings and items) and `messages.toml` (system texts, prompts, commands,
-number words). The loader checks that ids are unique and well formed, every reference is
-known, every text exists in every shipped language, placeholders are the expected ones, no
-word chooses two things, and every message a respondent can receive is within its SMS
-budget: GSM-7 where the flow says so, and never more than `MAX_SEGMENTS` segments.
+A flow directory holds `flow.toml` (id, version, scales, modes, priority rule, segment
+budgets), `items.toml` (headings and items) and `messages.toml` (system texts, prompts,
+commands, number words), written in English, and a gettext catalog per other language in
+`locale/<lang>/LC_MESSAGES/messages.po` (see flows/catalog.py). The loader checks that ids
+are unique and well formed, every reference is known, every text exists in every language,
+placeholders are the expected ones, no word chooses two things, and every message a
+respondent can receive is within its SMS budget: GSM-7 where the flow says so, and never
+more segments than the language's budget.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from __future__ import annotations
 import re
 import string
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 from bot.matching import normalise
 from bot.render import join_lead, options_block, question_body
+from flows.catalog import SOURCE_LANGUAGE, CatalogError, catalogs, source_texts, translate
 from flows.model import (
     Aspect,
     Flow,
@@ -40,6 +43,7 @@ from flows.segments import count_segments, is_gsm7
 
 SHIPPED = Path(__file__).parent / "digital_inclusion"
 MAX_SEGMENTS = 2
+"""The default budget: the most SMS segments one message may take ([segments] default)."""
 SHORT_MAX_CHARS = 30
 ASPECTS: tuple[Aspect, ...] = ("access", "blocker", "skill", "interest")
 SECTION_ASPECTS: Mapping[Section, tuple[Aspect, ...]] = {
@@ -51,6 +55,8 @@ COMMANDS = ("help", "back", "skip", "repeat", "later", "restart", "stop", "start
 ONLY_WHILE_OPTED_OUT = frozenset({"opt_in"})
 """Commands that mean something only to a respondent who has opted out (Twilio's YES)."""
 PROMPTS = ("consent", "mode", "topic", "resume", "restart")
+LANGUAGE_PROMPT = "language"
+"""Built from every language's `language_prompt` message and name, not written in data."""
 COUNCIL_KEYS = ("council", "privacy_url", "helpline", "signposting")
 ITEM_ID = re.compile(r"^[A-Z]{2}\d{2}$")
 HEADING_ID = re.compile(r"^[A-Z]{2}$")
@@ -67,10 +73,19 @@ LEADS = (
     "restarting",
     "section_blockers",
     "section_skills",
+    "language_changed",
 )
-"""Messages that can stand before a question in the same SMS."""
+"""Messages that stand before a question or prompt in the same SMS."""
+PROMPT_ONLY_LEADS = frozenset({"cannot_skip", "restarting"})
+"""Leads said only before a numbered prompt (consent, mode…), never before a question."""
+QUESTION_ONLY_LEADS = frozenset(
+    {"ack", "skipped", "auto_skip", "back", "section_blockers", "section_skills"}
+)
+"""Leads said only once questions have begun (a topic break counts as a question here)."""
 REASKS = ("reask", "offer_skip")
 WHOLE = ("help", "later", "declined", "opted_out", "done_again")
+PROMPT_PARTS = ("language_prompt",)
+"""Messages that are parts of a prompt rather than messages of their own."""
 PRIORITY_MESSAGES = (
     "priorities_intro",
     "priorities_first_basics",
@@ -101,7 +116,8 @@ FILE_KEYS: Mapping[str, frozenset[str]] = {
         {
             "id",
             "version",
-            "languages",
+            "language",
+            "segments",
             "gsm7_languages",
             "resume_after_days",
             "priority",
@@ -174,23 +190,51 @@ def placeholders(text: str) -> frozenset[str]:
 
 
 class _Loader:
-    def __init__(self, directory: Path, council: Mapping[str, str]) -> None:
+    def __init__(
+        self, directory: Path, council: Mapping[str, str], only: Sequence[str] | None
+    ) -> None:
         self.flow_src = _read(directory, "flow.toml")
         self.items_src = _read(directory, "items.toml")
         self.messages_src = _read(directory, "messages.toml")
-        self.council = {key: council.get(key, "") for key in COUNCIL_KEYS}
-        languages = self.flow_src.data.get("languages")
-        if (
-            not isinstance(languages, list)
-            or not languages
-            or not all(isinstance(language, str) and language for language in languages)
-        ):
-            raise self.flow_src.fail("languages", "must be a non-empty list of language codes")
-        self.languages: tuple[str, ...] = tuple(languages)
-        gsm7 = self.flow_src.data.get("gsm7_languages", ["en"])
-        if not isinstance(gsm7, list) or not set(gsm7) <= set(self.languages):
-            raise self.flow_src.fail("gsm7_languages", "must list some of the flow's languages")
-        self.gsm7_languages: frozenset[str] = frozenset(gsm7)
+        self.council = dict(council)
+        found = catalogs(directory)
+        wanted = list(only) if only else [SOURCE_LANGUAGE, *found]
+        missing = [lang for lang in wanted if lang != SOURCE_LANGUAGE and lang not in found]
+        if missing:
+            raise FlowError(
+                f"locale: no catalog for {missing} (have: {[SOURCE_LANGUAGE, *found]}); "
+                f"add locale/<lang>/LC_MESSAGES/messages.po"
+            )
+        if SOURCE_LANGUAGE not in wanted:
+            wanted.insert(0, SOURCE_LANGUAGE)
+        self.languages: tuple[str, ...] = tuple(dict.fromkeys(wanted))
+        english = [
+            text
+            for src in (self.flow_src, self.items_src, self.messages_src)
+            for text in source_texts(src.path.name, src.data)
+        ]
+        for language in self.languages[1:]:
+            shown = f"locale/{language}/LC_MESSAGES/messages.po"
+            try:
+                translate(english, language, found[language], shown)
+            except CatalogError as error:
+                raise FlowError(str(error)) from None
+        self.budgets = self.segment_budgets()
+        gsm7 = self.flow_src.data.get("gsm7_languages", [SOURCE_LANGUAGE])
+        if not isinstance(gsm7, list) or not all(isinstance(lang, str) for lang in gsm7):
+            raise self.flow_src.fail("gsm7_languages", "must be a list of language codes")
+        self.gsm7_languages: frozenset[str] = frozenset(gsm7) & frozenset(self.languages)
+
+    def segment_budgets(self) -> dict[str, int]:
+        src = self.flow_src
+        raw = src.table("segments", src.data.get("segments"))
+        budgets: dict[str, int] = {}
+        for language in self.languages:
+            value = raw.get(language, raw.get("default", MAX_SEGMENTS))
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise src.fail(f"segments.{language}", "must be a whole number of segments")
+            budgets[language] = value
+        return budgets
 
     # --- small readers -------------------------------------------------------------------
 
@@ -239,13 +283,16 @@ class _Loader:
                     where,
                     f"{language} text has unknown placeholders {sorted(unknown)} (known: {known})",
                 )
-            result[language] = self.fill_council(text)
+            result[language] = self.fill_council(text, language)
         if len(set(found.values())) > 1:
             raise src.fail(where, "placeholders differ between languages")
         return result
 
-    def fill_council(self, text: str) -> str:
-        for key, value in self.council.items():
+    def fill_council(self, text: str, language: str) -> str:
+        """The council's values in `language` where it gave them ("signposting.cy"), else
+        its default ones."""
+        for key in COUNCIL_KEYS:
+            value = self.council.get(f"{key}.{language}") or self.council.get(key, "")
             text = text.replace("{" + key + "}", value)
         return text
 
@@ -499,7 +546,7 @@ class _Loader:
         src = self.messages_src
         raw = src.table("messages", src.data.get("messages"))
         messages: dict[str, Texts] = {}
-        for key in ("progress", *LEADS, *REASKS, *WHOLE, *PRIORITY_MESSAGES):
+        for key in ("progress", *LEADS, *REASKS, *WHOLE, *PRIORITY_MESSAGES, *PROMPT_PARTS):
             allowed = RUNTIME_PLACEHOLDERS.get(key, frozenset())
             texts = self.texts(src, f"messages.{key}", raw.get(key), allowed)
             missing = {name for text in texts.values() for name in allowed - placeholders(text)}
@@ -549,9 +596,44 @@ class _Loader:
             commands[name] = words
         return commands
 
-    def number_words(self) -> dict[str, tuple[str, ...]]:
+    def number_words(self) -> dict[str, tuple[tuple[str, ...], ...]]:
+        """Per language, the words for 1, 2, 3…; each a word or a list of its forms."""
         src = self.messages_src
-        return dict(self.word_lists(src, "number_words", src.data.get("number_words")))
+        table = src.table("number_words", src.data.get("number_words"))
+        result: dict[str, tuple[tuple[str, ...], ...]] = {}
+        for language in self.languages:
+            numbers = table.get(language)
+            if not isinstance(numbers, list) or not numbers:
+                raise src.fail("number_words", f"no {language} words")
+            forms: list[tuple[str, ...]] = []
+            for index, entry in enumerate(numbers, start=1):
+                words = [entry] if isinstance(entry, str) else entry
+                if (
+                    not isinstance(words, list)
+                    or not words
+                    or not all(isinstance(word, str) and word for word in words)
+                ):
+                    raise src.fail(f"number_words.{index}", f"no {language} word")
+                forms.append(tuple(words))
+            result[language] = tuple(forms)
+        return result
+
+    def language_prompt(
+        self, messages: Mapping[str, Texts], names: Texts, words: Mapping[str, tuple[str, ...]]
+    ) -> Prompt:
+        """ "Choose your language / Dewiswch eich iaith" with a numbered option per language."""
+        text = " / ".join(messages["language_prompt"][language] for language in self.languages)
+        options = tuple(
+            Option(
+                number=number,
+                score=number - 1,
+                label=dict.fromkeys(self.languages, names[language]),
+                sms=dict.fromkeys(self.languages, names[language]),
+                words=dict.fromkeys(self.languages, words[language]),
+            )
+            for number, language in enumerate(self.languages, start=1)
+        )
+        return Prompt(LANGUAGE_PROMPT, dict.fromkeys(self.languages, text), options)
 
     # --- the whole flow ------------------------------------------------------------------
 
@@ -575,6 +657,13 @@ class _Loader:
                     raise src.fail(
                         f"question {step.key}", "differs between modes (same key, other number)"
                     )
+        language = src.table("language", data.get("language"))
+        src.only_keys("language", language, frozenset({"name", "words"}))
+        names = self.texts(src, "language.name", language.get("name"))
+        switch_words = self.word_lists(src, "language.words", language.get("words"))
+        messages = self.messages()
+        prompts = self.prompts(modes["quick"].total)
+        prompts[LANGUAGE_PROMPT] = self.language_prompt(messages, names, switch_words)
         flow = Flow(
             id=data["id"],
             version=data["version"],
@@ -583,13 +672,16 @@ class _Loader:
             headings=headings,
             items=items,
             modes=modes,
-            prompts=self.prompts(modes["quick"].total),
-            messages=self.messages(),
+            prompts=prompts,
+            messages=messages,
             commands=self.commands(),
             number_words=self.number_words(),
             questions=questions,
             priority=self.priority(),
             resume_after_days=resume_after_days,
+            language_names=names,
+            language_words=switch_words,
+            segment_budgets=self.budgets,
         )
         self.check_words(flow)
         check_budgets(flow, self.gsm7_languages)
@@ -598,21 +690,32 @@ class _Loader:
     def check_words(self, flow: Flow) -> None:
         """No reply may choose two options of one scale or prompt, or be a command as well.
 
-        An option is chosen by its number, its letter (a, b, c...), its number word and its
-        own words (its SMS text among them); commands win over answers, so an answer word
-        that is a command could never be chosen.
+        An option is chosen by its number, its letter (a, b, c...), its number words and its
+        own words (its SMS text among them) in any of the flow's languages; commands and
+        language names win over answers, so an answer word that is one could never be chosen.
         """
+        reserved = {
+            normalise(word): f"the command {name!r}"
+            for name, words in flow.commands.items()
+            if name not in ONLY_WHILE_OPTED_OUT
+            for language in flow.languages
+            for word in words[language]
+        }
+        for language in flow.languages:
+            for word in flow.language_words[language]:
+                if normalise(word) in reserved:
+                    raise self.flow_src.fail(
+                        "language.words",
+                        f"{language} word {word!r} is also {reserved[normalise(word)]}",
+                    )
+                reserved[normalise(word)] = f"the language {language!r}"
         groups = [(self.flow_src, f"scales.{s.id}", s.options) for s in flow.scales.values()]
         groups += [
-            (self.messages_src, f"prompts.{p.key}", p.options) for p in flow.prompts.values()
+            (self.messages_src, f"prompts.{p.key}", p.options)
+            for p in flow.prompts.values()
+            if p.key != LANGUAGE_PROMPT
         ]
         for language in flow.languages:
-            command_words = {
-                normalise(word): name
-                for name, words in flow.commands.items()
-                if name not in ONLY_WHILE_OPTED_OUT
-                for word in words[language]
-            }
             for src, where, options in groups:
                 owner: dict[str, int] = {}
                 for option in options:
@@ -620,7 +723,8 @@ class _Loader:
                     owner[chr(ord("a") + option.number - 1)] = option.number
                     numbers = flow.number_words.get(language, ())
                     if option.number <= len(numbers):
-                        owner[normalise(numbers[option.number - 1])] = option.number
+                        for form in numbers[option.number - 1]:
+                            owner[normalise(form)] = option.number
                 for option in options:
                     for word in (*option.words[language], option.sms[language]):
                         key = normalise(word)
@@ -629,11 +733,10 @@ class _Loader:
                                 f"{where} option {option.number}",
                                 f"{language} word {word!r} also chooses option {owner[key]}",
                             )
-                        if key in command_words:
+                        if key in reserved:
                             raise src.fail(
                                 f"{where} option {option.number}",
-                                f"{language} word {word!r} is also the command "
-                                f"{command_words[key]!r}",
+                                f"{language} word {word!r} is also {reserved[key]}",
                             )
 
 
@@ -645,39 +748,49 @@ def _fill_quick_total(option: Option, quick_total: int) -> Option:
 
 
 def load_flow(
-    directory: str | Path | None = None, council: Mapping[str, str] | None = None
+    directory: str | Path | None = None,
+    council: Mapping[str, str] | None = None,
+    languages: Sequence[str] | None = None,
 ) -> Flow:
     """Load and validate a flow directory (the shipped questionnaire by default).
 
     `council` fills the texts' {council}, {privacy_url}, {helpline} and {signposting}.
-    Raises FlowError naming the file, the entry and the problem.
+    `languages` keeps only those languages (English always stays); None keeps every language
+    the flow has a catalog for. Raises FlowError naming the file, the entry and the problem.
     """
-    return _Loader(Path(directory) if directory else SHIPPED, council or {}).load()
+    folder = Path(directory) if directory else SHIPPED
+    return _Loader(folder, council or {}, languages).load()
 
 
 def check_budgets(flow: Flow, gsm7_languages: frozenset[str]) -> None:
-    """Every message a respondent can get: GSM-7 where promised, at most MAX_SEGMENTS."""
+    """Every message a respondent can get: GSM-7 where promised, within its language's budget."""
     for language in flow.languages:
+        budget = flow.segment_budgets[language]
         for text, where in _every_message(flow, language):
             count = count_segments(text)
             if language in gsm7_languages and count.encoding != "GSM-7":
                 bad = sorted({char for char in text if not is_gsm7(char)})
                 raise FlowError(f"{where}: {language} message is not GSM-7 (characters {bad})")
-            if count.segments > MAX_SEGMENTS:
+            if count.segments > budget:
                 raise FlowError(
                     f"{where}: {language} message is {count.segments} SMS segments "
-                    f"({count.units} {count.encoding} units), over {MAX_SEGMENTS}: {text!r}"
+                    f"({count.units} {count.encoding} units), over {budget}: {text!r}"
                 )
 
 
 def _every_message(flow: Flow, language: str) -> list[tuple[str, str]]:
     """(message, where it comes from) for the longest form of every message the flow sends."""
     text = flow.text
-    longest_lead = max((text(k, language) for k in LEADS), key=lambda t: count_segments(t).units)
     messages: list[tuple[str, str]] = []
 
-    def with_leads(body: str, where: str, option_count: int) -> None:
-        messages.append((join_lead(longest_lead, body), f"{where} after the longest lead"))
+    def with_leads(body: str, where: str, option_count: int, *, question: bool = True) -> None:
+        # Every lead that can stand there, not only the longest: one Welsh letter in a short
+        # lead turns a GSM-7 question into UCS-2, where it may cost more segments.
+        excluded = PROMPT_ONLY_LEADS if question else QUESTION_ONLY_LEADS
+        for key in LEADS:
+            if key not in excluded:
+                lead = text(key, language)
+                messages.append((join_lead(lead, body), f"{where} after messages.{key}"))
         for reask in REASKS:
             lead = text(reask, language).format(max=option_count)
             messages.append((join_lead(lead, body), f"{where} after messages.{reask}"))
@@ -699,8 +812,12 @@ def _every_message(flow: Flow, language: str) -> list[tuple[str, str]]:
                 for h in flow.headings
             ]
         for topic, at in variants:
-            body = prompt.text[language].format(topic=topic, n=999, total=999)
-            with_leads(f"{body}\n{options}", at, len(prompt.options))
+            body = f"{prompt.text[language].format(topic=topic, n=999, total=999)}\n{options}"
+            if key == LANGUAGE_PROMPT:
+                where = "messages.toml: messages.language_prompt (all languages together)"
+                messages.append((body, where))  # the first message: no lead, no re-ask text
+                continue
+            with_leads(body, at, len(prompt.options), question=key == "topic")
     for key in WHOLE:
         messages.append((text(key, language), f"messages.toml: messages.{key}"))
     from scoring.message import worst_case_messages  # here: scoring imports this module

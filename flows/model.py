@@ -165,8 +165,14 @@ class Flow:
     """System texts by key (help, re-ask, pause…), already filled with council parameters."""
     commands: Mapping[str, Mapping[str, tuple[str, ...]]]
     """Command name ("help", "back"…) -> language -> the words that say it."""
-    number_words: Mapping[str, tuple[str, ...]]
-    """Language -> words for 1, 2, 3… in order ("one", "two"…)."""
+    number_words: Mapping[str, tuple[tuple[str, ...], ...]]
+    """Language -> the words for 1, 2, 3… in order, each with its forms (("dau", "dwy"))."""
+    language_names: Texts
+    """Language code -> the language's own name ("English", "Cymraeg")."""
+    language_words: Mapping[str, tuple[str, ...]]
+    """Language code -> replies that switch to it at any point ("cymraeg", "welsh")."""
+    segment_budgets: Mapping[str, int]
+    """Language code -> the most SMS segments one message may take in it."""
     questions: Mapping[str, Question]
     """Every question of every mode by key (a key means the same question in every mode)."""
     priority: PriorityRule

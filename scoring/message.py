@@ -8,7 +8,8 @@ missing basic, no barrier and no priority the message is `priorities_none` then
 `priorities_end`. Names in a line are joined with ", " and the flow's `list_and`. An empty
 `priorities_end` (no signposting configured) adds no line.
 
-The message must fit MAX_SEGMENTS SMS segments. When it does not, whole lines are dropped
+The message must fit its language's SMS segment budget (flow.segment_budgets: two GSM-7
+segments in English, three UCS-2 segments in Welsh). When it does not, whole lines are dropped
 from the lowest-ranked up: the last priority first, then the others, then the barriers line.
 The intro, the missing basics and the signposting always stay, and no line is ever cut
 mid-word. The loader checks `worst_case_messages` at start-up, so a council whose
@@ -20,7 +21,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from flows.loader import MAX_SEGMENTS
 from flows.model import Flow, Texts
 from flows.segments import count_segments
 from scoring.priorities import priorities
@@ -61,7 +61,8 @@ def compose(
         droppable.append(fill(template, barriers=join_names(flow, language, barriers)))
     template = flow.text("priorities_item", language)
     droppable.extend(fill(template, rank=str(n), name=name) for n, name in enumerate(names, 1))
-    while droppable and not fits("\n".join((*kept, *droppable, *end))):
+    budget = flow.segment_budgets[language]
+    while droppable and not fits("\n".join((*kept, *droppable, *end)), budget):
         droppable.pop()
     return "\n".join((*kept, *droppable, *end))
 
@@ -108,8 +109,8 @@ def fill(template: str, **values: str) -> str:
     return PLACEHOLDER.sub(lambda match: values.get(match[1], match[0]), template)
 
 
-def fits(text: str) -> bool:
-    return count_segments(text).segments <= MAX_SEGMENTS
+def fits(text: str, budget: int) -> bool:
+    return count_segments(text).segments <= budget
 
 
 def _pick(flow: Flow, texts: Texts, language: str) -> str:

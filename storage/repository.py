@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.messages import Outbound
+from bot.state import State
 from flows.model import Flow
 from storage.codec import dump_replies, load_replies
 from storage.models import (
@@ -209,14 +210,20 @@ class TurnStore:
     # --- the conversation ----------------------------------------------------------------
 
     def lock_conversation(
-        self, conn: sa.Connection, urn: str, flow: Flow, initial_state: str, now: datetime
+        self,
+        conn: sa.Connection,
+        urn: str,
+        flow: Flow,
+        initial_state: State,
+        now: datetime,
     ) -> LockedConversation:
         """The respondent's conversation, locked; respondent and conversation are created on
         their first message (concurrent first messages wait for each other, then agree)."""
         row = conn.execute(self._lock, {"urn": urn}).first()
         if row is None:
             conn.execute(
-                self._add_respondent, {"urn": urn, "language": flow.languages[0], "now": now}
+                self._add_respondent,
+                {"urn": urn, "language": initial_state.language, "now": now},
             )
             conn.execute(
                 self._add_conversation,
@@ -224,7 +231,7 @@ class TurnStore:
                     "urn": urn,
                     "flow_id": flow.id,
                     "flow_version": flow.version,
-                    "state": initial_state,
+                    "state": initial_state.to_json(),
                     "now": now,
                 },
             )

@@ -5,7 +5,7 @@
   database instead: its `public` schema is dropped and recreated before each test, then
   migrated. Point it only at a scratch database.
 - `engine`: `storage.database.make_engine(database_url)`, disposed after the test.
-- `flow`: the shipped questionnaire, loaded once per session.
+- `flow`: the shipped questionnaire in English only, loaded once per session.
 
 Fixtures particular to one area belong in that area's test modules.
 """
@@ -61,4 +61,6 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
 
 @pytest.fixture(scope="session")
 def flow() -> Flow:
-    return load_flow()
+    """English only: these tests are about storage and channels, not the language choice
+    (which the transcripts and test_languages.py take through the bilingual default)."""
+    return load_flow(languages=["en"])

@@ -1,11 +1,13 @@
 """A fake Telegram Bot API server on 127.0.0.1, for python-telegram-bot to talk to over HTTP.
 
 It answers the methods dibot calls (getMe, sendMessage, answerCallbackQuery, getUpdates,
-deleteWebhook) with Telegram-shaped JSON, records every call with its decoded parameters, and
-can be told to refuse a chat (403, the bot was blocked), to flood-limit it (429 with
-`retry_after`) or to drop the connection without answering (the provider may or may not have
-accepted the message). `getUpdates` long-polls a queue of updates the test pushes, and treats
-`offset` as Telegram does: updates below it are confirmed and never served again.
+setWebhook, deleteWebhook, getWebhookInfo) with Telegram-shaped JSON, records every call with
+its decoded parameters, and can be told to refuse a chat (403, the bot was blocked), to
+flood-limit it (429 with `retry_after`) or to drop the connection without answering (the
+provider may or may not have accepted the message). `getUpdates` long-polls a queue of updates
+the test pushes, and treats `offset` as Telegram does: updates below it are confirmed and never
+served again. The webhook set with setWebhook is remembered for getWebhookInfo, whose
+`pending_update_count` is the queue's length and whose last error a test can set.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ JSON_VALUED = frozenset(
         "show_alert",
         "cache_time",
         "drop_pending_updates",
+        "max_connections",
         "link_preview_options",
         "reply_parameters",
         "disable_notification",
@@ -62,6 +65,8 @@ class _State:
     updates: list[dict[str, Any]] = field(default_factory=list)
     faults: dict[tuple[str, int | None], _Fault] = field(default_factory=dict)
     hang_up: dict[tuple[str, int | None], int] = field(default_factory=dict)
+    webhook: dict[str, Any] = field(default_factory=dict)
+    webhook_error: tuple[int, str] | None = None
     closed: bool = False
 
 
@@ -140,7 +145,18 @@ class FakeTelegram:
         with self._changed:
             self._state.hang_up[(method, chat_id)] = times
 
+    def webhook_failed(self, message: str, at: int = 1_790_000_000) -> None:
+        """Telegram's last attempt to call the webhook failed (as getWebhookInfo reports)."""
+        with self._changed:
+            self._state.webhook_error = (at, message)
+
     # What a test asserts on.
+
+    @property
+    def webhook(self) -> dict[str, Any]:
+        """The parameters of the setWebhook in force ({} when there is no webhook)."""
+        with self._changed:
+            return dict(self._state.webhook)
 
     @property
     def calls(self) -> list[Call]:
@@ -190,6 +206,8 @@ class FakeTelegram:
                     if fault.retry_after is not None:
                         body["parameters"] = {"retry_after": fault.retry_after}
                     return fault.status, body
+            if method in ("setWebhook", "deleteWebhook", "getWebhookInfo"):
+                return 200, {"ok": True, "result": self._webhook(method, params)}
         if method == "getUpdates":
             return 200, {"ok": True, "result": self._updates(params)}
         return 200, {"ok": True, "result": self._result(method, params)}
@@ -217,7 +235,29 @@ class FakeTelegram:
             if "reply_markup" in params:
                 message["reply_markup"] = params["reply_markup"]
             return message
-        return True  # answerCallbackQuery, deleteWebhook, setWebhook, editMessageReplyMarkup
+        return True  # answerCallbackQuery, editMessageReplyMarkup
+
+    def _webhook(self, method: str, params: Mapping[str, Any]) -> Any:
+        """Called with the lock held."""
+        state = self._state
+        if method == "setWebhook":
+            state.webhook = dict(params)
+            return True
+        if method == "deleteWebhook":
+            state.webhook = {}
+            if params.get("drop_pending_updates"):
+                state.updates = []
+            return True
+        info: dict[str, Any] = {
+            "url": state.webhook.get("url", ""),
+            "has_custom_certificate": False,
+            "pending_update_count": len(state.updates),
+        }
+        if state.webhook.get("allowed_updates") is not None:
+            info["allowed_updates"] = state.webhook["allowed_updates"]
+        if state.webhook_error is not None:
+            info["last_error_date"], info["last_error_message"] = state.webhook_error
+        return info
 
     def _updates(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         offset = int(params.get("offset") or 0)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from bot.engine import step
 from bot.messages import Inbound, Outbound
 from bot.state import State
-from dibot.config import Config, DatabaseConfig, TelegramConfig
+from dibot.config import Config, DatabaseConfig, FlowConfig, TelegramConfig
 from flows.model import Flow
 from tests.fake_telegram import FakeTelegram
 
@@ -24,6 +24,7 @@ def telegram_config(fake: FakeTelegram, database_url: str) -> Config:
         telegram=TelegramConfig(
             bot_token=fake.token, webhook_secret=SECRET, api_base_url=fake.base_url
         ),
+        flow=FlowConfig(languages="en"),
     )
 
 

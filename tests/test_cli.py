@@ -85,7 +85,7 @@ def test_chat_answers_in_the_terminal(tmp_path: Path) -> None:
     result = dibot(
         "chat",
         cwd=tmp_path,
-        stdin="Hello\n1\n",
+        stdin="Hello\n1\n1\n",
         DIBOT_DATABASE_URL=f"sqlite:///{database}",
         DIBOT_COUNCIL_NAME="Testshire Council",
     )
@@ -128,3 +128,28 @@ def test_a_database_directory_that_cannot_be_made_is_one_line(tmp_path: Path) ->
     assert result.returncode == 1
     assert result.stderr.startswith("dibot: ")
     assert "Traceback" not in result.stderr
+
+
+def test_chat_in_welsh_starts_without_asking_the_language(tmp_path: Path) -> None:
+    database = tmp_path / "chat.db"
+    result = dibot(
+        "chat",
+        "--lang",
+        "cy",
+        cwd=tmp_path,
+        stdin="Helo\n1\n",
+        DIBOT_DATABASE_URL=f"sqlite:///{database}",
+        DIBOT_COUNCIL_CY_NAME="Cyngor Testshire",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Helo, Cyngor Testshire sydd yma." in result.stdout
+    assert "Pa wiriad hoffech chi ei wneud?" in result.stdout
+    assert "Choose a language" not in result.stdout
+
+
+def test_chat_in_a_language_the_flow_does_not_have_is_one_line(tmp_path: Path) -> None:
+    result = dibot(
+        "chat", "--lang", "fr", cwd=tmp_path, DIBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'c.db'}"
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "dibot: no language 'fr' in the flow (it has ['en', 'cy'])"

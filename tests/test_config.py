@@ -117,8 +117,10 @@ def test_example_documents_every_key_with_its_default() -> None:
         (section.name, key.name)
         for section in fields(Config)
         for key in fields(getattr(defaults, section.name))
+        if key.name != "translations"  # [council.<lang>] tables, documented in a comment
     }
     assert documented == expected
+    assert "# [council.cy]" in EXAMPLE.read_text(encoding="utf-8")
     for section, key in expected:
         assert example[section][key] == getattr(getattr(defaults, section), key)
 
@@ -127,3 +129,34 @@ def test_example_documents_every_key_with_its_default() -> None:
 def test_a_malformed_number_in_the_environment_is_a_config_error(value: str) -> None:
     with pytest.raises(ConfigError, match="\\[server\\] port must be a whole number"):
         load_config(environ={"DIBOT_SERVER_PORT": value})
+
+
+def test_council_texts_in_another_language_from_the_file_and_the_environment(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "dibot.toml"
+    path.write_text(
+        '[council]\nname = "Cardiff Council"\n[council.cy]\nname = "Cyngor Caerdydd"\n',
+        encoding="utf-8",
+    )
+    config = load_config(path, environ={"DIBOT_COUNCIL_CY_SIGNPOSTING": "Ffoniwch 0300 000 0000."})
+    assert config.council.name == "Cardiff Council"
+    assert config.council.translations == {
+        "cy": {"name": "Cyngor Caerdydd", "signposting": "Ffoniwch 0300 000 0000."}
+    }
+
+
+@pytest.mark.parametrize(
+    ("toml", "problem"),
+    [
+        ('[council.cy]\nnmae = "x"\n', "unknown key 'nmae' in [council.cy]"),
+        ("[council.cy]\nname = 3\n", "[council.cy] name must be a string"),
+        ('[council.Welsh]\nname = "x"\n', "[council.Welsh] must be a language's table"),
+    ],
+)
+def test_council_translation_mistakes_are_named(tmp_path: Path, toml: str, problem: str) -> None:
+    path = tmp_path / "dibot.toml"
+    path.write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_config(path, environ={})
+    assert problem in str(error.value)

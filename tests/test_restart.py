@@ -60,7 +60,7 @@ def test_everyone_resumes_at_the_same_question_after_a_crash(
     port = free_port()
 
     def begin(index: int) -> None:
-        for body in ["Hi", "1", "1"] + ["3"] * answered_before_crash(index):
+        for body in ["Hi", "1", "1", "1"] + ["3"] * answered_before_crash(index):
             (reply,) = send(port, sender(index), body)
         assert f"{answered_before_crash(index) + 1}/22 " in reply
 

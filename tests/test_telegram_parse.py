@@ -24,7 +24,7 @@ CHAT = 424242
 
 def test_a_text_message_is_a_turn_keyed_on_its_update_id() -> None:
     parsed = parse_update_json(text_update(CHAT, "1", update_id=77))
-    assert parsed == TelegramInbound("77", "telegram:424242", Inbound(text="1"))
+    assert parsed == TelegramInbound("77", "telegram:424242", Inbound(text="1"), language="en")
 
 
 def test_a_button_tap_carries_its_payload_and_must_be_answered() -> None:
@@ -35,6 +35,7 @@ def test_a_button_tap_carries_its_payload_and_must_be_answered() -> None:
         "telegram:424242",
         Inbound(text="", button="consent:1"),
         callback_query_id=update["callback_query"]["id"],
+        language="en",
     )
 
 
@@ -46,7 +47,7 @@ def test_start_mid_way_is_just_the_text() -> None:
 
 def test_an_edited_message_is_read_as_a_new_message() -> None:
     parsed = parse_update_json(edited_update(CHAT, "3", update_id=79))
-    assert parsed == TelegramInbound("79", "telegram:424242", Inbound(text="3"))
+    assert parsed == TelegramInbound("79", "telegram:424242", Inbound(text="3"), language="en")
 
 
 def test_stickers_photos_and_voice_notes_are_media_with_their_caption() -> None:
@@ -86,3 +87,11 @@ def test_malformed_updates_are_ignored_not_raised() -> None:
 def test_urns_round_trip() -> None:
     assert chat_id_of(urn_of(CHAT)) == CHAT
     assert chat_id_of(urn_of(-5)) == -5
+
+
+def test_the_senders_telegram_language_goes_with_the_turn() -> None:
+    update = text_update(CHAT, "Helo")
+    update["message"]["from"]["language_code"] = "cy-GB"
+    parsed = parse_update_json(update)
+    assert isinstance(parsed, TelegramInbound)
+    assert parsed.language == "cy"

@@ -21,24 +21,19 @@ from twilio.request_validator import RequestValidator
 
 from bot.engine import step
 from bot.state import State
-from dibot.config import Config, CouncilConfig, DatabaseConfig, TwilioConfig
+from dibot.config import Config, DatabaseConfig, TwilioConfig
 from dibot.runtime import load_configured_flow
 from dibot.turns import TurnHandler
 from dibot.web import create_app
 from flows.model import Flow
-from tests.transcript import TEST_COUNCIL, Exchange, all_transcripts, parse
+from tests.transcript import TEST_COUNCIL_CONFIG, Exchange, all_transcripts, parse
 
 TOKEN = "transcript-token-not-a-secret"
 PUBLIC_URL = "https://dibot.example.gov.uk"
 PATH = "/webhooks/twilio/sms"
 SENDER = "+447700900321"
 TWILIO_OPT_OUT_WORDS = {"stop", "stopall", "unsubscribe", "cancel", "end", "quit"}
-COUNCIL = CouncilConfig(
-    name=TEST_COUNCIL["council"],
-    privacy_url=TEST_COUNCIL["privacy_url"],
-    helpline=TEST_COUNCIL["helpline"],
-    signposting=TEST_COUNCIL["signposting"],
-)
+COUNCIL = TEST_COUNCIL_CONFIG
 
 
 def sms_transcripts() -> list[Path]:

@@ -24,7 +24,7 @@ from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import TestResponse
 
-from dibot.config import Config, CouncilConfig, DatabaseConfig, TwilioConfig
+from dibot.config import Config, CouncilConfig, DatabaseConfig, FlowConfig, TwilioConfig
 from dibot.runtime import Runtime, load_configured_flow
 from dibot.web import create_app
 from flows.model import Flow
@@ -35,6 +35,8 @@ SMS = "/webhooks/twilio/sms"
 STATUS = "/webhooks/twilio/status"
 SENDER = "+447700900123"
 COUNCIL = CouncilConfig(name="Testshire Council", privacy_url="testshire.gov.uk/privacy")
+ENGLISH_ONLY = FlowConfig(languages="en")
+"""Webhook behaviour, not the language choice (the transcripts take that over SMS)."""
 
 
 @contextmanager
@@ -49,7 +51,7 @@ def running_app(config: Config, flow: Flow) -> Iterator[Flask]:
 
 @pytest.fixture(scope="module")
 def council_flow() -> Flow:
-    return load_configured_flow(Config(council=COUNCIL))
+    return load_configured_flow(Config(council=COUNCIL, flow=ENGLISH_ONLY))
 
 
 @pytest.fixture
@@ -58,6 +60,7 @@ def config(database_url: str) -> Config:
         database=DatabaseConfig(url=database_url),
         twilio=TwilioConfig(auth_token=TOKEN, public_url=PUBLIC_URL),
         council=COUNCIL,
+        flow=ENGLISH_ONLY,
     )
 
 

@@ -18,18 +18,28 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from bot.messages import Inbound
+from dibot.config import Config, CouncilConfig
+from dibot.runtime import council_parameters
 
 TRANSCRIPTS = Path(__file__).parent / "transcripts"
 START = datetime(2026, 11, 2, 9, 0, 0)
 TURN_GAP = timedelta(minutes=1)
 SHIFT = re.compile(r"^@ \+(\d+)([dhm])$")
 UNITS = {"d": "days", "h": "hours", "m": "minutes"}
-TEST_COUNCIL = {
-    "council": "Testshire Council",
-    "privacy_url": "testshire.gov.uk/privacy",
-    "helpline": "0300 000 0000",
-    "signposting": "Free help: call 0300 000 0000 or visit your library.",
-}
+TEST_COUNCIL_CONFIG = CouncilConfig(
+    name="Testshire Council",
+    privacy_url="testshire.gov.uk/privacy",
+    helpline="0300 000 0000",
+    signposting="Free help: call 0300 000 0000 or visit your library.",
+    translations={
+        "cy": {
+            "name": "Cyngor Testshire",
+            "signposting": "Help am ddim: ffoniwch 0300 000 0000 neu ewch i'ch llyfrgell.",
+        }
+    },
+)
+"""The council the transcripts were recorded for, with its Welsh name and signposting."""
+TEST_COUNCIL = council_parameters(Config(council=TEST_COUNCIL_CONFIG))
 
 
 @dataclass

@@ -1,0 +1,78 @@
+"""The hot-path benchmark runs, with tiny counts, and its integrity check means something.
+
+No timing is asserted: only that each stage did its work, that every answer it sent is stored
+exactly once, and that the check notices an answer that was not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from bench import turns
+from flows.loader import load_flow
+from flows.model import Flow
+from storage.database import make_engine
+from storage.models import Answer, table
+
+LONG_ENOUGH = 120.0
+"""Seconds allowed per stage: far more than the tiny counts need, so the count ends them."""
+
+
+def test_the_in_process_stages_take_every_turn_and_store_every_answer_once(
+    flow: Flow, database_url: str
+) -> None:
+    messages = turns.interleave(turns.plan(flow, 20, slots=2))
+    engine = turns.engine_stage(flow, messages, LONG_ENOUGH)
+    handler = turns.handler_stage(flow, database_url, messages, LONG_ENOUGH)
+
+    assert len(engine.sent) == len(handler.sent) == 20
+    assert engine.timing.count == handler.timing.count > 0
+    check = turns.verify_stored(database_url, handler.sent)
+    assert check.ok, check.describe()
+    assert check.answers_sent == check.answers_stored > 0
+    assert check.messages_sent == check.messages_stored == 20
+
+
+def test_the_integrity_check_notices_an_answer_that_was_lost(flow: Flow, database_url: str) -> None:
+    messages = turns.interleave(turns.plan(flow, 20, slots=2))
+    handler = turns.handler_stage(flow, database_url, messages, LONG_ENOUGH)
+    answers = table(Answer)
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        lost = conn.execute(sa.select(sa.func.min(answers.c.id))).scalar_one()
+        conn.execute(sa.delete(answers).where(answers.c.id == lost))
+    engine.dispose()
+
+    check = turns.verify_stored(database_url, handler.sent)
+    assert not check.ok
+    assert (check.missing, check.extra) == (1, 0)
+
+
+def test_the_http_stage_serves_signed_webhooks_and_stores_every_answer_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    slots = turns.plan(load_flow(), 50, slots=4)  # the flow `dibot serve` loads by default
+    result = turns.http_stage(database_url, slots, LONG_ENOUGH, tmp_path)
+
+    assert result.baseline.failures == result.webhooks.failures == ()
+    assert result.webhooks.count == result.baseline.count == 50 - 4 * turns.HTTP_WARMUP
+    assert result.check.ok, result.check.describe()
+    assert result.check.answers_sent == result.check.answers_stored > 0
+    assert len(result.workers_after_webhooks) == 2
+    assert all(worker.peak_kib > 0 for worker in result.workers_after_webhooks)
+
+
+def test_the_command_prints_the_table_and_passes_its_checks(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status = turns.main(["--turns", "20", "--requests", "50", "--in-flight", "4"])
+
+    table_printed = capsys.readouterr().out
+    assert status == 0, table_printed
+    assert "engine.step (baseline)" in table_printed
+    assert "POST /webhooks/twilio/sms" in table_printed
+    assert "FAILED" not in table_printed
+    assert "in the inbox: ok" in table_printed
