@@ -37,6 +37,20 @@ def step(flow: Flow, state: State, inbound: Inbound, now: datetime) -> Turn:
     return _Step(flow, state, inbound, now).run()
 
 
+def without_assessment(state: State) -> State:
+    """Back at the choice of quick or full, with no answers: the language and consent stay."""
+    return state.evolve(
+        stage="mode",
+        mode=None,
+        question=None,
+        answers={},
+        skipped=(),
+        topics_skipped=(),
+        history=(),
+        misses=0,
+    )
+
+
 @dataclass
 class _Step:
     flow: Flow
@@ -88,15 +102,7 @@ class _Step:
         a mode, its answers are dropped and the respondent moves on to the next step."""
         known = self.flow.modes.get(state.mode or "")
         if state.mode is not None and known is None:
-            return state.evolve(
-                stage="mode",
-                mode=None,
-                question=None,
-                answers={},
-                skipped=(),
-                topics_skipped=(),
-                history=(),
-            )
+            return without_assessment(state)
         if known is None or all(
             key in known.positions
             for key in (*state.history, *([state.question] if state.question else []))
@@ -360,9 +366,7 @@ class _Step:
 
     def begin(self, option: int) -> Turn:
         mode_id = MODE_BY_OPTION[option - 1]
-        self.state = self.state.evolve(
-            mode=mode_id, answers={}, skipped=(), topics_skipped=(), history=(), question=None
-        )
+        self.state = without_assessment(self.state).evolve(mode=mode_id)
         return self.advance("", Event("assessment_started", mode=mode_id))
 
     def carry_on(self, lead: str) -> Turn:
@@ -374,16 +378,7 @@ class _Step:
     def start_again(self) -> Turn:
         finished = self.next_step(self.state) is None
         events = () if finished else (Event("assessment_abandoned", mode=self.state.mode),)
-        state = self.state.evolve(
-            stage="mode",
-            mode=None,
-            question=None,
-            answers={},
-            skipped=(),
-            topics_skipped=(),
-            history=(),
-            misses=0,
-        )
+        state = without_assessment(self.state)
         self.state = state
         return self.reply(self.mode_prompt(self.text("restarting")), state, *events)
 
