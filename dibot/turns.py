@@ -188,7 +188,8 @@ class TurnHandler:
                 store.set_opted_out(conn, respondent_id, kind == "opted_out", now)
             elif kind == "language_changed":
                 store.set_language(conn, respondent_id, turn.state.language)
-            # "consented" and "declined" need no row: the conversation's stage records them.
+            elif kind in ("consented", "declined"):
+                store.set_consent(conn, respondent_id, now if kind == "consented" else None)
         return assessment_id
 
 

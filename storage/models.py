@@ -61,6 +61,8 @@ class Respondent(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     urn: Mapped[str] = mapped_column(sa.String(100), unique=True)
     language: Mapped[str] = mapped_column(sa.String(16))
+    consented_at: Mapped[datetime | None]
+    """When they agreed after the privacy notice; None until then, or after they said no."""
     opted_out: Mapped[bool] = mapped_column(default=False)
     opted_out_at: Mapped[datetime | None]
     unreachable: Mapped[bool] = mapped_column(default=False)

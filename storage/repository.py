@@ -195,6 +195,11 @@ class TurnStore:
             .where(r.c.id == sa.bindparam("respondent_id"))
             .values(opted_out=sa.bindparam("opted_out"), opted_out_at=sa.bindparam("now"))
         )
+        self._set_consent = (
+            sa.update(r)
+            .where(r.c.id == sa.bindparam("respondent_id"))
+            .values(consented_at=sa.bindparam("consented_at"))
+        )
         self._set_language = (
             sa.update(r)
             .where(r.c.id == sa.bindparam("respondent_id"))
@@ -350,6 +355,14 @@ class TurnStore:
                 "opted_out": opted_out,
                 "now": now if opted_out else None,
             },
+        )
+
+    def set_consent(
+        self, conn: sa.Connection, respondent_id: int, consented_at: datetime | None
+    ) -> None:
+        """Record agreement after the privacy notice (None: they said no)."""
+        conn.execute(
+            self._set_consent, {"respondent_id": respondent_id, "consented_at": consented_at}
         )
 
     def set_language(self, conn: sa.Connection, respondent_id: int, language: str) -> None:

@@ -336,3 +336,22 @@ def test_a_turn_that_fails_at_its_last_write_stores_nothing_and_its_retry_works(
     assert not retried.duplicate
     assert stored_answers(engine, URN) == [(quick_questions(flow)[0], 2, "2")]
     assert conversation_state(engine, URN).question == quick_questions(flow)[1]
+
+
+def test_consent_is_recorded_when_given_and_not_when_refused(
+    engine: sa.Engine, handler: TurnHandler
+) -> None:
+    def consented_at() -> object:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(respondents.c.consented_at)).scalar_one()
+
+    send(handler, URN, "Hi")
+    assert consented_at() is None
+    send(handler, URN, "1")
+    assert consented_at() == NOW
+    other = "tel:+447700900124"
+    send(handler, other, "Hi")
+    send(handler, other, "2")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(respondents.c.urn, respondents.c.consented_at)).all()
+    assert {str(urn): at for urn, at in rows} == {URN: NOW, other: None}

@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("id", ID, nullable=False),
         sa.Column("urn", sa.String(length=100), nullable=False),
         sa.Column("language", sa.String(length=16), nullable=False),
+        sa.Column("consented_at", TIME, nullable=True),
         sa.Column("opted_out", sa.Boolean(), nullable=False),
         sa.Column("opted_out_at", TIME, nullable=True),
         sa.Column("unreachable", sa.Boolean(), nullable=False),
