@@ -50,8 +50,10 @@ CHANNEL = "telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header's name)
 POLL_TIMEOUT = 25
 """Seconds a getUpdates call waits for news (Telegram allows up to 50)."""
-WORKER_BATCH = 10
-"""Rows claimed at a time: a claimed row not yet tried is stuck if the worker dies, so few."""
+WORKER_BATCH = 1
+"""Rows claimed at a time. A claimed row is never sent again automatically (it may have gone),
+so one claimed and not yet tried when the worker dies would be stuck: claim one at a time,
+which leaves only the moment between the claim and the send (and any pacing wait) exposed."""
 IDLE_WAIT = 1.0
 ERROR_WAIT = 5.0
 
