@@ -7,7 +7,8 @@ The rules it keeps:
   until START; a language's name (CYMRAEG, ENGLISH) switches to it and keeps every answer;
 - a flow with several languages asks for one first, unless the channel already knows it;
 - a reply that matches no choice re-asks without advancing; the second miss offers SKIP; the
-  third skips the question, so nonsense never loops;
+  third skips the question; after `SILENT_AFTER` messages in a row that answer nothing (an
+  auto-reply, say), the engine stops replying until something makes sense, so nothing loops;
 - progress is derived from the flow and the answers, never stored twice: the next step is the
   first step of the mode not yet in `history` whose conditions hold;
 - time is the `now` argument; the engine reads no clock and does no I/O.
@@ -21,13 +22,17 @@ from datetime import datetime, timedelta
 
 from bot.matching import command_of, language_named, match_option
 from bot.messages import Event, Inbound, Outbound, Turn
-from bot.render import BUTTON_SEPARATOR, join_lead, prompt_message, question_message
+from bot.render import BUTTON_SEPARATOR, fill, join_lead, prompt_message, question_message
 from bot.state import State
 from flows.model import Flow, Mode, Option, Question, Step, TopicBreak
 from scoring import priorities_message, profile
 
 MISSES_BEFORE_OFFER = 2
 MISSES_BEFORE_AUTO_SKIP = 3
+SILENT_AFTER = 6
+"""Messages in a row that answer nothing which still get a reply; later ones get none."""
+SILENT_AFTER_DONE = 1
+"""After the end, one such message is told how to see the priorities again; then silence."""
 MODE_BY_OPTION = ("quick", "full")
 """The mode prompt's options, in order."""
 
@@ -57,11 +62,29 @@ class _Step:
     state: State
     inbound: Inbound
     now: datetime
+    noise: bool = False
+    """Set when the message answered nothing (see `State.unanswered`)."""
 
     # --- entry ---------------------------------------------------------------------------
 
     def run(self) -> Turn:
-        self.state = self.fitted_to_flow(self.state)
+        saved = self.state
+        fitted = self.fitted_to_flow(saved)
+        self.state = fitted
+        if saved.stage not in ("done", "new") and fitted.stage == "done":
+            # the flow changed under them and nothing is left to ask: finish properly
+            completed = Event("assessment_completed", mode=fitted.mode)
+            return self.reply(self.priorities(), fitted, completed)
+        turn = self.dispatch()
+        if not self.noise:
+            return Turn(turn.state.evolve(unanswered=0), turn.outbound, turn.events)
+        count = fitted.unanswered + 1
+        limit = SILENT_AFTER_DONE if fitted.stage == "done" else SILENT_AFTER
+        if count > limit:  # say nothing and change nothing
+            return Turn(fitted.evolve(unanswered=count, last_seen=self.now.isoformat()))
+        return Turn(turn.state.evolve(unanswered=count), turn.outbound, turn.events)
+
+    def dispatch(self) -> Turn:
         previous_seen = self.state.last_seen
         command = (
             None
@@ -92,6 +115,7 @@ class _Step:
         if command is not None:
             return self.on_command(command)
         if not self.inbound.text.strip() and self.inbound.has_media:
+            self.noise = True
             return self.reply(self.current(self.text("media_only")))
         return self.on_answer(self.inbound.text)
 
@@ -126,7 +150,7 @@ class _Step:
         return (self.state.language, *rest)
 
     def text(self, key: str, **values: object) -> str:
-        return self.flow.text(key, self.state.language).format(**values)
+        return fill(self.flow.text(key, self.state.language), **values)
 
     def is_stale(self, previous_seen: str | None) -> bool:
         if self.state.stage not in ("asking", "paused") or previous_seen is None:
@@ -227,10 +251,8 @@ class _Step:
         return self.start_consent(lead)
 
     def start_consent(self, lead: str) -> Turn:
-        state = self.state.evolve(stage="consent", misses=0)
-        return self.reply(
-            prompt_message(self.flow, self.flow.prompts["consent"], state.language, lead), state
-        )
+        self.state = self.state.evolve(stage="consent", misses=0)
+        return self.reply(self.consent_prompt(lead))
 
     def switch_language(self, language: str) -> Turn:
         """Speak `language` from now on; every answer stays, the current prompt is asked again."""
@@ -255,7 +277,8 @@ class _Step:
             stage="asking" if self.state.stage == "paused" else self.state.stage
         )
         self.state = state
-        return self.reply(self.current(self.text("welcome_back")), state, opted_in)
+        lead = "" if state.stage == "resume" else self.text("welcome_back")  # it says so itself
+        return self.reply(self.current(lead), state, opted_in)
 
     def on_command(self, command: str) -> Turn:
         stage = self.state.stage
@@ -268,6 +291,8 @@ class _Step:
         if command == "start":
             if stage == "declined":
                 return self.start_consent("")
+            if stage == "resume":
+                return self.carry_on("")
             if stage == "paused":
                 self.state = self.state.evolve(stage="asking")
             return self.reply(self.current(self.text("welcome_back")))
@@ -294,6 +319,7 @@ class _Step:
     def on_button(self, payload: str) -> Turn:
         key, _, number = payload.rpartition(BUTTON_SEPARATOR)
         if key != self.prompt_key() or not number.isdigit():
+            self.noise = True
             return self.reply(self.current(self.text("stale_button")))
         if self.state.stage == "paused":
             self.state = self.state.evolve(stage="asking")
@@ -303,20 +329,27 @@ class _Step:
         stage = self.state.stage
         if stage in ("language", "consent", "mode", "resume", "restart"):
             return stage
+        if stage == "declined":
+            return "consent"  # the consent prompt is shown again to anyone who writes
         if stage in ("asking", "paused"):
             return self.state.question
         return None
 
     def on_answer(self, text: str, raw: str | None = None) -> Turn:
         stage = self.state.stage
-        if stage == "paused":
-            return self.reply(
-                self.current(self.text("welcome_back")), self.state.evolve(stage="asking")
-            )
         if stage == "done":
+            self.noise = True
             return self.reply_text(self.text("done_again"))
-        if stage == "declined":
-            return self.start_consent("")
+        if stage in ("paused", "declined"):
+            # back after LATER, or after saying no: an answer to what they last saw counts,
+            # anything else shows it again
+            self.state = self.state.evolve(stage="asking" if stage == "paused" else "consent")
+            options = self.options_now()
+            if match_option(self.flow, options, text, self.languages).option is None:
+                self.noise = True
+                lead = self.text("welcome_back") if stage == "paused" else ""
+                return self.reply(self.current(lead), self.state)
+            stage = self.state.stage
         options = self.options_now()
         match = match_option(self.flow, options, text, self.languages)
         if match.option is None:
@@ -347,6 +380,7 @@ class _Step:
         return self.flow.scale_of(current).options
 
     def missed(self, option_count: int) -> Turn:
+        self.noise = True
         misses = self.state.misses + 1
         is_question = self.state.stage == "asking" and isinstance(self.current_step(), Question)
         if is_question and misses >= MISSES_BEFORE_AUTO_SKIP:

@@ -1,10 +1,11 @@
 """Reading a reply as a choice: digits, letters, number words, the option's words, safe typos.
 
-"2", " 2 ", "2.", "B)", "two", "tow" and "sometimes" all choose option 2 of a five-option
-scale. Text is normalised first (Unicode NFKC, case, accents, zero-width and control
-characters, surrounding punctuation), so what a phone keyboard adds never matters. A typo is
-accepted only when it is one edit from a single option's words (two for long words): a reply
-close to two options is not guessed.
+"2", " 2 ", "2.", "B)", "two", "sometimes" and "sometmes" all choose option 2 of a
+five-option scale. Text is normalised first (Unicode NFKC, case, accents, zero-width and
+control characters, surrounding punctuation), so what a phone keyboard adds never matters. A
+typo is accepted only in a word of five letters or more, one edit from a single option's
+words (two for long words): a short word one edit away is usually another word ("bit", "fine"),
+and a reply close to two options is not guessed.
 """
 
 from __future__ import annotations
@@ -56,9 +57,11 @@ def edit_distance(a: str, b: str, limit: int) -> int:
 
 
 def typo_allowance(word: str) -> int:
+    """Edits forgiven against an option word of this length: none below five letters, where
+    one edit makes another word ("bit" is not "big", "fine" is not "five")."""
     if len(word) >= 8:
         return 2
-    if len(word) >= 3:
+    if len(word) >= 5:
         return 1
     return 0
 
@@ -71,16 +74,23 @@ class Match:
     """The reply was a number or letter, but no option has it."""
 
 
+def command_form(text: str) -> str:
+    """A message as commands are compared: Telegram's "/start@bot" as "start", and a lone
+    symbol such as "?" kept (normalising would leave nothing)."""
+    stripped = text.strip()
+    if stripped.startswith("/"):
+        stripped = stripped[1:].split("@", 1)[0]
+    return normalise(stripped) or stripped
+
+
 def command_of(flow: Flow, text: str, languages: Iterable[str]) -> str | None:
-    """The command a whole message says (HELP, /start, "Stop "), in any listed language."""
-    word = normalise(
-        text.strip().lstrip("/").split("@", 1)[0] if text.strip().startswith("/") else text
-    )
+    """The command a whole message says (HELP, /start, "Stop ", ?), in any listed language."""
+    word = command_form(text)
     if not word:
         return None
     for language in languages:
         for name, words in flow.commands.items():
-            if any(normalise(w) == word for w in words.get(language, ())):
+            if any(command_form(w) == word for w in words.get(language, ())):
                 return name
     return None
 
@@ -108,17 +118,14 @@ def _number_word(
     word: str,
     languages: Iterable[str],
     count: int,
-    typos: bool,
 ) -> int | None:
-    found: set[int] = set()
-    for language in languages:
-        for index, forms in enumerate(number_words.get(language, ())[:count], start=1):
-            for form in forms:
-                folded = normalise(form)
-                if word == folded or (
-                    typos and edit_distance(word, folded, 1) <= min(1, typo_allowance(folded))
-                ):
-                    found.add(index)
+    """The number a word names ("two", "dwy"); number words are short, so no typos."""
+    found = {
+        index
+        for language in languages
+        for index, forms in enumerate(number_words.get(language, ())[:count], start=1)
+        if any(normalise(form) == word for form in forms)
+    }
     return found.pop() if len(found) == 1 else None
 
 
@@ -150,7 +157,7 @@ def match_option(
         if len(exact) == 1:
             return Match(exact[0])
     by_words = {o.number: _option_words(o, languages) for o in options}
-    named = _number_word(flow.number_words, word, languages, len(options), typos=False)
+    named = _number_word(flow.number_words, word, languages, len(options))
     if named is not None:
         return Match(named)
     close = {
@@ -160,9 +167,6 @@ def match_option(
         if typo_allowance(candidate)
         and edit_distance(word, candidate, typo_allowance(candidate)) <= typo_allowance(candidate)
     }
-    named = _number_word(flow.number_words, word, languages, len(options), typos=True)
-    if named is not None:
-        close.add(named)
     if len(close) == 1:
         return Match(close.pop())
     if len(word) == 1 and word.isalpha() and word.isascii():

@@ -7,12 +7,22 @@ the next question. Buttons carry `{key}:{number}` so a tap names the question it
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from bot.messages import Button, Outbound
 from flows.model import Flow, Option, Prompt, Question, Texts
 
 BUTTON_SEPARATOR = ":"
+PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def fill(template: str, **values: object) -> str:
+    """Put `values` into the `{name}` placeholders; any other brace is text (a council's
+    helpline written "0300 {ext 2}" must not break a message)."""
+    return PLACEHOLDER.sub(
+        lambda match: str(values[match[1]]) if match[1] in values else match[0], template
+    )
 
 
 def pick(texts: Texts, language: str, fallback: str) -> str:
@@ -44,7 +54,7 @@ def join_lead(lead: str, body: str) -> str:
 
 def question_body(flow: Flow, question: Question, total: int, language: str) -> str:
     fallback = flow.languages[0]
-    progress = flow.text("progress", language).format(n=question.number, total=total)
+    progress = fill(flow.text("progress", language), n=question.number, total=total)
     text = pick(question.text, language, fallback)
     options = flow.scale_of(question).options
     return f"{progress} {text}\n{options_block(options, language, fallback)}"
@@ -68,7 +78,7 @@ def prompt_message(
     **values: object,
 ) -> Outbound:
     fallback = flow.languages[0]
-    text = pick(prompt.text, language, fallback).format(**values)
+    text = fill(pick(prompt.text, language, fallback), **values)
     body = f"{text}\n{options_block(prompt.options, language, fallback)}"
     return Outbound(
         join_lead(lead, body), buttons(key or prompt.key, prompt.options, language, fallback)

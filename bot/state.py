@@ -48,6 +48,9 @@ class State:
     """Keys answered, skipped or passed (topic breaks), oldest first: what BACK undoes."""
     misses: int = 0
     """Replies in a row that matched no choice for the current prompt."""
+    unanswered: int = 0
+    """Messages in a row that answered nothing (nonsense, media, stale taps, texts after the
+    end), across questions: past a few the engine falls silent, so an auto-reply never loops."""
     opted_out: bool = False
     last_seen: str | None = None
     """ISO-8601 time of the respondent's previous message, from `now` (never the clock)."""

@@ -13,7 +13,6 @@ more segments than the language's budget.
 from __future__ import annotations
 
 import re
-import string
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,8 +20,15 @@ from pathlib import Path
 from typing import Any, cast
 
 from bot.matching import normalise
-from bot.render import join_lead, options_block, question_body
-from flows.catalog import SOURCE_LANGUAGE, CatalogError, catalogs, source_texts, translate
+from bot.render import fill, join_lead, options_block, question_body
+from flows.catalog import (
+    SOURCE_LANGUAGE,
+    CatalogError,
+    catalogs,
+    placeholders,
+    source_texts,
+    translate,
+)
 from flows.model import (
     Aspect,
     Flow,
@@ -55,6 +61,14 @@ COMMANDS = ("help", "back", "skip", "repeat", "later", "restart", "stop", "start
 ONLY_WHILE_OPTED_OUT = frozenset({"opt_in"})
 """Commands that mean something only to a respondent who has opted out (Twilio's YES)."""
 PROMPTS = ("consent", "mode", "topic", "resume", "restart")
+PROMPT_MEANINGS: Mapping[str, tuple[str, ...]] = {
+    "consent": ("agree", "decline"),
+    "mode": ("quick check", "full assessment"),
+    "topic": ("carry on", "skip the topic"),
+    "resume": ("carry on", "start again"),
+    "restart": ("start again", "carry on"),
+}
+"""What the engine does with each option of each prompt, in order."""
 LANGUAGE_PROMPT = "language"
 """Built from every language's `language_prompt` message and name, not written in data."""
 COUNCIL_KEYS = ("council", "privacy_url", "helpline", "signposting")
@@ -182,11 +196,6 @@ def _read(directory: Path, name: str) -> _Source:
         raise FlowError(f"{name}: not valid TOML: {error}") from None
     source.only_keys("top level", source.data, FILE_KEYS[name])
     return source
-
-
-def placeholders(text: str) -> frozenset[str]:
-    """The `{name}` placeholders in `text`; ValueError if a brace is unmatched."""
-    return frozenset(name for _, name, _, _ in string.Formatter().parse(text) if name)
 
 
 class _Loader:
@@ -576,6 +585,13 @@ class _Loader:
             options = self.options(
                 src, where, data.get("options"), PROMPT_OPTION_PLACEHOLDERS, scored=False
             )
+            if len(options) != len(PROMPT_MEANINGS[key]):
+                meanings = ", ".join(
+                    f"{n} {meaning}" for n, meaning in enumerate(PROMPT_MEANINGS[key], start=1)
+                )
+                raise src.fail(
+                    where, f"must have exactly {len(PROMPT_MEANINGS[key])} options: {meanings}"
+                )
             prompts[key] = Prompt(
                 key, text, tuple(_fill_quick_total(o, quick_total) for o in options)
             )
@@ -792,7 +808,7 @@ def _every_message(flow: Flow, language: str) -> list[tuple[str, str]]:
                 lead = text(key, language)
                 messages.append((join_lead(lead, body), f"{where} after messages.{key}"))
         for reask in REASKS:
-            lead = text(reask, language).format(max=option_count)
+            lead = fill(text(reask, language), max=option_count)
             messages.append((join_lead(lead, body), f"{where} after messages.{reask}"))
 
     for mode in flow.modes.values():
@@ -812,7 +828,7 @@ def _every_message(flow: Flow, language: str) -> list[tuple[str, str]]:
                 for h in flow.headings
             ]
         for topic, at in variants:
-            body = f"{prompt.text[language].format(topic=topic, n=999, total=999)}\n{options}"
+            body = f"{fill(prompt.text[language], topic=topic, n=999, total=999)}\n{options}"
             if key == LANGUAGE_PROMPT:
                 where = "messages.toml: messages.language_prompt (all languages together)"
                 messages.append((body, where))  # the first message: no lead, no re-ask text

@@ -18,15 +18,13 @@ signposting leaves no room fails then, not in front of a respondent.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
+from bot.render import fill
 from flows.model import Flow, Texts
 from flows.segments import count_segments
 from scoring.priorities import priorities
 from scoring.profile import Profile, unit_order
-
-PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 def priorities_message(flow: Flow, profile: Profile, language: str) -> str:
@@ -102,11 +100,6 @@ def join_names(flow: Flow, language: str, names: Sequence[str]) -> str:
     if len(names) == 1:
         return names[0]
     return fill(flow.text("list_and", language), first=", ".join(names[:-1]), last=names[-1])
-
-
-def fill(template: str, **values: str) -> str:
-    """Put values into `{name}` placeholders; braces in council texts are left alone."""
-    return PLACEHOLDER.sub(lambda match: values.get(match[1], match[0]), template)
 
 
 def fits(text: str, budget: int) -> bool:

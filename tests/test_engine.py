@@ -165,7 +165,7 @@ def test_later_pauses_and_any_message_resumes_without_answering(flow: Flow) -> N
     talk.start("quick")
     talk.send("2")
     assert talk.said("later") == flow.text("later", "en")
-    reply = talk.said("4", after=timedelta(days=3))
+    reply = talk.said("hello again", after=timedelta(days=3))
     assert reply.startswith(flow.text("welcome_back", "en"))
     assert "2/22" in reply
     assert talk.answered() == {"BA01.access": 2}
@@ -247,3 +247,85 @@ def test_yes_opts_back_in_only_after_stop_as_twilio_does(flow: Flow) -> None:
     talk.send("stop")
     assert "1/22" in talk.said("YES")
     assert talk.events[-1] == Event("opted_in")
+
+
+def test_an_auto_reply_storm_gets_a_few_replies_then_silence(flow: Flow) -> None:
+    """A phone that answers every text automatically must not ping-pong with the bot."""
+    talk = Conversation(flow)
+    talk.start("quick")
+    replies = [talk.send("I am away until Monday.").outbound for _ in range(40)]
+    assert sum(1 for sent in replies if sent) == 6
+    assert [e.kind for e in talk.events].count("skipped") == 2
+    assert talk.state.question == "BA03.access"
+    assert "4/22" in talk.said("4")
+    assert talk.state.unanswered == 0
+
+
+def test_after_the_end_one_reply_then_silence(flow: Flow) -> None:
+    talk = Conversation(flow)
+    talk.start("quick")
+    for _ in range(22):
+        talk.send("3")
+    assert talk.said("thanks") == flow.text("done_again", "en")
+    assert talk.said("ok") == ""
+    assert talk.said("cheers") == ""
+    assert "priorities" in talk.said("REPEAT").lower()
+
+
+def test_nonsense_at_consent_falls_silent_too(flow: Flow) -> None:
+    talk = Conversation(flow)
+    talk.send("hello")
+    replies = [talk.said("Out of office") for _ in range(10)]
+    assert [bool(reply) for reply in replies] == [True] * 6 + [False] * 4
+    assert "Which check" in talk.said("1")
+
+
+def test_a_typed_answer_after_later_is_taken(flow: Flow) -> None:
+    talk = Conversation(flow)
+    talk.start("quick")
+    talk.send("later")
+    assert "2/22" in talk.said("4", after=timedelta(days=2))
+    assert talk.answered() == {"BA01.access": 4}
+
+
+def test_someone_who_said_no_can_still_agree_by_tap_or_text(flow: Flow) -> None:
+    talk = Conversation(flow)
+    talk.send("hello")
+    talk.send("2")
+    assert talk.state.stage == "declined"
+    assert "Which check" in talk.said(button="consent:1")
+    other = Conversation(flow)
+    other.send("hello")
+    other.send("no thanks")
+    assert other.said("what is this").startswith("Hi, this is")
+    assert "Which check" in other.said("1")
+
+
+def test_start_at_the_carry_on_prompt_carries_on(flow: Flow) -> None:
+    talk = Conversation(flow)
+    talk.start("quick")
+    talk.send("2")
+    prompt = talk.said("hello", after=timedelta(days=20))
+    assert prompt.count(flow.text("welcome_back", "en")) == 1
+    reply = talk.said("START")
+    assert reply.startswith("2/22 ")
+
+
+def test_braces_in_a_councils_text_are_just_text() -> None:
+    flow = load_flow(languages=["en"], council={"helpline": "0300 000 0000 {ext 2}"})
+    talk = Conversation(flow)
+    talk.send("hello")
+    assert talk.said("help").endswith("Help: 0300 000 0000 {ext 2}")
+
+
+def test_a_flow_change_that_leaves_nothing_to_ask_finishes_properly(flow: Flow) -> None:
+    talk = Conversation(flow)
+    talk.start("quick")
+    answers = {q.key: 3 for q in flow.modes["quick"].steps if isinstance(q, Question)}
+    nearly = talk.state.evolve(  # on a question the new flow no longer has, the last one
+        answers=answers, history=tuple(answers), question="ZZ.interest"
+    )
+    turn = step(flow, nearly, Inbound("hello"), T0)
+    assert turn.state.stage == "done"
+    assert [e.kind for e in turn.events] == ["assessment_completed"]
+    assert "priorities" in turn.outbound[0].text.lower()

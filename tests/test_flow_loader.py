@@ -238,3 +238,16 @@ def test_a_council_privacy_link_too_long_for_two_segments(flow_dir: Path) -> Non
     message = refusal(flow_dir, council)
     assert message.startswith("messages.toml: prompts.consent")
     assert "SMS segments" in message
+
+
+def test_a_prompt_with_another_number_of_options_is_refused(flow_dir: Path) -> None:
+    edit(
+        flow_dir,
+        "messages.toml",
+        'sms.en = "Full: more detail, in parts"',
+        'sms.en = "Full: more detail, in parts"\n'
+        '[[prompts.mode.options]]\nnumber = 3\nsms.en = "Medium"',
+    )
+    assert refusal(flow_dir) == (
+        "messages.toml: prompts.mode: must have exactly 2 options: 1 quick check, 2 full assessment"
+    )

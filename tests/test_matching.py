@@ -29,7 +29,6 @@ def access(flow: Flow, text: str) -> Match:
         "two",
         "Two",
         "TWO ",
-        "tow",
         "b",
         "B)",
         "b.",
@@ -124,3 +123,16 @@ def test_edit_distance_counts_a_swap_as_one() -> None:
     assert edit_distance("two", "tow", 2) == 1
     assert edit_distance("always", "alwyas", 2) == 1
     assert edit_distance("sometimes", "never", 2) == 3
+
+
+@pytest.mark.parametrize("text", ["bit", "fine", "done", "gone", "on", "to", "live", "tow", "won"])
+def test_a_short_word_one_edit_from_an_option_is_not_taken_for_it(flow: Flow, text: str) -> None:
+    """ "bit" is not "big" (a lot) and "fine" is not "five": short words are other words."""
+    blocker = flow.scales["blocker"].options
+    assert match_option(flow, blocker, text, ["en"]).option is None
+    assert access(flow, text).option is None
+
+
+def test_a_question_mark_alone_asks_for_help(flow: Flow) -> None:
+    assert command_of(flow, "?", ["en"]) == "help"
+    assert command_of(flow, " ? ", ["en"]) == "help"
