@@ -22,7 +22,14 @@ from datetime import datetime, timedelta
 
 from bot.matching import command_of, language_named, match_option
 from bot.messages import Event, Inbound, Outbound, Turn
-from bot.render import BUTTON_SEPARATOR, fill, join_lead, prompt_message, question_message
+from bot.render import (
+    BUTTON_SEPARATOR,
+    fill,
+    join_lead,
+    pick,
+    prompt_message,
+    question_message,
+)
 from bot.state import State
 from flows.model import Flow, Mode, Option, Question, Step, TopicBreak
 from scoring import priorities_message, profile
@@ -184,7 +191,7 @@ class _Step:
         if isinstance(step, Question):
             return question_message(self.flow, step, self.mode.total, language, lead)
         heading = self.flow.heading(step.heading)
-        topic = heading.intro.get(language) or heading.intro[self.flow.languages[0]]
+        topic = pick(heading.intro, language, self.flow.languages[0])
         return prompt_message(
             self.flow, self.flow.prompts["topic"], language, lead, key=step.key, topic=topic
         )

@@ -54,7 +54,7 @@ def cohort_summary(flow: Flow, profiles: Iterable[Profile]) -> CohortSummary:
         scores = [p.heading(heading.id) for p in every]
         skills = [s.skill for s in scores if s.skill is not None]
         interests = [s.interest for s in scores if s.interest is not None]
-        headings.append(HeadingMeans(heading.id, _mean(skills), _mean(interests), len(skills)))
+        headings.append(HeadingMeans(heading.id, mean_of(skills), mean_of(interests), len(skills)))
     return CohortSummary(
         count=len(every),
         headings=tuple(headings),
@@ -66,5 +66,6 @@ def cohort_summary(flow: Flow, profiles: Iterable[Profile]) -> CohortSummary:
     )
 
 
-def _mean(values: Sequence[float]) -> float | None:
+def mean_of(values: Sequence[float]) -> float | None:
+    """The mean, or None for no values."""
     return sum(values) / len(values) if values else None

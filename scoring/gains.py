@@ -8,10 +8,11 @@ gains) and overall (the mean of all compared units' gains); None where nothing w
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from flows.model import Flow
+from scoring.cohort import mean_of
 from scoring.profile import profile
 
 
@@ -59,13 +60,9 @@ def gains(
     headings = tuple(
         HeadingGain(
             heading.id,
-            _mean([u.gain for u in units if u.heading == heading.id]),
+            mean_of([u.gain for u in units if u.heading == heading.id]),
             sum(1 for u in units if u.heading == heading.id),
         )
         for heading in flow.headings
     )
-    return Gains(units, headings, _mean([u.gain for u in units]))
-
-
-def _mean(values: Sequence[int]) -> float | None:
-    return sum(values) / len(values) if values else None
+    return Gains(units, headings, mean_of([u.gain for u in units]))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.render import fill
+from bot.render import fill, pick
 from flows.model import Flow, Texts
 from flows.segments import count_segments
 from scoring.priorities import priorities
@@ -107,4 +107,4 @@ def fits(text: str, budget: int) -> bool:
 
 
 def _pick(flow: Flow, texts: Texts, language: str) -> str:
-    return texts.get(language) or texts[flow.languages[0]]
+    return pick(texts, language, flow.languages[0])
