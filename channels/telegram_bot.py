@@ -9,6 +9,11 @@ a `getMe` and a new TLS connection to Telegram for every webhook; the long-lived
 warm connection for the life of the process.
 
 A loop thread never survives `fork()`: a process that did not start the loop starts its own.
+Every call is bounded: HTTP timeouts per phase (`Timeouts`, tight for a webhook request, longer
+for the worker and polling), and a limit on the caller's wait for the whole call. A caller that
+gives up learns which side of the request it stopped on: `TimeoutError` once the call's work had
+begun (its request may have reached Telegram), `BotUnavailable` when the Bot was still being
+set up (nothing left this process, so it is safe to try again).
 Exception text from the library can hold the bot token (a rejected token is quoted in full),
 so `redact()` is applied before anything is logged or stored.
 """
@@ -20,7 +25,8 @@ import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Literal, TypeVar
 
 from telegram import Bot
 from telegram.error import TelegramError
@@ -30,10 +36,28 @@ from dibot.config import TelegramConfig
 
 T = TypeVar("T")
 
-CONNECT_TIMEOUT = 5.0
-READ_TIMEOUT = 10.0
-CALL_MARGIN = 10.0
-"""How much longer than the HTTP timeouts a caller waits for the loop before giving up."""
+CLOSE_WAIT = 10.0
+"""Seconds `close()` waits for the Bot to shut its connections and for the loop to stop."""
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """The HTTP timeouts (seconds) of every Bot API call one `BotThread` makes, and `margin`:
+    how much longer than all of them together a caller waits for a call before giving it up."""
+
+    connect: float
+    read: float
+    write: float
+    pool: float
+    margin: float
+
+    @property
+    def call_limit(self) -> float:
+        return self.connect + self.write + self.read + self.pool + self.margin
+
+
+STANDARD_TIMEOUTS = Timeouts(connect=5.0, read=10.0, write=5.0, pool=1.0, margin=5.0)
+"""For the worker, long polling and set-up, where nobody waits on the answer."""
 
 # Opt in to python-telegram-bot's coming behaviour (time periods as timedelta, e.g. a 429's
 # `retry_after`); without it every flood-control answer raises a deprecation warning.
@@ -45,17 +69,41 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class BotUnavailable(TelegramError):
-    """The Bot could not be set up (getMe failed): no message left this process."""
+    """The Bot could not be set up (getMe failed or did not answer in time): no message left
+    this process."""
+
+
+class _Start:
+    """Whether a call's work began, settled once between the loop and a caller giving up."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state: Literal["waiting", "begun", "abandoned"] = "waiting"
+
+    def begin(self) -> bool:
+        """On the loop: may the work begin (the caller has not given up)?"""
+        with self._lock:
+            if self._state == "waiting":
+                self._state = "begun"
+            return self._state == "begun"
+
+    def abandon(self) -> bool:
+        """For the caller giving up: had the work begun?"""
+        with self._lock:
+            if self._state == "waiting":
+                self._state = "abandoned"
+            return self._state == "begun"
 
 
 class BotThread:
     """One event loop in a daemon thread and one initialised `Bot` on it, for this process."""
 
-    def __init__(self, telegram: TelegramConfig) -> None:
+    def __init__(self, telegram: TelegramConfig, timeouts: Timeouts = STANDARD_TIMEOUTS) -> None:
         if not telegram.bot_token:
             raise ValueError("telegram.bot_token is not set")
         self._token = telegram.bot_token
         self._base_url = telegram.api_base_url
+        self.timeouts = timeouts
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -67,23 +115,31 @@ class BotThread:
         return text.replace(self._token, "<token>")
 
     def call(self, work: Callable[[Bot], Awaitable[T]], timeout: float | None = None) -> T:
-        """Run `work(bot)` on the loop and return its result (or raise its exception)."""
+        """Run `work(bot)` on the loop and return its result (or raise its exception).
+
+        After `timeout` seconds (default: the timeouts' `call_limit`) the call is given up:
+        `TimeoutError` if `work` had begun, `BotUnavailable` if the Bot was still being set up."""
         loop, bot = self._started()
-        wait = timeout if timeout is not None else CONNECT_TIMEOUT + READ_TIMEOUT + CALL_MARGIN
-        future = asyncio.run_coroutine_threadsafe(self._run(bot, work), loop)
+        wait = timeout if timeout is not None else self.timeouts.call_limit
+        start = _Start()
+        future = asyncio.run_coroutine_threadsafe(self._run(bot, work, start), loop)
         try:
             return future.result(wait)
         except TimeoutError:
             future.cancel()
-            raise
+            if start.abandon():
+                raise
+        raise BotUnavailable("Telegram did not answer getMe in time")
 
-    async def _run(self, bot: Bot, work: Callable[[Bot], Awaitable[T]]) -> T:
+    async def _run(self, bot: Bot, work: Callable[[Bot], Awaitable[T]], start: _Start) -> T:
         if not self._ready:
             try:
                 await bot.initialize()
             except TelegramError as error:
                 raise BotUnavailable(self.redact(error.message)) from error
             self._ready = True
+        if not start.begin():
+            raise asyncio.CancelledError  # the caller gave up and was told nothing went out
         return await work(bot)
 
     def _started(self) -> tuple[asyncio.AbstractEventLoop, Bot]:
@@ -95,11 +151,19 @@ class BotThread:
                     target=loop.run_forever, name="telegram-bot-loop", daemon=True
                 )
                 thread.start()
-                request = HTTPXRequest(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
+                timeouts = self.timeouts
+                request = HTTPXRequest(
+                    connect_timeout=timeouts.connect,
+                    read_timeout=timeouts.read,
+                    write_timeout=timeouts.write,
+                    pool_timeout=timeouts.pool,
+                )
                 updates_request = HTTPXRequest(
                     connection_pool_size=1,
-                    connect_timeout=CONNECT_TIMEOUT,
-                    read_timeout=READ_TIMEOUT,
+                    connect_timeout=timeouts.connect,
+                    read_timeout=timeouts.read,
+                    write_timeout=timeouts.write,
+                    pool_timeout=timeouts.pool,
                 )
                 self._bot = Bot(
                     self._token,
@@ -120,9 +184,9 @@ class BotThread:
         if not owned or loop is None or thread is None or bot is None:
             return
         try:
-            asyncio.run_coroutine_threadsafe(bot.shutdown(), loop).result(CALL_MARGIN)
+            asyncio.run_coroutine_threadsafe(bot.shutdown(), loop).result(CLOSE_WAIT)
         except Exception:  # closing must not fail: the process is going anyway
             log.warning("the Telegram bot did not shut down cleanly", exc_info=False)
         loop.call_soon_threadsafe(loop.stop)
-        thread.join(CALL_MARGIN)
+        thread.join(CLOSE_WAIT)
         loop.close()

@@ -1,6 +1,6 @@
 """Sending claimed Telegram outbox rows and recording each outcome, within Telegram's limits.
 
-Every row handed to `deliver` has been claimed ("sending"), and leaves that state only through
+Every row handed to `send_row` has been claimed ("sending"), and leaves that state only through
 what the send proved:
 - sent: `mark_sent` with Telegram's message id;
 - blocked (403): the respondent is marked unreachable and the row failed, never retried;
@@ -11,14 +11,18 @@ what the send proved:
   because Telegram may have delivered it and a resend would be a double.
 
 `Pacer` keeps sends about 1 a second per chat and 30 a second overall, and holds a chat back
-for as long as a 429 said. Time comes from a `Clock`, so tests run without sleeping.
+for as long as a 429 said. The worker never waits holding a claim for longer than
+`PACING_SLEEP_LIMIT`: a row whose chat must wait longer is released (pending again from when
+it may go, its claim not counted as an attempt), so one chat held back never stalls the others,
+and a worker stopped mid-way leaves nothing in "sending" that it did not send. Time comes from
+a `Clock`, so tests run without sleeping.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -33,6 +37,8 @@ from storage import outbox
 from storage.outbox import OutboxMessage
 
 PER_CHAT_INTERVAL = 1.0
+PACING_SLEEP_LIMIT = 0.2
+"""The longest pacing pause (seconds) slept through holding a claimed row."""
 OVERALL_INTERVAL = 1.0 / 30
 MAX_ATTEMPTS = 8
 FIRST_BACKOFF = timedelta(seconds=5)
@@ -85,32 +91,55 @@ class Pacer:
         self._chat_free_at[chat_id] = max(self._chat_free_at.get(chat_id, 0.0), until.timestamp())
 
 
-def deliver(
+def send_paced(
     bot: BotThread,
     engine: sa.Engine,
-    rows: Sequence[OutboxMessage],
+    row: OutboxMessage,
+    *,
+    pacer: Pacer,
+    clock: Clock,
+    stop: threading.Event,
+    mark_unreachable: Callable[[str], None],
+) -> datetime | None:
+    """Send one claimed row when the pacer allows, or release it. Returns None once it was
+    sent (or tried); else when the released row may go."""
+    chat_id = chat_id_of(row.urn)
+    now = clock.now()
+    pause = pacer.wait(chat_id, now)
+    if pause > PACING_SLEEP_LIMIT:
+        not_before = now + timedelta(seconds=pause)
+        outbox.release(engine, row.id, not_before, now)
+        return not_before
+    if pause > 0:
+        clock.sleep(pause)
+    if stop.is_set():
+        now = clock.now()
+        outbox.release(engine, row.id, now, now)
+        return now
+    send_row(bot, engine, row, mark_unreachable=mark_unreachable, clock=clock, pacer=pacer)
+    return None
+
+
+def send_row(
+    bot: BotThread,
+    engine: sa.Engine,
+    row: OutboxMessage,
     *,
     mark_unreachable: Callable[[str], None],
     clock: Clock,
     pacer: Pacer | None = None,
-) -> list[Delivery]:
-    """Send each claimed row in order (paced when a pacer is given) and record how it went."""
-    deliveries = []
-    for row in rows:
-        chat_id = chat_id_of(row.urn)
-        if pacer is not None:
-            pause = pacer.wait(chat_id, clock.now())
-            if pause > 0:
-                clock.sleep(pause)
-        delivery = send_now(bot, chat_id, Outbound(row.text, row.buttons))
-        now = clock.now()
-        if pacer is not None:
-            pacer.sent(chat_id, now)
-        retry_at = record(engine, row, delivery, now, mark_unreachable)
-        if pacer is not None and retry_at is not None and delivery.retry_after is not None:
-            pacer.hold(chat_id, retry_at)
-        deliveries.append(delivery)
-    return deliveries
+    timeout: float | None = None,
+) -> Delivery:
+    """Send one claimed row now (waiting at most `timeout` seconds) and record how it went."""
+    chat_id = chat_id_of(row.urn)
+    delivery = send_now(bot, chat_id, Outbound(row.text, row.buttons), timeout)
+    now = clock.now()
+    if pacer is not None:
+        pacer.sent(chat_id, now)
+    retry_at = record(engine, row, delivery, now, mark_unreachable)
+    if pacer is not None and retry_at is not None and delivery.retry_after is not None:
+        pacer.hold(chat_id, retry_at)
+    return delivery
 
 
 def record(

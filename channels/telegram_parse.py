@@ -6,14 +6,17 @@ No network and no database here. An update becomes one of:
 - `ChatBlocked`: the respondent blocked the bot (`my_chat_member`, status "kicked"), to be
   marked unreachable with no reply;
 - `UnusableTap`: a button tap that carries nothing to answer, still to be acknowledged;
-- None: anything else (group chats, channel posts, inline queries, service messages).
+- None: anything else (edited messages, group chats, channel posts, inline queries, service
+  messages).
 
 Choices kept here:
 - A button tap is `Inbound(text="", button=<callback data>)`: the payload names the question
   it answers, so the engine can tell a stale tap from a fresh one.
-- An edited message is read as a new message with its new text and answered like one: the
-  respondent sees the reply (and can say BACK), where a silent edit would look like the bot
-  had stopped listening. Its `update_id` is its own, so it is never taken for a duplicate.
+- An edited message is ignored: no turn, no reply. An edit can come long after the message it
+  changes, and taken as a turn it would record the new text as the answer to whatever question
+  is open by then (a stale answer corrupting state). It is not even asked for: `edited_message`
+  is not among `ALLOWED_UPDATES`, and one that comes anyway (a webhook registered before) is
+  acknowledged and dropped. To change an answer the respondent says BACK.
 - Stickers, photos, voice notes and other attachments become `has_media=True` with the
   caption as the text ("" without one), so the engine can say it only reads text.
 - Only private chats are conversations: a group the bot was added to is never questioned.
@@ -33,7 +36,7 @@ from telegram.constants import ChatType, MessageAttachmentType
 from bot.messages import Inbound
 
 URN_PREFIX = "telegram:"
-ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
+ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
 """The update kinds dibot reads; the rest are not requested from Telegram at all."""
 MEDIA_KINDS = frozenset(MessageAttachmentType) - {MessageAttachmentType.SUCCESSFUL_PAYMENT}
 
@@ -90,9 +93,8 @@ def parse_update_json(data: Mapping[str, Any], bot: Bot | None = None) -> Parsed
 def parse_update(update: Update) -> ParsedUpdate | None:
     """An update as python-telegram-bot parsed it (webhook or getUpdates)."""
     message_id = str(update.update_id)
-    message = update.message or update.edited_message
-    if message is not None:
-        return _from_message(message_id, message)
+    if update.message is not None:
+        return _from_message(message_id, update.message)
     if update.callback_query is not None:
         query = update.callback_query
         chat = query.message.chat if query.message is not None else None

@@ -77,14 +77,17 @@ async def send(bot: Bot, chat_id: int, reply: Outbound) -> Delivery:
     return Delivery("sent", provider_message_id=str(message.message_id))
 
 
-def send_now(bot: BotThread, chat_id: int, reply: Outbound) -> Delivery:
-    """Send from synchronous code; a Bot that cannot start or a stuck loop is judged too."""
+def send_now(
+    bot: BotThread, chat_id: int, reply: Outbound, timeout: float | None = None
+) -> Delivery:
+    """Send from synchronous code, waiting at most `timeout` seconds (default: the Bot's own
+    limit); a Bot that cannot start, or a call given up once it had begun, is judged too."""
     try:
-        delivery = bot.call(lambda b: send(b, chat_id, reply))
+        delivery = bot.call(lambda b: send(b, chat_id, reply), timeout=timeout)
     except TelegramError as error:
         delivery = judge(error)
     except TimeoutError:
-        delivery = Delivery("unknown", error="no answer from the Telegram loop in time")
+        delivery = Delivery("unknown", error="no answer from Telegram in time")
     if delivery.error is None:
         return delivery
     return replace(delivery, error=bot.redact(delivery.error))

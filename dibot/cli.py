@@ -44,19 +44,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         return INTERRUPTED
 
 
+WORKER_TIMEOUT_SECONDS = 60
+"""gunicorn kills a sync worker busy with one request for longer than this. Its default, 30 s,
+is too short for a Telegram webhook at its limits: it may wait for SQLite's write lock (the busy
+timeout, 10 s), take its turn, then answer the tap and send the reply, starting Bot API calls
+for up to `channels.telegram.WEBHOOK_BUDGET` plus one call's limit (about 21 s). A worker killed
+between claiming an outbox row and sending it would leave that reply unsent."""
+GRACEFUL_TIMEOUT_SECONDS = WORKER_TIMEOUT_SECONDS
+"""On SIGTERM or a restart, how long a worker may finish the request it is in: as long as any
+request may take, so a webhook is not cut off between its commit and its replies."""
+
+
 def serve(arguments: argparse.Namespace, config: Config) -> int:
     """The web service under gunicorn's sync workers (right for SQLite's single writer)."""
-    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
-
     from dibot.web import create_app
 
-    app = create_app(config)
+    gunicorn_server(config, create_app(config)).run()
+    return 0
+
+
+def gunicorn_server(config: Config, app: Any) -> Any:
+    """A gunicorn application serving `app` as `config.server` says (not yet running)."""
+    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
     class Server(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
         def load_config(self) -> None:
             self.cfg.set("bind", f"{config.server.host}:{config.server.port}")
             self.cfg.set("workers", config.server.workers)
             self.cfg.set("worker_class", "sync")
+            self.cfg.set("timeout", WORKER_TIMEOUT_SECONDS)
+            self.cfg.set("graceful_timeout", GRACEFUL_TIMEOUT_SECONDS)
             self.cfg.set("proc_name", "dibot")
             # One shared socket under $HOME would tie every `dibot serve` on a host together.
             self.cfg.set("control_socket_disable", True)
@@ -64,8 +81,7 @@ def serve(arguments: argparse.Namespace, config: Config) -> int:
         def load(self) -> Any:
             return app
 
-    Server().run()
-    return 0
+    return Server()
 
 
 def db_upgrade(arguments: argparse.Namespace, config: Config) -> int:

@@ -2,7 +2,9 @@
 
 The file is `--config FILE`, else `$DIBOT_CONFIG`, else `./config.toml` if present, else the
 defaults below. Every key has a default that runs locally with SQLite; `config.example.toml`
-documents each one. Unknown sections or keys are errors, so a typo never passes silently.
+documents each one. Unknown sections or keys, and `DIBOT_*` variables that name no setting, are
+errors, so a typo never passes silently; so are values no command could use (a port outside
+1-65535, no workers, a database other than SQLite or PostgreSQL).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 
 class ConfigError(ValueError):
@@ -150,11 +155,89 @@ def _apply(config: Config, values: Mapping[str, Mapping[str, Any]], origin: str)
     return config
 
 
+SUPPORTED_DATABASES = "use sqlite:///… or postgresql+psycopg://…"
+SUPPORTED_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite", "postgresql+psycopg"})
+"""SQLite (the standard library's driver) and PostgreSQL through psycopg 3, nothing else."""
+
+
+def _validate(config: Config) -> Config:
+    """Values of the right type that no command could use. The database URL is never quoted:
+    it may hold a password."""
+    if not 1 <= config.server.port <= 65535:
+        raise ConfigError(f"[server] port must be from 1 to 65535, not {config.server.port}")
+    if config.server.workers < 1:
+        raise ConfigError(f"[server] workers must be at least 1, not {config.server.workers}")
+    try:
+        drivername = make_url(config.database.url).drivername
+    except (ArgumentError, ValueError):
+        raise ConfigError(f"[database] url is not a database URL: {SUPPORTED_DATABASES}") from None
+    if drivername not in SUPPORTED_DRIVERS:
+        raise ConfigError(
+            f"[database] url names {drivername!r}: dibot supports SQLite and PostgreSQL only "
+            f"({SUPPORTED_DATABASES})"
+        )
+    return config
+
+
+CONFIG_FILE_VARIABLE = "DIBOT_CONFIG"
+ENVIRONMENT_PREFIX = "DIBOT_"
+
+
+def _setting_variables() -> dict[str, tuple[str, str]]:
+    """`DIBOT_<SECTION>_<KEY>` -> (section, key), for every key a file may set."""
+    defaults = Config()
+    return {
+        f"DIBOT_{section.name}_{key.name}".upper(): (section.name, key.name)
+        for section in fields(Config)
+        for key in fields(getattr(defaults, section.name))
+        if key.name != "translations"
+    }
+
+
+def _unknown_variable(name: str, variables: Mapping[str, tuple[str, str]]) -> ConfigError:
+    """Name the variable and what it could have meant: its section's variables, or the
+    sections (a misspelt section matches none)."""
+    sections = [section.name for section in fields(Config)]
+    for section in sections:
+        if name.upper().startswith(f"{ENVIRONMENT_PREFIX}{section.upper()}_"):
+            known = [variable for variable, (where, _) in variables.items() if where == section]
+            if section == "council":
+                known.append(f"DIBOT_COUNCIL_<LANG>_{{{','.join(COUNCIL_TEXTS).upper()}}}")
+            return ConfigError(
+                f"environment variable {name} names no setting; [{section}] is set by "
+                + ", ".join(known)
+            )
+    return ConfigError(
+        f"environment variable {name} names no setting: {CONFIG_FILE_VARIABLE} names the "
+        f"config file, and DIBOT_<SECTION>_<KEY> sets a key of {', '.join(sections)}"
+    )
+
+
+def _environment_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """The settings `DIBOT_*` variables give, council translations as `{lang: {key: …}}`."""
+    variables = _setting_variables()
+    overrides: dict[str, dict[str, Any]] = {}
+    for name, value in sorted(env.items()):
+        if not name.upper().startswith(ENVIRONMENT_PREFIX) or name == CONFIG_FILE_VARIABLE:
+            continue
+        if name in variables:
+            section, key = variables[name]
+            overrides.setdefault(section, {})[key] = value
+        elif match := COUNCIL_ENV.match(name):
+            council = overrides.setdefault("council", {})
+            council.setdefault(match[1].lower(), {})[match[2].lower()] = value
+        else:
+            raise _unknown_variable(name, variables)
+    return overrides
+
+
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Read the configuration as the CLI and the web service see it."""
     env = os.environ if environ is None else environ
+    overrides = _environment_overrides(env)  # a misspelt variable fails before the file is read
     config = Config()
-    chosen = Path(path) if path else Path(env["DIBOT_CONFIG"]) if env.get("DIBOT_CONFIG") else None
+    named = path or env.get(CONFIG_FILE_VARIABLE)
+    chosen = Path(named) if named else None
     if chosen is None and Path("config.toml").is_file():
         chosen = Path("config.toml")
     if chosen is not None:
@@ -166,14 +249,4 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"config file {chosen} is not valid TOML: {error}") from None
         config = _apply(config, data, str(chosen))
-    overrides: dict[str, dict[str, str]] = {}
-    for section in fields(Config):
-        for key in fields(getattr(config, section.name)):
-            name = f"DIBOT_{section.name}_{key.name}".upper()
-            if name in env:
-                overrides.setdefault(section.name, {})[key.name] = env[name]
-    council: dict[str, Any] = overrides.setdefault("council", {})
-    for name, value in env.items():
-        if match := COUNCIL_ENV.match(name):
-            council.setdefault(match[1].lower(), {})[match[2].lower()] = value
-    return _apply(config, overrides, "environment")
+    return _validate(_apply(config, overrides, "environment"))

@@ -2,7 +2,8 @@
 
 The flow is plain data: it is loaded and validated once per process, when the runtime is made
 (before gunicorn forks, so the workers share it). The engine and the handler are built on first
-use, which in `dibot serve` is inside a worker, never in the parent that forks them.
+use, which in `dibot serve` is inside a worker, never in the parent that forks them. Council
+texts given for a language the flow does not offer are a configuration error, not ignored.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from functools import cached_property
 
 from sqlalchemy import Engine
 
-from dibot.config import Config
+from dibot.config import Config, ConfigError
 from dibot.turns import TurnHandler
 from flows.loader import load_flow
 from flows.model import Flow
@@ -35,12 +36,25 @@ def council_parameters(config: Config) -> dict[str, str]:
 
 
 def load_configured_flow(config: Config) -> Flow:
-    """The configured flow directory (the shipped questionnaire when empty), validated."""
-    return load_flow(
+    """The configured flow directory (the shipped questionnaire when empty), validated, and
+    offering every language the council gave texts in."""
+    flow = load_flow(
         config.flow.path or None,
         council=council_parameters(config),
         languages=config.flow.language_list(),
     )
+    unoffered = sorted(set(config.council.translations) - set(flow.languages))
+    if unoffered:
+        language = unoffered[0]
+        hint = (
+            f"; flow.languages is {config.flow.languages!r}" if config.flow.language_list() else ""
+        )
+        raise ConfigError(
+            f"[council.{language}] (or DIBOT_COUNCIL_{language.upper()}_*) gives texts in "
+            f"{language!r}, which the flow does not offer (it offers {', '.join(flow.languages)})"
+            + hint
+        )
+    return flow
 
 
 class Runtime:

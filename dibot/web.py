@@ -18,6 +18,7 @@ from dibot.config import Config
 from dibot.runtime import Runtime
 from dibot.turns import TurnHandler
 from flows.model import Flow
+from storage.database import read_only
 
 MAX_REQUEST_BYTES = 256 * 1024
 """Far above any provider webhook (an SMS body is at most 1,600 characters)."""
@@ -50,8 +51,9 @@ def create_app(
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
         try:
+            # Read-only: on SQLite it must not queue behind turns for the write lock.
             with runtime.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
+                read_only(connection).execute(text("SELECT 1"))
         except (SQLAlchemyError, OSError) as error:
             # The error's text can name hosts and users: its type is enough to start from.
             log.warning("health check: database unreachable (%s)", type(error).__name__)

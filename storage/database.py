@@ -2,10 +2,12 @@
 
 SQLite gets WAL, a busy timeout, foreign keys, `synchronous=FULL`, and every transaction starts
 with `BEGIN IMMEDIATE`: a deferred read-then-write transaction fails at once under contention,
-while an immediate one waits its turn. PostgreSQL (psycopg 3) needs nothing special here; the
-turn handler locks rows itself. No engine is built at import time, and no pooled connection
-is ever used in a process other than the one that opened it (after `fork()` the child opens
-its own).
+while an immediate one waits its turn. Work that only reads opts out with `read_only(conn)`
+before its first statement and gets a plain deferred `BEGIN`, which under WAL does not wait for a
+writer (the health check must not queue behind turns for the busy timeout). PostgreSQL
+(psycopg 3) needs nothing special here; the turn handler locks rows itself. No engine is built
+at import time, and no pooled connection is ever used in a process other than the one that
+opened it (after `fork()` the child opens its own).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
+READ_ONLY_OPTION = "dibot_read_only"
+"""Execution option: this connection's transactions only read (see `read_only`)."""
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -43,6 +47,13 @@ def make_engine(url: str | URL, **options: Any) -> sa.Engine:
     return engine
 
 
+def read_only(connection: sa.Connection) -> sa.Connection:
+    """Mark `connection` (before its first statement) as one that only reads: on SQLite its
+    transactions begin deferred, so they neither take nor wait for the write lock. Never write
+    in one: after a read, a write may fail with "database is locked" instead of waiting."""
+    return connection.execution_options(**{READ_ONLY_OPTION: True})
+
+
 def _sqlite_engine(url: URL, options: dict[str, Any]) -> sa.Engine:
     database = url.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
@@ -62,7 +73,10 @@ def _sqlite_engine(url: URL, options: dict[str, Any]) -> sa.Engine:
 
     @event.listens_for(engine, "begin")
     def begin_immediate(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(READ_ONLY_OPTION):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -6,7 +6,9 @@ have accepted it) is never sent again automatically: a double send is worse than
 delivery status callbacks and staff can see. Two workers never claim the same row (PostgreSQL:
 `FOR UPDATE SKIP LOCKED`; SQLite: the claim runs under `BEGIN IMMEDIATE`). Rows for respondents
 who cannot be reached, or who opted out (except the reply to their STOP), are never handed out:
-they are marked failed.
+they are marked failed, with the error saying which ("unreachable" or "opted out"). A worker
+that claimed a row it must not send yet (pacing) releases it: pending again, its claim not
+counted as an attempt.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ outbox = table(OutboxEntry)
 respondents = table(Respondent)
 
 OPTED_OUT_ERROR = "opted out"
+UNREACHABLE_ERROR = "unreachable"
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ _due = (
         outbox.c.buttons,
         outbox.c.attempts,
         _blocked.label("blocked"),
+        respondents.c.unreachable,
     )
     .join_from(outbox, respondents, outbox.c.respondent_id == respondents.c.id)
     .where(
@@ -99,7 +103,18 @@ _mark_sending = (
 _give_up_blocked = (
     sa.update(outbox)
     .where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
-    .values(status="failed", error=OPTED_OUT_ERROR, updated_at=sa.bindparam("now"))
+    .values(status="failed", error=sa.bindparam("error"), updated_at=sa.bindparam("now"))
+)
+
+_release = (
+    sa.update(outbox)
+    .where(outbox.c.id == sa.bindparam("message_id"), outbox.c.status == "sending")
+    .values(
+        status="pending",
+        attempts=outbox.c.attempts - 1,
+        next_attempt_at=sa.bindparam("not_before", type_=outbox.c.next_attempt_at.type),
+        updated_at=sa.bindparam("now"),
+    )
 )
 
 _mark_sent = (
@@ -173,10 +188,12 @@ def _claim(engine: sa.Engine, due: sa.Select[Any], params: dict[str, Any]) -> li
     now = params["now"]
     with engine.begin() as conn:
         rows = conn.execute(due, params).all()
-        blocked = [row.id for row in rows if row.blocked]
+        unreachable = [row.id for row in rows if row.blocked and row.unreachable]
+        opted_out = [row.id for row in rows if row.blocked and not row.unreachable]
         claimed = [row for row in rows if not row.blocked]
-        if blocked:
-            conn.execute(_give_up_blocked, {"ids": blocked, "now": now})
+        for ids, error in ((unreachable, UNREACHABLE_ERROR), (opted_out, OPTED_OUT_ERROR)):
+            if ids:
+                conn.execute(_give_up_blocked, {"ids": ids, "error": error, "now": now})
         if claimed:
             conn.execute(_mark_sending, {"ids": [row.id for row in claimed], "now": now})
     return [_message(row) for row in claimed]
@@ -206,6 +223,16 @@ def mark_failed(
                 "now": now,
             },
         )
+
+
+def release(engine: sa.Engine, message_id: int, not_before: datetime, now: datetime) -> bool:
+    """Hand a claimed row back unsent: pending from `not_before`, its claim not counted as an
+    attempt. Only a "sending" row changes; whether one did."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            _release, {"message_id": message_id, "not_before": not_before, "now": now}
+        )
+    return result.rowcount == 1
 
 
 def _message(row: sa.Row[Any]) -> OutboxMessage:

@@ -3,8 +3,9 @@
 It answers the methods dibot calls (getMe, sendMessage, answerCallbackQuery, getUpdates,
 setWebhook, deleteWebhook, getWebhookInfo) with Telegram-shaped JSON, records every call with
 its decoded parameters, and can be told to refuse a chat (403, the bot was blocked), to
-flood-limit it (429 with `retry_after`) or to drop the connection without answering (the
-provider may or may not have accepted the message). `getUpdates` long-polls a queue of updates
+flood-limit it (429 with `retry_after`), to drop the connection without answering (the
+provider may or may not have accepted the message) or to be slow (hold an answer for a while,
+as a Telegram under load does). `getUpdates` long-polls a queue of updates
 the test pushes, and treats `offset` as Telegram does: updates below it are confirmed and never
 served again. The webhook set with setWebhook is remembered for getWebhookInfo, whose
 `pending_update_count` is the queue's length and whose last error a test can set.
@@ -65,6 +66,7 @@ class _State:
     updates: list[dict[str, Any]] = field(default_factory=list)
     faults: dict[tuple[str, int | None], _Fault] = field(default_factory=dict)
     hang_up: dict[tuple[str, int | None], int] = field(default_factory=dict)
+    stalls: dict[tuple[str, int | None], tuple[float, int]] = field(default_factory=dict)
     webhook: dict[str, Any] = field(default_factory=dict)
     webhook_error: tuple[int, str] | None = None
     closed: bool = False
@@ -145,6 +147,14 @@ class FakeTelegram:
         with self._changed:
             self._state.hang_up[(method, chat_id)] = times
 
+    def stall(
+        self, method: str, seconds: float, chat_id: int | None = None, times: int = 1
+    ) -> None:
+        """Hold the answer to `method` (for one chat, or for all) for `seconds` after reading
+        and recording the request (less if the server closes first), `times` times."""
+        with self._changed:
+            self._state.stalls[(method, chat_id)] = (seconds, times)
+
     def webhook_failed(self, message: str, at: int = 1_790_000_000) -> None:
         """Telegram's last attempt to call the webhook failed (as getWebhookInfo reports)."""
         with self._changed:
@@ -190,6 +200,12 @@ class FakeTelegram:
         with self._changed:
             self._state.calls.append(Call(method, params))
             self._changed.notify_all()
+            for key in ((method, chat_id), (method, None)):
+                seconds, times = self._state.stalls.get(key, (0.0, 0))
+                if times > 0:
+                    self._state.stalls[key] = (seconds, times - 1)
+                    self._changed.wait_for(lambda: self._state.closed, timeout=seconds)
+                    break
             for key in ((method, chat_id), (method, None)):
                 if self._state.hang_up.get(key, 0) > 0:
                     self._state.hang_up[key] -= 1
@@ -304,11 +320,14 @@ class FakeTelegram:
 
             def _reply(self, status: int, body: Mapping[str, Any]) -> None:
                 payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting
+                    self.close_connection = True
 
         return Handler
 

@@ -7,6 +7,12 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from channels.telegram import WEBHOOK_BUDGET, WEBHOOK_TIMEOUTS
+from dibot.cli import gunicorn_server
+from dibot.config import Config
+from storage.database import SQLITE_BUSY_TIMEOUT_MS
 from tests.processes import (
     DIBOT,
     STARTUP_LIMIT_SECONDS,
@@ -153,3 +159,78 @@ def test_chat_in_a_language_the_flow_does_not_have_is_one_line(tmp_path: Path) -
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "dibot: no language 'fr' in the flow (it has ['en', 'cy'])"
+
+
+@pytest.mark.parametrize(
+    ("command", "settings", "words"),
+    [
+        (
+            ("db", "upgrade"),
+            {"DIBOT_DATABASE_URL": "postgres://dibot:hunter2@127.0.0.1/dibot"},
+            "dibot: [database] url names 'postgres': dibot supports SQLite and PostgreSQL only"
+            " (use sqlite:///… or postgresql+psycopg://…)",
+        ),
+        (
+            ("db", "upgrade"),
+            {"DIBOT_DATABASE_URL": "mysql://dibot:hunter2@127.0.0.1/dibot"},
+            "[database] url names 'mysql'",
+        ),
+        (
+            ("serve",),
+            {"DIBOT_DATABASE_URL": "dibot:hunter2@127.0.0.1"},
+            "dibot: [database] url is not a database URL: use sqlite:///… or postgresql+psycopg://…",
+        ),
+        (("serve",), {"DIBOT_SERVER_PORT": "70000"}, "port must be from 1 to 65535, not 70000"),
+        (("serve",), {"DIBOT_SERVER_PORT": "0"}, "port must be from 1 to 65535, not 0"),
+        (("serve",), {"DIBOT_SERVER_WORKERS": "0"}, "workers must be at least 1, not 0"),
+        (
+            ("serve",),
+            {"DIBOT_TWILIO_AUTHTOKEN": "hunter2"},
+            "environment variable DIBOT_TWILIO_AUTHTOKEN names no setting;"
+            " [twilio] is set by DIBOT_TWILIO_ACCOUNT_SID, DIBOT_TWILIO_AUTH_TOKEN",
+        ),
+        (
+            ("chat",),
+            {"DIBOT_COUNCIL_FR_NAME": "Conseil"},
+            "gives texts in 'fr', which the flow does not offer (it offers en, cy)",
+        ),
+        (
+            ("serve",),
+            {"DIBOT_COUNCIL_CY_NAME": "Cyngor", "DIBOT_FLOW_LANGUAGES": "en"},
+            "gives texts in 'cy', which the flow does not offer (it offers en)",
+        ),
+    ],
+    ids=[
+        "postgres-scheme",
+        "mysql",
+        "malformed-url",
+        "port-70000",
+        "port-0",
+        "no-workers",
+        "misspelt-variable",
+        "council-language-not-in-flow",
+        "council-language-not-offered",
+    ],
+)
+def test_unusable_settings_are_one_line_and_exit_2(
+    tmp_path: Path, command: tuple[str, ...], settings: dict[str, str], words: str
+) -> None:
+    settings.setdefault("DIBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'dibot.db'}")
+    result = dibot(*command, cwd=tmp_path, **settings)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("dibot: ")
+    assert words in result.stderr
+    assert "hunter2" not in result.stderr
+
+
+def test_serve_lets_a_telegram_webhook_run_to_its_limits() -> None:
+    """gunicorn kills a worker busy longer than `timeout`. A Telegram webhook may wait for the
+    SQLite write lock, then start Bot API calls within its budget, the last running to its
+    limit: all of that must fit, and a shutdown must let it finish."""
+    webhook_limit = SQLITE_BUSY_TIMEOUT_MS / 1000 + WEBHOOK_BUDGET + WEBHOOK_TIMEOUTS.call_limit
+    settings = gunicorn_server(Config(), app=None).cfg
+    assert settings.timeout > webhook_limit
+    assert settings.graceful_timeout >= settings.timeout
+    assert settings.worker_class_str == "sync"

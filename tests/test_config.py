@@ -160,3 +160,106 @@ def test_council_translation_mistakes_are_named(tmp_path: Path, toml: str, probl
     with pytest.raises(ConfigError) as error:
         load_config(path, environ={})
     assert problem in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "message"),
+    [
+        ("[server]\nport = 70000\n", {}, "[server] port must be from 1 to 65535, not 70000"),
+        ("[server]\nport = 0\n", {}, "[server] port must be from 1 to 65535, not 0"),
+        ("", {"DIBOT_SERVER_PORT": "-1"}, "[server] port must be from 1 to 65535, not -1"),
+        ("[server]\nworkers = 0\n", {}, "[server] workers must be at least 1, not 0"),
+    ],
+)
+def test_a_port_or_worker_count_no_server_could_use_is_an_error(
+    tmp_path: Path, text: str, environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, text), environ=environ)
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("postgres://dibot:hunter2@127.0.0.1/dibot", "[database] url names 'postgres'"),
+        ("postgresql://dibot:hunter2@127.0.0.1/dibot", "[database] url names 'postgresql'"),
+        ("mysql://dibot:hunter2@127.0.0.1/dibot", "[database] url names 'mysql'"),
+        ("dibot.db", "[database] url is not a database URL"),
+        ("postgresql+psycopg://dibot:hunter2@127.0.0.1:port/dibot", "is not a database URL"),
+    ],
+)
+def test_a_database_other_than_sqlite_or_postgresql_is_an_error(url: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(environ={"DIBOT_DATABASE_URL": url})
+    message = str(error.value)
+    assert problem in message
+    assert "use sqlite:///… or postgresql+psycopg://…" in message
+    assert "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:///var/dibot.db", "sqlite://", "postgresql+psycopg://u@127.0.0.1:5432/d"]
+)
+def test_sqlite_and_postgresql_through_psycopg_are_accepted(url: str) -> None:
+    assert load_config(environ={"DIBOT_DATABASE_URL": url}).database.url == url
+
+
+def test_a_misspelt_environment_variable_is_an_error_naming_the_sections_variables() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(environ={"DIBOT_TWILIO_AUTHTOKEN": "secret-token"})
+    assert str(error.value) == (
+        "environment variable DIBOT_TWILIO_AUTHTOKEN names no setting; [twilio] is set by "
+        "DIBOT_TWILIO_ACCOUNT_SID, DIBOT_TWILIO_AUTH_TOKEN, DIBOT_TWILIO_FROM_NUMBER, "
+        "DIBOT_TWILIO_MESSAGING_SERVICE_SID, DIBOT_TWILIO_PUBLIC_URL"
+    )
+    assert "secret-token" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("DIBOT_DATABSE_URL", "DIBOT_CONFIG names the config file"),
+        (
+            "DIBOT_COUNCIL_CY_SIGNPOST",
+            "DIBOT_COUNCIL_<LANG>_{NAME,PRIVACY_URL,HELPLINE,SIGNPOSTING}",
+        ),
+        ("DIBOT_COUNCIL_TRANSLATIONS", "DIBOT_COUNCIL_SIGNPOSTING"),
+        ("dibot_server_port", "[server] is set by DIBOT_SERVER_HOST, DIBOT_SERVER_PORT"),
+        ("DIBOT_CONFIG_FILE", "DIBOT_CONFIG names the config file"),
+    ],
+)
+def test_every_dibot_variable_that_names_no_setting_is_an_error(name: str, words: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(environ={name: "x"})
+    assert str(error.value).startswith(f"environment variable {name} names no setting")
+    assert words in str(error.value)
+
+
+def test_every_documented_variable_is_accepted(tmp_path: Path) -> None:
+    path = write(tmp_path, "")
+    environ = {
+        "DIBOT_CONFIG": str(path),
+        "DIBOT_SERVER_HOST": "127.0.0.1",
+        "DIBOT_SERVER_PORT": "8001",
+        "DIBOT_SERVER_WORKERS": "1",
+        "DIBOT_DATABASE_URL": "sqlite:///x.db",
+        "DIBOT_TWILIO_ACCOUNT_SID": "AC0",
+        "DIBOT_TWILIO_AUTH_TOKEN": "t",
+        "DIBOT_TWILIO_FROM_NUMBER": "+447700900001",
+        "DIBOT_TWILIO_MESSAGING_SERVICE_SID": "MG0",
+        "DIBOT_TWILIO_PUBLIC_URL": "https://dibot.example.gov.uk",
+        "DIBOT_TELEGRAM_BOT_TOKEN": "1:a",
+        "DIBOT_TELEGRAM_WEBHOOK_SECRET": "s",
+        "DIBOT_TELEGRAM_API_BASE_URL": "http://127.0.0.1:1/bot",
+        "DIBOT_COUNCIL_NAME": "Testshire Council",
+        "DIBOT_COUNCIL_PRIVACY_URL": "testshire.gov.uk/privacy",
+        "DIBOT_COUNCIL_HELPLINE": "0300 000 0000",
+        "DIBOT_COUNCIL_SIGNPOSTING": "Call us.",
+        "DIBOT_COUNCIL_CY_NAME": "Cyngor Testshire",
+        "DIBOT_FLOW_PATH": "",
+        "DIBOT_FLOW_LANGUAGES": "en,cy",
+    }
+    config = load_config(environ=environ)
+    assert config.server.workers == 1
+    assert config.council.translations == {"cy": {"name": "Cyngor Testshire"}}

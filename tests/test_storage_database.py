@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from storage.database import make_engine
+from storage.database import make_engine, read_only
 from storage.migrate import upgrade
 from storage.models import Respondent, table
 
@@ -108,3 +109,32 @@ def test_times_come_back_in_utc(engine: sa.Engine) -> None:
         stored = conn.execute(sa.select(respondents.c.created_at)).scalar_one()
     assert stored == local
     assert stored.utcoffset() == timedelta(0)
+
+
+def test_sqlite_read_only_work_does_not_wait_for_a_writer(tmp_path: Path) -> None:
+    """A read-only connection reads the last committed rows while another connection holds
+    the write lock; the option does not outlive the connection it was set on."""
+    database = tmp_path / "dibot.db"
+    url = f"sqlite:///{database}"
+    upgrade(url)
+    engine = make_engine(url, poolclass=sa.pool.QueuePool, pool_size=1, max_overflow=0)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(respondents).values(urn="terminal:committed", language="en", created_at=NOW)
+        )
+    writer = sqlite3.connect(database, isolation_level=None, timeout=0)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("DELETE FROM respondents")
+        with engine.connect() as conn:
+            urns = list(read_only(conn).execute(sa.select(respondents.c.urn)).scalars())
+        assert writer.in_transaction
+        writer.execute("ROLLBACK")
+        with engine.connect() as conn:  # the same pooled connection, without the option
+            conn.execute(sa.select(respondents.c.urn)).all()
+            with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+                writer.execute("BEGIN IMMEDIATE")
+    finally:
+        writer.close()
+        engine.dispose()
+    assert urns == ["terminal:committed"]

@@ -122,8 +122,8 @@ def test_nothing_goes_to_someone_opted_out_or_unreachable(engine: sa.Engine) -> 
     to_stopped, to_blocked = queue(engine, stopped, "a"), queue(engine, blocked, "b")
     to_reachable = queue(engine, reachable, "c")
     assert [m.id for m in outbox.claim(engine, "telegram", 10, NOW)] == [to_reachable]
-    for message_id in (to_stopped, to_blocked):
-        assert status_of(engine, message_id) == ("failed", 0, None, "opted out")
+    assert status_of(engine, to_stopped) == ("failed", 0, None, "opted out")
+    assert status_of(engine, to_blocked) == ("failed", 0, None, "unreachable")
 
 
 def test_a_turn_claims_its_own_replies_and_nothing_else(engine: sa.Engine) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import signal
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -10,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.messages import Inbound
-from channels.telegram import run_polling, run_worker
+from channels.telegram import POISON_LIMIT, run_polling, run_worker
 from dibot.config import Config
 from dibot.turns import TurnHandler
 from flows.model import Flow
@@ -115,6 +117,77 @@ def test_an_update_whose_turn_failed_is_taken_again_once_the_database_is_back(
     assert len(fake.sent(CHAT)) == 1
 
 
+def test_an_update_that_keeps_failing_is_skipped_and_later_ones_are_answered(
+    fake: FakeTelegram,
+    config: Config,
+    handler: TurnHandler,
+    engine: sa.Engine,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    handler.handle(
+        channel="telegram", message_id="earlier", urn=f"telegram:{CHAT}", inbound=Inbound("/start")
+    )
+    with engine.begin() as conn:  # a stored state the engine cannot read: every turn raises
+        conn.execute(sa.text("UPDATE conversations SET state = 'not json'"))
+    poison = fake.push_update(text_update(CHAT, "1"))
+    fake.push_update(text_update(OTHER_CHAT, "/start"))
+
+    with caplog.at_level(logging.INFO, logger="channels.telegram"):
+        taken = run_polling(
+            config, handler, engine=engine, max_updates=1, poll_timeout=1, error_wait=0.01
+        )
+
+    assert taken == 1
+    assert len(fake.sent(OTHER_CHAT)) == 1
+    assert fake.sent(CHAT) == []
+    failures = [m for r in caplog.records if str(poison["update_id"]) in (m := r.getMessage())]
+    assert len(failures) == POISON_LIMIT
+    assert "skipped" in failures[-1]
+    assert str(CHAT) not in caplog.text  # the update id and the error's type, nothing else
+    assert "not json" not in caplog.text
+
+    fake.push_update(text_update(OTHER_CHAT, "1"))
+    assert run_polling(config, handler, engine=engine, max_updates=1, poll_timeout=1) == 1
+    assert len(fake.sent(OTHER_CHAT)) == 2
+    assert fake.sent(CHAT) == []  # the skipped update was confirmed, not served again
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+def test_polling_stops_on_sigterm_or_sigint_after_the_update_in_hand(
+    fake: FakeTelegram, config: Config, handler: TurnHandler, engine: sa.Engine, signal_number: int
+) -> None:
+    stop = threading.Event()
+    forced: list[bool] = []
+
+    def signal_once_answered() -> None:
+        fake.wait_for("sendMessage", 1)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal_number)
+        if not stop.wait(10):  # the poller did not stop: end the test's run anyway
+            forced.append(True)
+            stop.set()
+
+    reached: list[int] = []
+
+    def before(number: int, frame: object) -> None:
+        reached.append(number)
+
+    previous = signal.signal(signal_number, before)
+    signaller = threading.Thread(target=signal_once_answered)
+    try:
+        fake.push_update(text_update(CHAT, "/start"))
+        signaller.start()
+        taken = run_polling(config, handler, engine=engine, stop=stop, poll_timeout=1)
+        restored = signal.getsignal(signal_number)
+    finally:
+        stop.set()
+        signaller.join(timeout=15)
+        signal.signal(signal_number, previous)
+    assert (forced, reached) == ([], [])  # the poller's own handler took the signal
+    assert restored is before  # and the one before it is back
+    assert taken == 1
+    assert len(fake.sent(CHAT)) == 1
+
+
 def queue_turns(handler: TurnHandler, chat_id: int, *said: str) -> None:
     for n, text in enumerate(said):
         handler.handle(
@@ -138,7 +211,7 @@ def test_the_worker_sends_at_most_one_message_a_second_to_a_chat(
     assert claimed == 4
     assert len(fake.sent(CHAT)) == 3
     assert len(fake.sent(OTHER_CHAT)) == 1
-    assert 2.0 <= sum(clock.slept) < 2.1  # three messages to one chat: two seconds apart
+    assert sum(clock.slept) == pytest.approx(2.0, abs=1e-3)  # three to one chat: 2 s apart
     assert {row["status"] for row in outbox_rows(engine)} == {"sent"}
 
 
@@ -163,4 +236,6 @@ def test_the_worker_skips_respondents_who_blocked_the_bot(
     handler.mark_unreachable(f"telegram:{CHAT}")
     run_worker(config, handler, engine=engine, clock=FakeClock(datetime.now(UTC)), until_empty=True)
     assert fake.sent() == []
-    assert [row["status"] for row in outbox_rows(engine)] == ["failed"]
+    assert [(row["status"], row["error"]) for row in outbox_rows(engine)] == [
+        ("failed", "unreachable")
+    ]

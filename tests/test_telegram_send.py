@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from bot.messages import Button, Outbound
-from channels.telegram_bot import BotThread
+from channels.telegram_bot import BotThread, BotUnavailable
 from channels.telegram_send import Delivery, answer_tap, keyboard, send_now
 from dibot.config import TelegramConfig
 from tests.fake_telegram import FakeTelegram, keyboard_labels, keyboard_payloads
@@ -134,3 +134,24 @@ def test_a_tap_is_answered(fake: FakeTelegram, bot: BotThread) -> None:
 def test_a_failed_tap_answer_changes_nothing(fake: FakeTelegram, bot: BotThread) -> None:
     fake.refuse("answerCallbackQuery", status=400, description="Bad Request: query is too old")
     assert bot.call(lambda b: answer_tap(b, "cq-2")) is False
+
+
+def test_giving_up_while_the_bot_is_being_set_up_sends_nothing_and_is_retried(
+    fake: FakeTelegram, bot: BotThread
+) -> None:
+    fake.stall("getMe", 5, times=2)
+    with pytest.raises(BotUnavailable):
+        bot.call(lambda b: b.get_me(), timeout=0.3)
+    delivery = send_now(bot, CHAT, QUESTION, timeout=0.3)
+    assert delivery.verdict == "retry"  # nothing left the process: safe to send later
+    assert fake.sent() == []
+
+
+def test_giving_up_once_the_send_had_begun_is_unknown_never_retried(
+    fake: FakeTelegram, bot: BotThread
+) -> None:
+    deliver(bot, Outbound("warm the connection"))
+    fake.stall("sendMessage", 5, CHAT)
+    delivery = send_now(bot, CHAT, QUESTION, timeout=0.3)
+    assert delivery.verdict == "unknown"
+    assert len(fake.sent(CHAT)) == 2

@@ -14,7 +14,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from bot.messages import Inbound
-from channels.telegram import SECRET_HEADER, run_worker
+from channels.telegram import SECRET_HEADER, WEBHOOK_TIMEOUTS, run_worker
+from channels.telegram_bot import STANDARD_TIMEOUTS
 from dibot.config import Config
 from dibot.turns import TurnHandler
 from dibot.web import create_app
@@ -42,6 +43,10 @@ from tests.telegram_support import (
 CHAT = 810001
 OTHER_CHAT = 810002
 URN = f"telegram:{CHAT}"
+SLOW = WEBHOOK_TIMEOUTS.read + 3
+"""How long a slow Telegram holds an answer: longer than a webhook request waits for one, not
+as long as the worker would."""
+assert STANDARD_TIMEOUTS.read > SLOW
 
 
 @pytest.fixture
@@ -204,12 +209,17 @@ def test_media_without_text_gets_a_helpful_reply(
     assert question in reply  # and the question again, to answer in text
 
 
-def test_an_edited_message_is_answered_like_a_new_one(
-    client: FlaskClient, fake: FakeTelegram
+def test_an_edited_message_is_ignored_and_the_open_question_stays_open(
+    client: FlaskClient, fake: FakeTelegram, engine: sa.Engine
 ) -> None:
-    post(client, text_update(CHAT, "/start"))
-    post(client, text_update(OTHER_CHAT, "/start"))
-    assert post(client, edited_update(CHAT, "1")) == 200
+    for chat in (CHAT, OTHER_CHAT):
+        post(client, text_update(chat, "/start"))
+        post(client, tap_update(chat, "consent:1"))
+    stored, sent = inbox_count(engine), len(fake.sent())
+    assert post(client, edited_update(CHAT, "2")) == 200  # an edit of the earlier "/start"
+    assert inbox_count(engine) == stored
+    assert len(fake.sent()) == sent
+    post(client, text_update(CHAT, "1"))
     post(client, text_update(OTHER_CHAT, "1"))
     assert fake.sent(CHAT)[-1].params["text"] == fake.sent(OTHER_CHAT)[-1].params["text"]
 
@@ -276,6 +286,47 @@ def test_no_answer_from_telegram_is_never_resent(
     later = FakeClock(datetime.now(UTC) + timedelta(hours=1))
     run_worker(config, handler, engine=engine, clock=later, until_empty=True)
     assert len(fake.sent(CHAT)) == 1
+
+
+def test_a_slow_send_is_given_up_within_the_request_and_never_resent(
+    client: FlaskClient,
+    fake: FakeTelegram,
+    engine: sa.Engine,
+    config: Config,
+    handler: TurnHandler,
+) -> None:
+    post(client, text_update(OTHER_CHAT, "/start"))  # the Bot is set up and its connection warm
+    fake.stall("sendMessage", SLOW, CHAT)
+    assert post(client, text_update(CHAT, "/start")) == 200
+    [row] = [row for row in outbox_rows(engine) if row["urn"] == URN]
+    assert row["status"] == "failed"
+    assert "not resent" in row["error"]  # it reached Telegram: it may have been delivered
+    later = FakeClock(datetime.now(UTC) + timedelta(hours=1))
+    run_worker(config, handler, engine=engine, clock=later, until_empty=True)
+    assert len(fake.sent(CHAT)) == 1
+
+
+def test_a_slow_tap_answer_leaves_the_reply_to_the_worker(
+    client: FlaskClient,
+    fake: FakeTelegram,
+    engine: sa.Engine,
+    config: Config,
+    handler: TurnHandler,
+    flow: Flow,
+) -> None:
+    post(client, text_update(CHAT, "/start"))
+    fake.stall("answerCallbackQuery", SLOW)
+    assert post(client, tap_update(CHAT, "consent:1")) == 200
+    assert len(fake.sent(CHAT)) == 1  # the consent prompt only: no time was left to send
+    prompt, reply = outbox_rows(engine)
+    assert prompt["status"] == "sent"
+    assert (reply["status"], reply["attempts"]) == ("pending", 0)
+
+    run_worker(config, handler, engine=engine, clock=FakeClock(datetime.now(UTC)), until_empty=True)
+
+    [mode] = first_replies(flow, Inbound("/start"), Inbound("", button="consent:1"))
+    assert fake.sent(CHAT)[-1].params["text"] == mode.text
+    assert [(row["status"], row["attempts"]) for row in outbox_rows(engine)] == [("sent", 1)] * 2
 
 
 def test_a_database_failure_is_a_5xx_and_the_retry_is_answered(

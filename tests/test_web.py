@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,10 +11,18 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from dibot.config import Config, DatabaseConfig, FlowConfig, TwilioConfig
+from dibot.config import (
+    Config,
+    ConfigError,
+    CouncilConfig,
+    DatabaseConfig,
+    FlowConfig,
+    TwilioConfig,
+)
 from dibot.web import SECURITY_HEADERS, create_app
 from flows.loader import FlowError
 from flows.model import Flow
+from storage.migrate import upgrade
 from tests.processes import free_port
 from tests.test_twilio_webhook import TOKEN, inbound, running_app
 
@@ -91,3 +100,48 @@ def test_a_broken_flow_stops_the_app_from_being_made(tmp_path: Path) -> None:
     (tmp_path / "flow.toml").write_text('id = "broken"\n', encoding="utf-8")
     with pytest.raises(FlowError):
         create_app(Config(flow=FlowConfig(path=str(tmp_path))))
+
+
+def test_healthz_answers_while_a_turn_holds_the_sqlite_write_lock(
+    tmp_path: Path, flow: Flow
+) -> None:
+    """The write lock is held from before the first request until after the last, so a health
+    check that waited for it (BEGIN IMMEDIATE, up to the busy timeout) could not answer 200."""
+    database = tmp_path / "dibot.db"
+    upgrade(f"sqlite:///{database}")
+    config = Config(database=DatabaseConfig(url=f"sqlite:///{database}"))
+    turn = sqlite3.connect(database, isolation_level=None, timeout=0)
+    try:
+        turn.execute("BEGIN IMMEDIATE")
+        turn.execute("DELETE FROM outbox")  # a writer mid-turn
+        with running_app(config, flow) as app:
+            client = app.test_client()
+            first = client.get("/healthz")  # a new connection, set up while the lock is held
+            second = client.get("/healthz")  # the pooled one
+        assert turn.in_transaction
+        turn.execute("COMMIT")
+    finally:
+        turn.close()
+    for response in (first, second):
+        assert response.status_code == 200
+        assert response.get_json() == {"status": "ok", "database": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("languages", "language", "message"),
+    [
+        ("", "fr", "gives texts in 'fr', which the flow does not offer (it offers en, cy)"),
+        ("en", "cy", "gives texts in 'cy', which the flow does not offer (it offers en);"),
+    ],
+)
+def test_council_texts_in_a_language_the_flow_does_not_offer_stop_the_app(
+    languages: str, language: str, message: str
+) -> None:
+    config = Config(
+        council=CouncilConfig(translations={language: {"name": "Conseil de Testshire"}}),
+        flow=FlowConfig(languages=languages),
+    )
+    with pytest.raises(ConfigError) as error:
+        create_app(config)
+    assert str(error.value).startswith(f"[council.{language}] (or DIBOT_COUNCIL_")
+    assert message in str(error.value)

@@ -1,0 +1,167 @@
+"""The outbox worker's pacing and stopping: a chat held back never holds back the others, a
+claimed row is never left "sending" by a wait or a stop, and rows that must not go say why.
+
+Time is a `FakeClock` (nothing really sleeps); Telegram is the fake Bot API server over HTTP.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from bot.messages import Inbound
+from channels.telegram import run_worker
+from dibot.config import Config
+from dibot.turns import TurnHandler
+from flows.model import Flow
+from storage import outbox
+from tests.fake_telegram import FakeTelegram
+from tests.telegram_support import FakeClock, outbox_rows, telegram_config
+
+CHAT = 940001
+OTHER_CHAT = 940002
+START = datetime(2026, 11, 2, 9, tzinfo=UTC)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTelegram]:
+    with FakeTelegram() as server:
+        yield server
+
+
+@pytest.fixture
+def config(fake: FakeTelegram, database_url: str) -> Config:
+    return telegram_config(fake, database_url)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+@pytest.fixture
+def handler(engine: sa.Engine, flow: Flow, clock: FakeClock) -> TurnHandler:
+    return TurnHandler(engine, flow, clock=clock.now)
+
+
+def queue_turns(handler: TurnHandler, chat_id: int, *said: str) -> None:
+    for n, text in enumerate(said):
+        handler.handle(
+            channel="telegram",
+            message_id=f"{chat_id}-{n}",
+            urn=f"telegram:{chat_id}",
+            inbound=Inbound(text),
+            queue_replies=True,
+        )
+
+
+def sent_to(fake: FakeTelegram) -> list[tuple[int, str]]:
+    return [(call.params["chat_id"], call.params["text"]) for call in fake.sent()]
+
+
+def test_a_chat_held_back_by_flood_control_does_not_hold_back_the_others(
+    fake: FakeTelegram, config: Config, handler: TurnHandler, engine: sa.Engine, clock: FakeClock
+) -> None:
+    queue_turns(handler, CHAT, "/start", "1")
+    queue_turns(handler, OTHER_CHAT, "/start")
+    first, second, other = (row["id"] for row in outbox_rows(engine))
+    fake.flood(CHAT, retry_after=30)
+
+    tried = run_worker(config, handler, engine=engine, clock=clock, until_empty=True)
+
+    chats = [chat for chat, _ in sent_to(fake)]
+    assert chats == [CHAT, OTHER_CHAT, CHAT, CHAT]  # the other chat went while CHAT waited
+    texts = [text for chat, text in sent_to(fake) if chat == CHAT]
+    assert texts[0] == texts[1] != texts[2]  # CHAT's messages still in order
+    assert tried == 4
+    assert sum(clock.slept) == pytest.approx(31.0, abs=1e-3)  # retry_after, then 1 s per chat
+    rows = {row["id"]: (row["status"], row["attempts"]) for row in outbox_rows(engine)}
+    # the second was held back for pacing, not tried: its claims while held do not count
+    assert rows == {first: ("sent", 2), second: ("sent", 1), other: ("sent", 1)}
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_worker_between_rows_leaving_nothing_claimed(
+    fake: FakeTelegram,
+    config: Config,
+    handler: TurnHandler,
+    engine: sa.Engine,
+    signal_number: int,
+) -> None:
+    queue_turns(handler, CHAT, "/start")
+    queue_turns(handler, OTHER_CHAT, "/start")
+
+    class SignalledClock(FakeClock):
+        """The signal arrives during the first pause (the pacing before the second row)."""
+
+        def sleep(self, seconds: float) -> None:
+            if not self.slept:
+                signal.pthread_kill(threading.main_thread().ident or 0, signal_number)
+            elif len(self.slept) > 50:
+                raise RuntimeError("the worker did not stop")
+            super().sleep(seconds)
+
+    reached: list[int] = []
+
+    def before(number: int, frame: object) -> None:
+        reached.append(number)
+
+    previous = signal.signal(signal_number, before)
+    try:
+        tried = run_worker(config, handler, engine=engine, clock=SignalledClock(START))
+        restored = signal.getsignal(signal_number)
+    finally:
+        signal.signal(signal_number, previous)
+
+    assert reached == []  # the worker's own handler took it
+    assert restored is before  # and the one before it is back
+    assert tried == 1
+    assert len(fake.sent()) == 1
+    rows = [(row["status"], row["attempts"]) for row in outbox_rows(engine)]
+    assert rows == [("sent", 1), ("pending", 0)]  # released, not left "sending"
+
+
+def test_a_released_row_goes_back_to_pending_uncounted_and_waits(
+    engine: sa.Engine, handler: TurnHandler
+) -> None:
+    queue_turns(handler, CHAT, "/start")
+    [row] = outbox.claim(engine, "telegram", 10, START)
+    later = START + timedelta(seconds=3)
+
+    assert outbox.release(engine, row.id, later, START) is True
+    assert outbox.release(engine, row.id, later, START) is False  # only a claimed row
+    [stored] = outbox_rows(engine)
+    assert (stored["status"], stored["attempts"]) == ("pending", 0)
+    assert outbox.claim(engine, "telegram", 10, later - timedelta(microseconds=1)) == []
+    [again] = outbox.claim(engine, "telegram", 10, later)
+    assert again.attempts == 1
+    outbox.mark_sent(engine, again.id, "tg-1", later)
+    assert outbox.release(engine, again.id, later, later) is False  # never a sent row
+    assert outbox_rows(engine)[0]["status"] == "sent"
+
+
+@pytest.mark.parametrize("why", ["unreachable", "opted out"])
+def test_a_row_that_must_not_go_says_why(
+    fake: FakeTelegram,
+    config: Config,
+    handler: TurnHandler,
+    engine: sa.Engine,
+    clock: FakeClock,
+    why: str,
+) -> None:
+    queue_turns(handler, CHAT, "/start")
+    clock.at += timedelta(minutes=1)
+    if why == "unreachable":
+        handler.mark_unreachable(f"telegram:{CHAT}")
+    else:
+        handler.mark_opted_out(f"telegram:{CHAT}")
+
+    assert run_worker(config, handler, engine=engine, clock=clock, until_empty=True) == 0
+
+    assert fake.sent() == []
+    assert [(row["status"], row["error"]) for row in outbox_rows(engine)] == [("failed", why)]
