@@ -95,7 +95,7 @@ class _Step:
         previous_seen = self.state.last_seen
         command = (
             None
-            if self.inbound.button
+            if self.inbound.button or self.inbound.edited
             else command_of(self.flow, self.inbound.text, self.languages)
         )
         if self.state.opted_out:
@@ -110,7 +110,11 @@ class _Step:
             return self.reply_text(
                 self.text("opted_out"), self.state.evolve(opted_out=True), Event("opted_out")
             )
-        switch = None if self.inbound.button else language_named(self.flow, self.inbound.text)
+        switch = (
+            None
+            if self.inbound.button or self.inbound.edited
+            else language_named(self.flow, self.inbound.text)
+        )
         if switch is not None and len(self.flow.languages) > 1:
             return self.switch_language(switch)
         if self.state.stage == "new":
@@ -121,6 +125,10 @@ class _Step:
             return self.on_button(self.inbound.button)
         if command is not None:
             return self.on_command(command)
+        if self.inbound.edited:  # the explanation goes with questions; a prompt is just shown
+            self.noise = True
+            asking = self.state.stage in ("asking", "paused")
+            return self.reply(self.current(self.text("edited") if asking else ""))
         if not self.inbound.text.strip() and self.inbound.has_media:
             self.noise = True
             return self.reply(self.current(self.text("media_only")))

@@ -39,6 +39,9 @@ class Inbound:
     text: str
     button: str | None = None
     has_media: bool = False
+    edited: bool = False
+    """An edit of an earlier message (Telegram): never an answer, since it may be to an
+    earlier question; the respondent is told how to change an answer instead."""
 
 
 @dataclass(frozen=True)

@@ -6,17 +6,15 @@ No network and no database here. An update becomes one of:
 - `ChatBlocked`: the respondent blocked the bot (`my_chat_member`, status "kicked"), to be
   marked unreachable with no reply;
 - `UnusableTap`: a button tap that carries nothing to answer, still to be acknowledged;
-- None: anything else (edited messages, group chats, channel posts, inline queries, service
-  messages).
+- None: anything else (group chats, channel posts, inline queries, service messages).
 
 Choices kept here:
 - A button tap is `Inbound(text="", button=<callback data>)`: the payload names the question
   it answers, so the engine can tell a stale tap from a fresh one.
-- An edited message is ignored: no turn, no reply. An edit can come long after the message it
-  changes, and taken as a turn it would record the new text as the answer to whatever question
-  is open by then (a stale answer corrupting state). It is not even asked for: `edited_message`
-  is not among `ALLOWED_UPDATES`, and one that comes anyway (a webhook registered before) is
-  acknowledged and dropped. To change an answer the respondent says BACK.
+- An edited message is a turn marked `edited`: it can come long after the message it changes,
+  and read as an answer it would be taken for whatever question is open by then (a stale
+  answer corrupting state). The engine answers nothing with it and tells the respondent how to
+  change an answer (BACK), with the open question again.
 - Stickers, photos, voice notes and other attachments become `has_media=True` with the
   caption as the text ("" without one), so the engine can say it only reads text.
 - Only private chats are conversations: a group the bot was added to is never questioned.
@@ -36,7 +34,7 @@ from telegram.constants import ChatType, MessageAttachmentType
 from bot.messages import Inbound
 
 URN_PREFIX = "telegram:"
-ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
+ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
 """The update kinds dibot reads; the rest are not requested from Telegram at all."""
 MEDIA_KINDS = frozenset(MessageAttachmentType) - {MessageAttachmentType.SUCCESSFUL_PAYMENT}
 
@@ -95,6 +93,8 @@ def parse_update(update: Update) -> ParsedUpdate | None:
     message_id = str(update.update_id)
     if update.message is not None:
         return _from_message(message_id, update.message)
+    if update.edited_message is not None:
+        return _from_message(message_id, update.edited_message, edited=True)
     if update.callback_query is not None:
         query = update.callback_query
         chat = query.message.chat if query.message is not None else None
@@ -116,7 +116,9 @@ def parse_update(update: Update) -> ParsedUpdate | None:
     return None
 
 
-def _from_message(message_id: str, message: Message) -> TelegramInbound | None:
+def _from_message(
+    message_id: str, message: Message, edited: bool = False
+) -> TelegramInbound | None:
     if message.chat.type != ChatType.PRIVATE:
         return None
     has_media = any(message[kind] for kind in MEDIA_KINDS)
@@ -126,7 +128,7 @@ def _from_message(message_id: str, message: Message) -> TelegramInbound | None:
     return TelegramInbound(
         message_id,
         urn_of(message.chat.id),
-        Inbound(text=text, has_media=has_media),
+        Inbound(text=text, has_media=has_media, edited=edited),
         language=language_of(message.from_user),
     )
 

@@ -88,12 +88,13 @@ LEADS = (
     "section_blockers",
     "section_skills",
     "language_changed",
+    "edited",
 )
 """Messages that stand before a question or prompt in the same SMS."""
 PROMPT_ONLY_LEADS = frozenset({"cannot_skip", "restarting"})
 """Leads said only before a numbered prompt (consent, mode…), never before a question."""
 QUESTION_ONLY_LEADS = frozenset(
-    {"ack", "skipped", "auto_skip", "back", "section_blockers", "section_skills"}
+    {"ack", "skipped", "auto_skip", "back", "section_blockers", "section_skills", "edited"}
 )
 """Leads said only once questions have begun (a topic break counts as a question here)."""
 REASKS = ("reask", "offer_skip")

@@ -329,3 +329,15 @@ def test_a_flow_change_that_leaves_nothing_to_ask_finishes_properly(flow: Flow) 
     assert turn.state.stage == "done"
     assert [e.kind for e in turn.events] == ["assessment_completed"]
     assert "priorities" in turn.outbound[0].text.lower()
+
+
+def test_an_edit_of_an_earlier_message_answers_nothing(flow: Flow) -> None:
+    talk = Conversation(flow)
+    talk.start("quick")
+    talk.send("2")
+    turn = talk.send("5", after=timedelta(minutes=3))
+    edited = step(flow, talk.state, Inbound("1", edited=True), talk.now)
+    assert edited.state.answers == talk.state.answers
+    assert edited.events == ()
+    assert edited.outbound[0].text.startswith(flow.text("edited", "en") + " 3/22 ")
+    assert turn.events[0].question == "BA02.access"

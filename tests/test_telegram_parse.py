@@ -46,9 +46,12 @@ def test_start_mid_way_is_just_the_text() -> None:
     assert parsed.inbound == Inbound(text="/start")
 
 
-def test_an_edited_message_is_not_a_turn_and_is_not_asked_for() -> None:
-    assert parse_update_json(edited_update(CHAT, "3", update_id=79)) is None
-    assert "edited_message" not in ALLOWED_UPDATES
+def test_an_edited_message_is_a_turn_marked_edited() -> None:
+    parsed = parse_update_json(edited_update(CHAT, "3", update_id=79))
+    assert parsed == TelegramInbound(
+        "79", "telegram:424242", Inbound(text="3", edited=True), language="en"
+    )
+    assert "edited_message" in ALLOWED_UPDATES
 
 
 def test_stickers_photos_and_voice_notes_are_media_with_their_caption() -> None:

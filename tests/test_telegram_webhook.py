@@ -209,16 +209,17 @@ def test_media_without_text_gets_a_helpful_reply(
     assert question in reply  # and the question again, to answer in text
 
 
-def test_an_edited_message_is_ignored_and_the_open_question_stays_open(
-    client: FlaskClient, fake: FakeTelegram, engine: sa.Engine
+def test_an_edited_message_answers_nothing_and_says_how_to_change_an_answer(
+    client: FlaskClient, fake: FakeTelegram, flow: Flow
 ) -> None:
     for chat in (CHAT, OTHER_CHAT):
         post(client, text_update(chat, "/start"))
         post(client, tap_update(chat, "consent:1"))
-    stored, sent = inbox_count(engine), len(fake.sent())
+        post(client, tap_update(chat, "mode:1"))
+    question = fake.sent(CHAT)[-1].params["text"]
     assert post(client, edited_update(CHAT, "2")) == 200  # an edit of the earlier "/start"
-    assert inbox_count(engine) == stored
-    assert len(fake.sent()) == sent
+    reply = fake.sent(CHAT)[-1].params["text"]
+    assert reply == f"{flow.text('edited', 'en')} {question}"
     post(client, text_update(CHAT, "1"))
     post(client, text_update(OTHER_CHAT, "1"))
     assert fake.sent(CHAT)[-1].params["text"] == fake.sent(OTHER_CHAT)[-1].params["text"]

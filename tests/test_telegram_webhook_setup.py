@@ -85,7 +85,12 @@ def test_set_webhook_registers_the_url_with_the_secret_and_reports_the_status(
     [call] = fake.calls_to("setWebhook")
     assert call.params["url"] == PUBLIC_URL
     assert call.params["secret_token"] == SECRET
-    assert call.params["allowed_updates"] == ["message", "callback_query", "my_chat_member"]
+    assert call.params["allowed_updates"] == [
+        "message",
+        "edited_message",
+        "callback_query",
+        "my_chat_member",
+    ]
     assert list(ALLOWED_UPDATES) == call.params["allowed_updates"]
     assert call.params["drop_pending_updates"] is False
     assert fake.webhook["url"] == PUBLIC_URL
