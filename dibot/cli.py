@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import NoSuchTableError, OperationalError, ProgrammingError
 
 from dibot.config import Config, ConfigError, load_config
 from dibot.runtime import Runtime
@@ -36,6 +36,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OperationalError as error:
         reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
         print(f"dibot: cannot use the database: {reason}", file=sys.stderr)
+        return FAILURE
+    except (ProgrammingError, NoSuchTableError) as error:
+        # e.g. a PostgreSQL database nobody has migrated: its text may hold values, its type not
+        print(
+            f"dibot: the database is not ready ({type(error).__name__}); "
+            "run `dibot db upgrade` first",
+            file=sys.stderr,
+        )
         return FAILURE
     except OSError as error:  # e.g. an SQLite directory that cannot be created
         print(f"dibot: {error}", file=sys.stderr)

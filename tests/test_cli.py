@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from channels.telegram import WEBHOOK_BUDGET, WEBHOOK_TIMEOUTS
 from dibot.cli import gunicorn_server
 from dibot.config import Config
-from storage.database import SQLITE_BUSY_TIMEOUT_MS
+from storage.database import SQLITE_BUSY_TIMEOUT_MS, make_engine
 from tests.processes import (
     DIBOT,
     STARTUP_LIMIT_SECONDS,
@@ -234,3 +236,26 @@ def test_serve_lets_a_telegram_webhook_run_to_its_limits() -> None:
     assert settings.timeout > webhook_limit
     assert settings.graceful_timeout >= settings.timeout
     assert settings.worker_class_str == "sync"
+
+
+def test_a_database_without_dibots_tables_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """PostgreSQL nobody migrated (when the run uses it), or an SQLite file whose tables are
+    gone although it claims to be migrated: one line either way."""
+    url = os.environ.get("DIBOT_DATABASE_URL", "")
+    if url.startswith("postgresql"):
+        engine = make_engine(url, poolclass=sa.NullPool)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
+            conn.exec_driver_sql("CREATE SCHEMA public")
+        engine.dispose()
+    else:
+        database = tmp_path / "emptied.db"
+        url = f"sqlite:///{database}"
+        assert dibot("db", "upgrade", cwd=tmp_path, DIBOT_DATABASE_URL=url).returncode == 0
+        with sqlite3.connect(database) as connection:
+            connection.execute("DROP TABLE answers")
+    result = dibot("chat", cwd=tmp_path, stdin="Hello\n1\n1\n1\n1\n", DIBOT_DATABASE_URL=url)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("dibot: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
