@@ -314,7 +314,9 @@ class _Step:
         if command == "later":
             if stage in ("asking", "paused"):
                 return self.reply_text(self.text("later"), self.state.evolve(stage="paused"))
-            return self.reply_text(self.text("later"))
+            if stage == "done":
+                return self.reply_text(self.text("done_again"))
+            return self.reply_text(self.text("later"), self.state.evolve(resting=True))
         if command == "restart":
             if stage in ("asking", "paused", "resume", "done"):
                 state = self.state.evolve(stage="restart", misses=0)
@@ -367,6 +369,11 @@ class _Step:
             stage = self.state.stage
         options = self.options_now()
         match = match_option(self.flow, options, text, self.languages)
+        if match.option is None and self.state.resting:
+            self.noise = True
+            self.state = self.state.evolve(resting=False)
+            return self.reply(self.current(self.text("welcome_back")), self.state)
+        self.state = self.state.evolve(resting=False)
         if match.option is None:
             return self.missed(len(options))
         self.state = self.state.evolve(misses=0)

@@ -48,6 +48,9 @@ class State:
     """Keys answered, skipped or passed (topic breaks), oldest first: what BACK undoes."""
     misses: int = 0
     """Replies in a row that matched no choice for the current prompt."""
+    resting: bool = False
+    """LATER was said at a numbered prompt (consent, mode…): whatever they send next that is
+    not a choice shows the prompt again with a welcome, not a re-ask."""
     unanswered: int = 0
     """Messages in a row that answered nothing (nonsense, media, stale taps, texts after the
     end), across questions: past a few the engine falls silent, so an auto-reply never loops."""

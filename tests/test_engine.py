@@ -341,3 +341,14 @@ def test_an_edit_of_an_earlier_message_answers_nothing(flow: Flow) -> None:
     assert edited.events == ()
     assert edited.outbound[0].text.startswith(flow.text("edited", "en") + " 3/22 ")
     assert turn.events[0].question == "BA02.access"
+
+
+def test_later_at_the_choice_of_check_welcomes_them_back_to_it(flow: Flow) -> None:
+    talk = Conversation(flow)
+    talk.send("hello")
+    talk.send("1")
+    assert talk.said("LATER") == flow.text("later", "en")
+    back = talk.said("hi again", after=timedelta(days=2))
+    assert back.startswith(flow.text("welcome_back", "en") + " Which check would you like?")
+    assert talk.said("banana").startswith("Sorry")  # a re-ask once they are back
+    assert "1/22" in talk.said("1")
