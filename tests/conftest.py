@@ -7,7 +7,8 @@
 - `engine`: `storage.database.make_engine(database_url)`, disposed after the test.
 - `flow`: the shipped questionnaire in English only, loaded once per session.
 
-Fixtures particular to one area belong in that area's test modules.
+Fixtures particular to one area belong in that area's test modules; the Telegram tests'
+fake Bot API server (`fake`) is in telegram_fixtures.py, shared by six of them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from storage.database import make_engine
 from storage.migrate import upgrade
 
 DATABASE_URL_VARIABLE = "DIBOT_DATABASE_URL"
+pytest_plugins = ["tests.telegram_fixtures"]
 
 
 def reset_postgresql(url: str) -> None:

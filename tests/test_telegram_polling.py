@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -21,12 +20,6 @@ from tests.telegram_support import FakeClock, first_replies, outbox_rows, telegr
 
 CHAT = 920001
 OTHER_CHAT = 920002
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as server:
-        yield server
 
 
 @pytest.fixture

@@ -22,12 +22,6 @@ QUESTION = Outbound(
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as server:
-        yield server
-
-
-@pytest.fixture
 def bot(fake: FakeTelegram) -> Iterator[BotThread]:
     thread = BotThread(TelegramConfig(bot_token=fake.token, api_base_url=fake.base_url))
     yield thread

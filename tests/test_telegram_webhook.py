@@ -50,12 +50,6 @@ assert STANDARD_TIMEOUTS.read > SLOW
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as server:
-        yield server
-
-
-@pytest.fixture
 def config(fake: FakeTelegram, database_url: str) -> Config:
     return telegram_config(fake, database_url)
 

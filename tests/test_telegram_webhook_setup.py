@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,12 +22,6 @@ from tests.telegram_support import SECRET
 
 PUBLIC_URL = "https://dibot.example.gov.uk/webhooks/telegram"
 CHAT = 840001
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as server:
-        yield server
 
 
 def settings(fake: FakeTelegram, secret: str = SECRET) -> dict[str, str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,12 +25,6 @@ from tests.telegram_support import FakeClock, outbox_rows, telegram_config
 CHAT = 940001
 OTHER_CHAT = 940002
 START = datetime(2026, 11, 2, 9, tzinfo=UTC)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as server:
-        yield server
 
 
 @pytest.fixture

@@ -59,12 +59,6 @@ def council_flow() -> Flow:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeTelegram]:
-    with FakeTelegram() as server:
-        yield server
-
-
-@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(START.replace(tzinfo=UTC))
 
