@@ -45,8 +45,11 @@ clean:
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 ## translations: refresh the template from the flow's English and merge it into every catalog
-## (a changed English text comes back fuzzy: the loader refuses it until a translator checks it)
+## (a changed English text comes back fuzzy: the loader refuses it until a translator checks it).
+## On an untouched tree it changes no byte: the template has no header (so no date), and each
+## catalog keeps its own POT-Creation-Date.
 FLOW_DIR ?= flows/digital_inclusion
 translations: $(VENV)/.installed-dev
 	$(BIN)/pybabel extract -F babel.cfg --no-location --omit-header -o $(FLOW_DIR)/locale/messages.pot .
-	$(BIN)/pybabel update -i $(FLOW_DIR)/locale/messages.pot -d $(FLOW_DIR)/locale --ignore-obsolete
+	$(BIN)/pybabel update -i $(FLOW_DIR)/locale/messages.pot -d $(FLOW_DIR)/locale --ignore-obsolete \
+		--ignore-pot-creation-date
