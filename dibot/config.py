@@ -4,7 +4,8 @@ The file is `--config FILE`, else `$DIBOT_CONFIG`, else `./config.toml` if prese
 defaults below. Every key has a default that runs locally with SQLite; `config.example.toml`
 documents each one. Unknown sections or keys, and `DIBOT_*` variables that name no setting, are
 errors, so a typo never passes silently; so are values no command could use (a port outside
-1-65535, no workers, a database other than SQLite or PostgreSQL).
+1-65535, no workers, a database other than SQLite or PostgreSQL). A file's values keep their TOML
+type (`port = "8000"` is an error); the environment's are text, read as the key's type.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from storage.database import database_url
 
 
 class ConfigError(ValueError):
@@ -89,10 +91,11 @@ class Config:
     flow: FlowConfig = field(default_factory=FlowConfig)
 
 
-def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
+def _coerce(section: str, key: str, value: Any, default: Any, *, text: bool) -> Any:
+    """`value` as the type of `default`; from `text` (an environment variable), parsed."""
     where = f"[{section}] {key}"
     if isinstance(default, bool):
-        if isinstance(value, str):
+        if text and isinstance(value, str):
             if value.lower() in {"1", "true", "yes", "on"}:
                 return True
             if value.lower() in {"0", "false", "no", "off"}:
@@ -103,7 +106,7 @@ def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
     if isinstance(default, int):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value):
+        if text and isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value):
             return int(value)
         raise ConfigError(f"{where} must be a whole number, not {value!r}")
     if isinstance(value, str):
@@ -133,7 +136,10 @@ def _council_translations(
     return replace(council, translations=merged)
 
 
-def _apply(config: Config, values: Mapping[str, Mapping[str, Any]], origin: str) -> Config:
+def _apply(
+    config: Config, values: Mapping[str, Mapping[str, Any]], origin: str, *, text: bool = False
+) -> Config:
+    """`values` (from a file, or as `text` from the environment) over `config`."""
     sections = {f.name: f for f in fields(Config)}
     for section_name, section_values in values.items():
         if section_name not in sections:
@@ -150,14 +156,15 @@ def _apply(config: Config, values: Mapping[str, Mapping[str, Any]], origin: str)
         for key, value in section_values.items():
             if key not in known:
                 raise ConfigError(f"{origin}: unknown key {key!r} in [{section_name}]")
-            changes[key] = _coerce(section_name, key, value, getattr(section, key))
+            changes[key] = _coerce(section_name, key, value, getattr(section, key), text=text)
         config = replace(config, **{section_name: replace(section, **changes)})
     return config
 
 
-SUPPORTED_DATABASES = "use sqlite:///… or postgresql+psycopg://…"
+SUPPORTED_DATABASES = "use sqlite:///… or postgresql://…"
 SUPPORTED_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite", "postgresql+psycopg"})
-"""SQLite (the standard library's driver) and PostgreSQL through psycopg 3, nothing else."""
+"""SQLite (the standard library's driver) and PostgreSQL through psycopg 3 (which
+`postgresql://…` and `postgres://…` mean: see `storage.database.database_url`), nothing else."""
 
 
 def _validate(config: Config) -> Config:
@@ -168,7 +175,7 @@ def _validate(config: Config) -> Config:
     if config.server.workers < 1:
         raise ConfigError(f"[server] workers must be at least 1, not {config.server.workers}")
     try:
-        drivername = make_url(config.database.url).drivername
+        drivername = database_url(config.database.url).drivername
     except (ArgumentError, ValueError):
         raise ConfigError(f"[database] url is not a database URL: {SUPPORTED_DATABASES}") from None
     if drivername not in SUPPORTED_DRIVERS:
@@ -249,4 +256,4 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"config file {chosen} is not valid TOML: {error}") from None
         config = _apply(config, data, str(chosen))
-    return _validate(_apply(config, overrides, "environment"))
+    return _validate(_apply(config, overrides, "environment", text=True))

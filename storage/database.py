@@ -5,9 +5,11 @@ with `BEGIN IMMEDIATE`: a deferred read-then-write transaction fails at once und
 while an immediate one waits its turn. Work that only reads opts out with `read_only(conn)`
 before its first statement and gets a plain deferred `BEGIN`, which under WAL does not wait for a
 writer (the health check must not queue behind turns for the busy timeout). PostgreSQL
-(psycopg 3) needs nothing special here; the turn handler locks rows itself. No engine is built
-at import time, and no pooled connection is ever used in a process other than the one that
-opened it (after `fork()` the child opens its own).
+(psycopg 3) needs nothing special here; the turn handler locks rows itself. A PostgreSQL URL that
+names no driver (`postgresql://…`, `postgres://…`) means psycopg 3, the driver dibot installs,
+not SQLAlchemy's default psycopg2: `database_url` reads it so, here and in configuration. No
+engine is built at import time, and no pooled connection is ever used in a process other than
+the one that opened it (after `fork()` the child opens its own).
 """
 
 from __future__ import annotations
@@ -31,14 +33,24 @@ SQLITE_PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA synchronous=FULL",
 )
+POSTGRESQL_DRIVER = "postgresql+psycopg"
+IMPLIED_DRIVERS = {"postgresql": POSTGRESQL_DRIVER, "postgres": POSTGRESQL_DRIVER}
+"""URL schemes that name PostgreSQL but no driver -> the driver they mean to dibot."""
+
+
+def database_url(url: str | URL) -> URL:
+    """`url` parsed, with psycopg 3 as the driver of a PostgreSQL URL that names none."""
+    parsed = make_url(url)
+    implied = IMPLIED_DRIVERS.get(parsed.drivername)
+    return parsed if implied is None else parsed.set(drivername=implied)
 
 
 def make_engine(url: str | URL, **options: Any) -> sa.Engine:
-    """An engine for `url` (SQLite file or `postgresql+psycopg://…`), set up for dibot.
+    """An engine for `url` (an SQLite file, or PostgreSQL: `postgresql://…`), set up for dibot.
 
     `options` go to `sqlalchemy.create_engine` (e.g. `pool_size`).
     """
-    parsed = make_url(url)
+    parsed = database_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = _sqlite_engine(parsed, options)
     else:

@@ -168,9 +168,9 @@ def test_chat_in_a_language_the_flow_does_not_have_is_one_line(tmp_path: Path) -
     [
         (
             ("db", "upgrade"),
-            {"DIBOT_DATABASE_URL": "postgres://dibot:hunter2@127.0.0.1/dibot"},
-            "dibot: [database] url names 'postgres': dibot supports SQLite and PostgreSQL only"
-            " (use sqlite:///… or postgresql+psycopg://…)",
+            {"DIBOT_DATABASE_URL": "postgresql+psycopg2://dibot:hunter2@127.0.0.1/dibot"},
+            "dibot: [database] url names 'postgresql+psycopg2': dibot supports SQLite and"
+            " PostgreSQL only (use sqlite:///… or postgresql://…)",
         ),
         (
             ("db", "upgrade"),
@@ -180,7 +180,7 @@ def test_chat_in_a_language_the_flow_does_not_have_is_one_line(tmp_path: Path) -
         (
             ("serve",),
             {"DIBOT_DATABASE_URL": "dibot:hunter2@127.0.0.1"},
-            "dibot: [database] url is not a database URL: use sqlite:///… or postgresql+psycopg://…",
+            "dibot: [database] url is not a database URL: use sqlite:///… or postgresql://…",
         ),
         (("serve",), {"DIBOT_SERVER_PORT": "70000"}, "port must be from 1 to 65535, not 70000"),
         (("serve",), {"DIBOT_SERVER_PORT": "0"}, "port must be from 1 to 65535, not 0"),
@@ -203,7 +203,7 @@ def test_chat_in_a_language_the_flow_does_not_have_is_one_line(tmp_path: Path) -
         ),
     ],
     ids=[
-        "postgres-scheme",
+        "psycopg2",
         "mysql",
         "malformed-url",
         "port-70000",

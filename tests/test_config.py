@@ -86,6 +86,7 @@ def test_unknown_section_is_an_error(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ('[server]\nport = "eighty"\n', "\\[server\\] port must be a whole number"),
+        ('[server]\nport = "8000"\n', "\\[server\\] port must be a whole number, not '8000'"),
         ("[server]\nport = true\n", "\\[server\\] port must be a whole number"),
         ("[twilio]\nauth_token = 12345\n", "\\[twilio\\] auth_token must be a string"),
         ("server = 1\n", "\\[server\\] must be a table"),
@@ -94,6 +95,13 @@ def test_unknown_section_is_an_error(tmp_path: Path) -> None:
 def test_wrong_type_is_an_error_naming_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, text), environ={})
+
+
+def test_a_number_in_the_environment_is_text_to_read(tmp_path: Path) -> None:
+    """Environment variables are text by nature; a file's string is a string, not a number."""
+    assert load_config(environ={"DIBOT_SERVER_PORT": " 8000 "}).server.port == 8000
+    path = write(tmp_path, "[server]\nworkers = 3\n")
+    assert load_config(path, environ={"DIBOT_SERVER_WORKERS": "4"}).server.workers == 4
 
 
 def test_wrong_type_in_the_environment_is_an_error() -> None:
@@ -182,8 +190,10 @@ def test_a_port_or_worker_count_no_server_could_use_is_an_error(
 @pytest.mark.parametrize(
     ("url", "problem"),
     [
-        ("postgres://dibot:hunter2@127.0.0.1/dibot", "[database] url names 'postgres'"),
-        ("postgresql://dibot:hunter2@127.0.0.1/dibot", "[database] url names 'postgresql'"),
+        (
+            "postgresql+psycopg2://dibot:hunter2@127.0.0.1/dibot",
+            "[database] url names 'postgresql+psycopg2'",
+        ),
         ("mysql://dibot:hunter2@127.0.0.1/dibot", "[database] url names 'mysql'"),
         ("dibot.db", "[database] url is not a database URL"),
         ("postgresql+psycopg://dibot:hunter2@127.0.0.1:port/dibot", "is not a database URL"),
@@ -194,12 +204,19 @@ def test_a_database_other_than_sqlite_or_postgresql_is_an_error(url: str, proble
         load_config(environ={"DIBOT_DATABASE_URL": url})
     message = str(error.value)
     assert problem in message
-    assert "use sqlite:///… or postgresql+psycopg://…" in message
+    assert "use sqlite:///… or postgresql://…" in message
     assert "hunter2" not in message
 
 
 @pytest.mark.parametrize(
-    "url", ["sqlite:///var/dibot.db", "sqlite://", "postgresql+psycopg://u@127.0.0.1:5432/d"]
+    "url",
+    [
+        "sqlite:///var/dibot.db",
+        "sqlite://",
+        "postgresql+psycopg://u@127.0.0.1:5432/d",
+        "postgresql://u:p%40ss@127.0.0.1:5432/d",  # psycopg 3 implied
+        "postgres://u@127.0.0.1/d",  # as some hosts give it
+    ],
 )
 def test_sqlite_and_postgresql_through_psycopg_are_accepted(url: str) -> None:
     assert load_config(environ={"DIBOT_DATABASE_URL": url}).database.url == url

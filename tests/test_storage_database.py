@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from storage.database import make_engine, read_only
+from storage.database import database_url, make_engine, read_only
 from storage.migrate import upgrade
 from storage.models import Respondent, table
 
@@ -138,3 +138,27 @@ def test_sqlite_read_only_work_does_not_wait_for_a_writer(tmp_path: Path) -> Non
         writer.close()
         engine.dispose()
     assert urns == ["terminal:committed"]
+
+
+@pytest.mark.parametrize(
+    ("url", "driver"),
+    [
+        ("postgresql://u:p%40ss@127.0.0.1:5432/d", "postgresql+psycopg"),
+        ("postgres://u@127.0.0.1/d", "postgresql+psycopg"),
+        ("postgresql+psycopg://u@127.0.0.1/d", "postgresql+psycopg"),
+        ("postgresql+psycopg2://u@127.0.0.1/d", "postgresql+psycopg2"),
+        ("sqlite:///var/dibot.db", "sqlite"),
+    ],
+)
+def test_a_postgresql_url_without_a_driver_means_psycopg_3(url: str, driver: str) -> None:
+    parsed = database_url(url)
+    assert parsed.drivername == driver
+    assert parsed.password == sa.make_url(url).password  # nothing else changes
+
+
+def test_engines_for_postgresql_urls_without_a_driver_use_psycopg_3() -> None:
+    engine = make_engine("postgresql://u@127.0.0.1:5432/d")  # connects to nothing yet
+    try:
+        assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
+    finally:
+        engine.dispose()
