@@ -6,9 +6,13 @@ The rules it keeps:
   case and in any of the flow's languages, as the whole message; STOP silences everything
   until START; a language's name (CYMRAEG, ENGLISH) switches to it and keeps every answer;
 - a flow with several languages asks for one first, unless the channel already knows it;
-- a reply that matches no choice re-asks without advancing; the second miss offers SKIP; the
-  third skips the question; after `SILENT_AFTER` messages in a row that answer nothing (an
-  auto-reply, say), the engine stops replying until something makes sense, so nothing loops;
+- a reply that fits two options ("yes" to "Do you have…?") asks which of the two, and is no
+  miss; a reply that matches no choice re-asks without advancing; the second miss offers
+  SKIP; the third skips the question;
+- a respondent missing a device or a connection chooses, before the skills, to skip them
+  (recorded as not asked) or to answer them as if they had one;
+- after `SILENT_AFTER` messages in a row that answer nothing (an auto-reply, say), the engine
+  stops replying until something makes sense, so nothing loops;
 - progress is derived from the flow and the answers, never stored twice: the next step is the
   first step of the mode not yet in `history` whose conditions hold;
 - time is the `now` argument; the engine reads no clock and does no I/O.
@@ -29,9 +33,20 @@ from bot.render import (
     pick,
     prompt_message,
     question_message,
+    topic_counts,
 )
 from bot.state import State
-from flows.model import Flow, Mode, Option, Question, Step, TopicBreak
+from flows.model import (
+    SKILLS_BASES,
+    Flow,
+    Mode,
+    Option,
+    OptionPair,
+    Question,
+    SkillsChoice,
+    Step,
+    TopicBreak,
+)
 from scoring import priorities_message, profile
 
 MISSES_BEFORE_OFFER = 2
@@ -59,6 +74,7 @@ def without_assessment(state: State) -> State:
         skipped=(),
         topics_skipped=(),
         history=(),
+        skills_basis=None,
         misses=0,
     )
 
@@ -198,10 +214,21 @@ class _Step:
         language = self.state.language
         if isinstance(step, Question):
             return question_message(self.flow, step, self.mode.total, language, lead)
+        if isinstance(step, SkillsChoice):
+            return prompt_message(
+                self.flow, self.flow.prompts["skills"], language, lead, key=step.key
+            )
         heading = self.flow.heading(step.heading)
         topic = pick(heading.intro, language, self.flow.languages[0])
+        counts = topic_counts(self.flow, self.mode, step.heading)
         return prompt_message(
-            self.flow, self.flow.prompts["topic"], language, lead, key=step.key, topic=topic
+            self.flow,
+            self.flow.prompts["topic"],
+            language,
+            lead,
+            key=step.key,
+            topic=topic,
+            **counts,
         )
 
     def language_prompt(self) -> Outbound:
@@ -362,18 +389,23 @@ class _Step:
             # anything else shows it again
             self.state = self.state.evolve(stage="asking" if stage == "paused" else "consent")
             options = self.options_now()
-            if match_option(self.flow, options, text, self.languages).option is None:
+            early = match_option(self.flow, options, text, self.languages, self.pairs_now())
+            if early.option is None and early.either is None:
                 self.noise = True
                 lead = self.text("welcome_back") if stage == "paused" else ""
                 return self.reply(self.current(lead), self.state)
             stage = self.state.stage
         options = self.options_now()
-        match = match_option(self.flow, options, text, self.languages)
-        if match.option is None and self.state.resting:
+        match = match_option(self.flow, options, text, self.languages, self.pairs_now())
+        if match.option is None and match.either is None and self.state.resting:
             self.noise = True
             self.state = self.state.evolve(resting=False)
             return self.reply(self.current(self.text("welcome_back")), self.state)
         self.state = self.state.evolve(resting=False)
+        if match.either is not None:
+            self.noise = True  # not a miss, but an auto-reply saying "yes" must not loop
+            first, second = match.either
+            return self.reply(self.current(self.text("which", first=first, second=second)))
         if match.option is None:
             return self.missed(len(options))
         self.state = self.state.evolve(misses=0)
@@ -390,6 +422,8 @@ class _Step:
         current = self.current_step()
         if isinstance(current, TopicBreak):
             return self.pass_topic(current, skip_topic=match.option == 2)
+        if isinstance(current, SkillsChoice):
+            return self.choose_skills_basis(current, SKILLS_BASES[match.option - 1])
         return self.answer(current, match.option, raw if raw is not None else text)
 
     def options_now(self) -> tuple[Option, ...]:
@@ -399,7 +433,16 @@ class _Step:
         current = self.current_step()
         if isinstance(current, TopicBreak):
             return self.flow.prompts["topic"].options
+        if isinstance(current, SkillsChoice):
+            return self.flow.prompts["skills"].options
         return self.flow.scale_of(current).options
+
+    def pairs_now(self) -> tuple[OptionPair, ...]:
+        """The current question's words that fit two options (none at prompts)."""
+        if self.state.stage not in ("asking", "paused"):
+            return ()
+        current = self.current_step()
+        return self.flow.scale_of(current).pairs if isinstance(current, Question) else ()
 
     def missed(self, option_count: int) -> Turn:
         self.noise = True
@@ -461,12 +504,20 @@ class _Step:
         )
         return self.advance(self.text("skipped") if skip_topic else "")
 
+    def choose_skills_basis(self, choice: SkillsChoice, basis: str, lead: str = "") -> Turn:
+        self.state = self.state.evolve(
+            skills_basis=basis, history=(*self.state.history, choice.key)
+        )
+        return self.advance(lead, Event("skills_basis_chosen", basis=basis))
+
     def skip(self, lead_key: str = "skipped") -> Turn:
         if self.state.stage != "asking":
             return self.reply(self.current(self.text("cannot_skip")))
         current = self.current_step()
         if isinstance(current, TopicBreak):
             return self.pass_topic(current, skip_topic=True)
+        if isinstance(current, SkillsChoice):
+            return self.choose_skills_basis(current, SKILLS_BASES[0], self.text("skipped"))
         self.state = self.state.evolve(
             skipped=(*self.state.skipped, current.key),
             history=(*self.state.history, current.key),
@@ -481,8 +532,13 @@ class _Step:
         events: Iterable[Event] = ()
         if last in self.state.answers or last in self.state.skipped:
             events = (Event("cleared", question=last),)
+        basis = self.state.skills_basis
+        if last == SkillsChoice.key:
+            basis = None
+            events = (Event("skills_basis_chosen", basis=None),)
         heading = last.split(".", 1)[0]
         state = self.state.evolve(
+            skills_basis=basis,
             question=last,
             answers=answers,
             skipped=tuple(k for k in self.state.skipped if k != last),
@@ -503,6 +559,13 @@ class _Step:
         for candidate in mode.steps:
             if candidate.key in done:
                 continue
+            if isinstance(candidate, SkillsChoice) and not self.lacks_device(state):
+                continue
+            if state.skills_basis == SKILLS_BASES[0] and (
+                isinstance(candidate, TopicBreak)
+                or (isinstance(candidate, Question) and candidate.section == "skills")
+            ):
+                continue  # no device or connection, and they chose to skip the skills
             if isinstance(candidate, Question) and (
                 candidate.heading in state.topics_skipped
                 or not self.should_ask(mode, state, candidate)
@@ -510,6 +573,17 @@ class _Step:
                 continue
             return candidate
         return None
+
+    def lacks_device(self, state: State) -> bool:
+        """Whether a basic that offers the skills choice is missing, by the answers so far."""
+        rule = self.flow.priority
+        for item in self.flow.skills_choice_if_missing:
+            chosen = state.answers.get(f"{item}.access")
+            if chosen is not None:
+                score = self.flow.scales["access"].option(chosen).score
+                if score <= rule.missing_basic_at_most:
+                    return True
+        return False
 
     def should_ask(self, mode: Mode, state: State, question: Question) -> bool:
         if question.aspect != "interest" or mode.interest_if_skill_at_most is None:

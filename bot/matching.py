@@ -1,23 +1,33 @@
-"""Reading a reply as a choice: digits, letters, number words, the option's words, safe typos.
+"""Reading a reply as a choice: digits, letters, number words, the option's words, its text
+and that text's leading words, safe typos; and words that fit two options.
 
 "2", " 2 ", "2.", "B)", "two", "sometimes" and "sometmes" all choose option 2 of a
-five-option scale. Text is normalised first (Unicode NFKC, case, accents, zero-width and
-control characters, surrounding punctuation), so what a phone keyboard adds never matters. A
-typo is accepted only in a word of five letters or more, one edit from a single option's
-words (two for long words): a short word one edit away is usually another word ("bit", "fine"),
-and a reply close to two options is not guessed.
+five-option scale; "I'd try" chooses "I'd try, may need help". Text is normalised first
+(Unicode NFKC, case, accents, zero-width and control characters, emoji skin tones, surrounding
+punctuation), so what a phone keyboard adds never matters. A typo is accepted only in a word
+of five letters or more, one edit from a single option's words (two for long words): a short
+word one edit away is usually another word ("bit", "fine"). Leading words count when they are
+at least two words, or one word of four letters or more ("could" for "Could teach others").
+A reply that fits exactly two options (a scale's pair words such as "yes", or leading words or
+a typo close to two) is not guessed: the match says which two, so the respondent is asked.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from flows.model import Flow, Option
+from flows.model import Flow, Option, OptionPair
 
 EDGE_PUNCTUATION = " .,;:!?()[]{}<>\"'`-_*#/\\|~"
+SKIN_TONES = range(0x1F3FB, 0x1F400)
+"""Emoji modifiers: a thumbs-up is a thumbs-up in any skin tone."""
+WORD = re.compile(r"\w+(?:'\w+)*")
+LEADING_WORD_MIN_LETTERS = 4
+"""One leading word counts only this long: "i", "not" or "no" begin too many options."""
 QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 
 
@@ -29,7 +39,7 @@ def normalise(text: str) -> str:
     kept = []
     for char in unicodedata.normalize("NFD", text):
         category = unicodedata.category(char)
-        if category == "Mn":  # accents: "nôl" matches "nol"
+        if category == "Mn" or ord(char) in SKIN_TONES:  # accents: "nôl" matches "nol"
             continue
         if category in {"Cc", "Cf", "Zl", "Zp"}:
             kept.append(" ")
@@ -72,6 +82,8 @@ class Match:
     """The chosen option number, or None."""
     out_of_range: bool = False
     """The reply was a number or letter, but no option has it."""
+    either: tuple[int, int] | None = None
+    """The reply fits these two options (and no other): ask which."""
 
 
 def command_form(text: str) -> str:
@@ -105,12 +117,34 @@ def language_named(flow: Flow, text: str) -> str | None:
 
 
 def _option_words(option: Option, languages: Iterable[str]) -> set[str]:
+    """What chooses the option whole: its words, its SMS text and its full label."""
     words: set[str] = set()
     for language in languages:
         words.update(normalise(w) for w in option.words.get(language, ()))
-        if language in option.sms:
-            words.add(normalise(option.sms[language]))
+        for texts in (option.sms, option.label):
+            if language in texts:
+                words.add(normalise(texts[language]))
     return words
+
+
+def _starts(option: Option, reply: list[str], languages: Iterable[str]) -> bool:
+    """Whether the reply's words are the leading words of the option's SMS text."""
+    for language in languages:
+        if language in option.sms:
+            words = WORD.findall(normalise(option.sms[language]))
+            if len(reply) < len(words) and words[: len(reply)] == reply:
+                return True
+    return False
+
+
+def _one_or_two(found: set[int]) -> Match | None:
+    """One option: chosen; two: ask which; none or more: no answer from this rule."""
+    if len(found) == 1:
+        return Match(found.pop())
+    if len(found) == 2:
+        first, second = sorted(found)
+        return Match(None, either=(first, second))
+    return None
 
 
 def _number_word(
@@ -130,9 +164,14 @@ def _number_word(
 
 
 def match_option(
-    flow: Flow, options: tuple[Option, ...], text: str, languages: Iterable[str]
+    flow: Flow,
+    options: tuple[Option, ...],
+    text: str,
+    languages: Iterable[str],
+    pairs: tuple[OptionPair, ...] = (),
 ) -> Match:
-    """Which of `options` a reply chooses, trying `languages` in order of preference."""
+    """Which of `options` a reply chooses, trying `languages` in order of preference; `pairs`
+    are the scale's words that fit two options."""
     languages = tuple(languages)
     word = normalise(text)
     if not word:
@@ -156,10 +195,18 @@ def match_option(
         exact = [o.number for o in options if word in _option_words(o, (language,))]
         if len(exact) == 1:
             return Match(exact[0])
+        for pair in pairs:
+            if word in {normalise(w) for w in pair.words.get(language, ())}:
+                return Match(None, either=pair.options)
     by_words = {o.number: _option_words(o, languages) for o in options}
     named = _number_word(flow.number_words, word, languages, len(options))
     if named is not None:
         return Match(named)
+    reply = WORD.findall(word)
+    if len(reply) > 1 or (reply and len(reply[0]) >= LEADING_WORD_MIN_LETTERS):
+        leading = _one_or_two({o.number for o in options if _starts(o, reply, languages)})
+        if leading is not None:
+            return leading
     close = {
         n
         for n, words in by_words.items()
@@ -167,8 +214,9 @@ def match_option(
         if typo_allowance(candidate)
         and edit_distance(word, candidate, typo_allowance(candidate)) <= typo_allowance(candidate)
     }
-    if len(close) == 1:
-        return Match(close.pop())
+    guessed = _one_or_two(close)
+    if guessed is not None:
+        return guessed
     if len(word) == 1 and word.isalpha() and word.isascii():
         return Match(None, out_of_range=True)
     return Match(None)

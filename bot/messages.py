@@ -16,6 +16,7 @@ EventKind = Literal[
     "answered",  # question, option number, score: an answer stored (or replaced via BACK)
     "skipped",  # question: the respondent skipped it
     "cleared",  # question: an answer withdrawn by BACK, to be asked again
+    "skills_basis_chosen",  # basis: skills skipped ("not_asked") or answered "as_if"
     "assessment_started",  # mode: a new assessment began (quick or full)
     "assessment_completed",  # mode
     "assessment_abandoned",  # the respondent restarted and dropped the unfinished one
@@ -75,6 +76,9 @@ class Event:
     score: int | None = None
     raw: str | None = None
     mode: str | None = None
+    basis: str | None = None
+    """For skills_basis_chosen: "not_asked" or "as_if" (flows.model.SKILLS_BASES), or None
+    when BACK withdrew the choice."""
 
 
 @dataclass(frozen=True)

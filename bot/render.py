@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 
 from bot.messages import Button, Outbound
-from flows.model import Flow, Option, Prompt, Question, Texts
+from flows.model import Flow, Mode, Option, Prompt, Question, Texts
 
 BUTTON_SEPARATOR = ":"
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -83,3 +83,14 @@ def prompt_message(
     return Outbound(
         join_lead(lead, body), buttons(key or prompt.key, prompt.options, language, fallback)
     )
+
+
+def topic_counts(flow: Flow, mode: Mode, heading_id: str) -> dict[str, int]:
+    """What a topic break says of its topic: {skills} to rate, and at most {questions} (a
+    skill's interest follow-up counts)."""
+    asked = [
+        step
+        for step in mode.steps
+        if isinstance(step, Question) and step.heading == heading_id and step.item != heading_id
+    ]
+    return {"skills": len({q.item for q in asked}), "questions": len(asked)}

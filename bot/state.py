@@ -54,6 +54,10 @@ class State:
     unanswered: int = 0
     """Messages in a row that answered nothing (nonsense, media, stale taps, texts after the
     end), across questions: past a few the engine falls silent, so an auto-reply never loops."""
+    skills_basis: str | None = None
+    """How the skills are answered by a respondent offered the skills choice (no device or no
+    connection): "not_asked" (skipped, recorded as not asked) or "as_if" (as if they had one);
+    None when the choice was not offered or not yet made."""
     opted_out: bool = False
     last_seen: str | None = None
     """ISO-8601 time of the respondent's previous message, from `now` (never the clock)."""

@@ -28,6 +28,9 @@ def council_parameters(config: Config) -> dict[str, str]:
         "privacy_url": council.privacy_url,
         "helpline": council.helpline,
         "signposting": council.signposting,
+        "help_device": council.help_device,
+        "help_data": council.help_data,
+        "help_skills": council.help_skills,
     }
     for language, texts in council.translations.items():
         for key, value in texts.items():

@@ -98,6 +98,14 @@ def _flow_texts(data: dict[str, Any]) -> Iterator[SourceText]:
             "Question template; {task} is an item's SMS phrase.",
         )
         yield from _options(f"scales.{aspect}", scale.get("options"), "Answer in an SMS list.")
+        pairs = scale.get("pairs")
+        for number, pair in enumerate(pairs if isinstance(pairs, list) else [], start=1):
+            if isinstance(pair, dict):
+                yield from _word_list(
+                    f"scales.{aspect}.pairs.{number}.words",
+                    pair.get("words"),
+                    f"Replies that fit options {pair.get('options')} both: the bot asks which.",
+                )
 
 
 def _items_texts(data: dict[str, Any]) -> Iterator[SourceText]:

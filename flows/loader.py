@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from bot.matching import normalise
-from bot.render import fill, join_lead, options_block, question_body
+from bot.render import fill, join_lead, options_block, question_body, topic_counts
 from flows.catalog import (
     SOURCE_LANGUAGE,
     CatalogError,
@@ -30,17 +30,20 @@ from flows.catalog import (
     translate,
 )
 from flows.model import (
+    HELP_NEEDS,
     Aspect,
     Flow,
     Heading,
     Item,
     Mode,
     Option,
+    OptionPair,
     PriorityRule,
     Prompt,
     Question,
     Scale,
     Section,
+    SkillsChoice,
     Step,
     Texts,
     TopicBreak,
@@ -60,18 +63,32 @@ SECTION_ASPECTS: Mapping[Section, tuple[Aspect, ...]] = {
 COMMANDS = ("help", "back", "skip", "repeat", "later", "restart", "stop", "start", "opt_in")
 ONLY_WHILE_OPTED_OUT = frozenset({"opt_in"})
 """Commands that mean something only to a respondent who has opted out (Twilio's YES)."""
-PROMPTS = ("consent", "mode", "topic", "resume", "restart")
+PROMPTS = ("consent", "mode", "topic", "skills", "resume", "restart")
 PROMPT_MEANINGS: Mapping[str, tuple[str, ...]] = {
     "consent": ("agree", "decline"),
     "mode": ("quick check", "full assessment"),
     "topic": ("carry on", "skip the topic"),
+    "skills": ("skip the skills", "answer them as if"),
     "resume": ("carry on", "start again"),
     "restart": ("start again", "carry on"),
 }
 """What the engine does with each option of each prompt, in order."""
+QUESTION_PROMPTS = frozenset({"topic", "skills"})
+"""Prompts shown among the questions, so question leads ("Got it.") can stand before them."""
 LANGUAGE_PROMPT = "language"
 """Built from every language's `language_prompt` message and name, not written in data."""
-COUNCIL_KEYS = ("council", "privacy_url", "helpline", "signposting")
+COUNCIL_KEYS = (
+    "council",
+    "privacy_url",
+    "helpline",
+    "signposting",
+    "help_device",
+    "help_data",
+    "help_skills",
+)
+COUNCIL_SETTING = {"council": "name"}
+"""A council placeholder's name in [council] where it differs ({council} is `name`)."""
+COUNCIL_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 ITEM_ID = re.compile(r"^[A-Z]{2}\d{2}$")
 HEADING_ID = re.compile(r"^[A-Z]{2}$")
 LEADS = (
@@ -90,7 +107,7 @@ LEADS = (
     "language_changed",
     "edited",
 )
-"""Messages that stand before a question or prompt in the same SMS."""
+"""Messages that stand before a question or prompt in the same SMS ("which" too, filled)."""
 PROMPT_ONLY_LEADS = frozenset({"cannot_skip", "restarting"})
 """Leads said only before a numbered prompt (consent, mode…), never before a question."""
 QUESTION_ONLY_LEADS = frozenset(
@@ -98,6 +115,8 @@ QUESTION_ONLY_LEADS = frozenset(
 )
 """Leads said only once questions have begun (a topic break counts as a question here)."""
 REASKS = ("reask", "offer_skip")
+WHICH = "which"
+"""The lead that asks which of two options a reply meant."""
 WHOLE = ("help", "later", "declined", "opted_out", "done_again")
 PROMPT_PARTS = ("language_prompt",)
 """Messages that are parts of a prompt rather than messages of their own."""
@@ -105,9 +124,16 @@ PRIORITY_MESSAGES = (
     "priorities_intro",
     "priorities_first_basics",
     "priorities_first_barriers",
+    "priorities_learn_items",
+    "priorities_learn_topics",
     "priorities_item",
     "priorities_none",
+    "priorities_unclear",
+    "priorities_help_device",
+    "priorities_help_data",
+    "priorities_help_skills",
     "priorities_end",
+    "priorities_checkin",
     "list_and",
 )
 """The parts of the priorities message (scoring/message.py puts them together)."""
@@ -115,16 +141,18 @@ RUNTIME_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
     "progress": frozenset({"n", "total"}),
     "reask": frozenset({"max"}),
     "offer_skip": frozenset({"max"}),
+    "which": frozenset({"first", "second"}),
     "priorities_first_basics": frozenset({"basics"}),
     "priorities_first_barriers": frozenset({"barriers"}),
     "priorities_item": frozenset({"rank", "name"}),
+    "priorities_checkin": frozenset({"date"}),
     "list_and": frozenset({"first", "last"}),
 }
 PROMPT_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
-    "topic": frozenset({"topic"}),
+    "topic": frozenset({"topic", "skills", "questions"}),
     "resume": frozenset({"n", "total"}),
 }
-PROMPT_OPTION_PLACEHOLDERS = frozenset({"quick_total"})
+PROMPT_OPTION_PLACEHOLDERS = frozenset({"quick_total", "full_min", "full_max"})
 TASK = frozenset({"task"})
 FILE_KEYS: Mapping[str, frozenset[str]] = {
     "flow.toml": frozenset(
@@ -138,16 +166,27 @@ FILE_KEYS: Mapping[str, frozenset[str]] = {
             "priority",
             "modes",
             "scales",
+            "skills_choice",
         }
     ),
     "items.toml": frozenset({"headings", "items"}),
     "messages.toml": frozenset({"messages", "prompts", "commands", "number_words"}),
 }
 HEADING_KEYS = frozenset({"id", "title", "short", "sms", "intro"})
-ITEM_KEYS = frozenset({"id", "section", "heading", "title", "short", "sms", "outcome"})
+ITEM_KEYS = frozenset(
+    {"id", "section", "heading", "title", "short", "sms", "outcome", "eds", "help"}
+)
 OPTION_KEYS = frozenset({"number", "score", "label", "sms", "words"})
 MODE_KEYS = frozenset({"skills", "interest_if_skill_at_most"})
-PRIORITY_KEYS = ("formula", "top", "min_priority", "barrier_at_most", "missing_basic_at_most")
+PRIORITY_NUMBERS = (
+    "skill_at_most",
+    "top",
+    "min_priority",
+    "barrier_at_most",
+    "missing_basic_at_most",
+    "no_interest_at_most",
+)
+PRIORITY_KEYS = ("formula", *PRIORITY_NUMBERS, "no_interest_blocker", "low_skill_help")
 
 
 class FlowError(ValueError):
@@ -206,7 +245,6 @@ class _Loader:
         self.flow_src = _read(directory, "flow.toml")
         self.items_src = _read(directory, "items.toml")
         self.messages_src = _read(directory, "messages.toml")
-        self.council = dict(council)
         found = catalogs(directory)
         wanted = list(only) if only else [SOURCE_LANGUAGE, *found]
         missing = [lang for lang in wanted if lang != SOURCE_LANGUAGE and lang not in found]
@@ -229,20 +267,29 @@ class _Loader:
                 translate(english, language, found[language], shown)
             except CatalogError as error:
                 raise FlowError(str(error)) from None
+        self.council = council_values(council, self.languages)
         self.budgets = self.segment_budgets()
+        self.priorities_budgets = self.segment_budgets("priorities")
         gsm7 = self.flow_src.data.get("gsm7_languages", [SOURCE_LANGUAGE])
         if not isinstance(gsm7, list) or not all(isinstance(lang, str) for lang in gsm7):
             raise self.flow_src.fail("gsm7_languages", "must be a list of language codes")
         self.gsm7_languages: frozenset[str] = frozenset(gsm7) & frozenset(self.languages)
 
-    def segment_budgets(self) -> dict[str, int]:
+    def segment_budgets(self, message: str | None = None) -> dict[str, int]:
+        """Per language, the most segments a message may take: `[segments]`, or for one
+        `message` with a budget of its own `[segments.<message>]` (default: `[segments]`)."""
         src = self.flow_src
         raw = src.table("segments", src.data.get("segments"))
+        where = "segments"
+        fallback: Mapping[str, int] = {}
+        if message is not None:
+            fallback, where = self.budgets, f"segments.{message}"
+            raw = src.table(where, raw.get(message))
         budgets: dict[str, int] = {}
         for language in self.languages:
-            value = raw.get(language, raw.get("default", MAX_SEGMENTS))
+            value = raw.get(language, raw.get("default", fallback.get(language, MAX_SEGMENTS)))
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise src.fail(f"segments.{language}", "must be a whole number of segments")
+                raise src.fail(f"{where}.{language}", "must be a whole number of segments")
             budgets[language] = value
         return budgets
 
@@ -302,8 +349,7 @@ class _Loader:
         """The council's values in `language` where it gave them ("signposting.cy"), else
         its default ones."""
         for key in COUNCIL_KEYS:
-            value = self.council.get(f"{key}.{language}") or self.council.get(key, "")
-            text = text.replace("{" + key + "}", value)
+            text = text.replace("{" + key + "}", self.council[key, language])
         return text
 
     def short(self, src: _Source, where: str, value: Any) -> Texts:
@@ -369,15 +415,38 @@ class _Loader:
             if aspect not in raw:
                 raise src.fail(where, "missing")
             data = src.table(where, raw[aspect])
-            src.only_keys(where, data, frozenset({"question", "options"}))
+            src.only_keys(where, data, frozenset({"question", "options", "pairs"}))
             question = self.texts(src, f"{where} question", data.get("question"), TASK)
             if any("{task}" not in text for text in question.values()):
                 raise src.fail(f"{where} question", "must contain {task}")
             options = self.options(src, where, data.get("options"), frozenset(), scored=True)
-            scales[aspect] = Scale(aspect, question, options)
+            pairs = self.pairs(src, where, data.get("pairs"), len(options))
+            scales[aspect] = Scale(aspect, question, options, pairs)
         if scales["skill"].max_score != scales["interest"].max_score:
             raise src.fail("scales", "skill and interest must share a maximum score")
         return scales
+
+    def pairs(
+        self, src: _Source, where: str, value: Any, option_count: int
+    ) -> tuple[OptionPair, ...]:
+        """Words that fit two options of a scale, so the respondent is asked which."""
+        pairs = []
+        for index, raw in enumerate(src.tables(f"{where} pairs", value), start=1):
+            at = f"{where} pair {index}"
+            src.only_keys(at, raw, frozenset({"options", "words"}))
+            numbers = raw.get("options")
+            if (
+                not isinstance(numbers, list)
+                or len(numbers) != 2
+                or not all(isinstance(n, int) and 1 <= n <= option_count for n in numbers)
+                or numbers[0] == numbers[1]
+            ):
+                raise src.fail(
+                    at, f"options must be two different numbers from 1 to {option_count}"
+                )
+            words = self.word_lists(src, f"{at} words", raw.get("words"))
+            pairs.append(OptionPair((numbers[0], numbers[1]), words))
+        return tuple(pairs)
 
     def modes(
         self, scales: Mapping[str, Scale], headings: tuple[Heading, ...], items: tuple[Item, ...]
@@ -399,7 +468,15 @@ class _Loader:
                 not isinstance(threshold, int) or isinstance(threshold, bool)
             ):
                 raise src.fail(f"{where}.interest_if_skill_at_most", "must be a whole number")
-            steps = tuple(self.steps(scales, headings, items, by_heading=skills == "headings"))
+            steps = tuple(
+                self.steps(
+                    scales,
+                    headings,
+                    items,
+                    by_heading=skills == "headings",
+                    choice=bool(self.skills_choice(items)),
+                )
+            )
             modes[mode_id] = Mode(
                 id=mode_id,
                 steps=steps,
@@ -416,8 +493,10 @@ class _Loader:
         items: tuple[Item, ...],
         *,
         by_heading: bool,
+        choice: bool,
     ) -> Iterator[Step]:
-        """Basics and blockers, then the skills: per heading (quick) or per item (full).
+        """Basics and blockers, then (with `choice`) the skills choice for a respondent missing
+        a device or a connection, then the skills: per heading (quick) or per item (full).
 
         Questions are numbered as the respondent sees them; a skill's interest question
         shares its skill question's number in a full assessment.
@@ -441,6 +520,8 @@ class _Loader:
                 number += 1
                 (aspect,) = SECTION_ASPECTS[item.section]
                 yield ask(number, item, aspect)
+        if choice:
+            yield SkillsChoice()
         for heading in headings:
             if by_heading:
                 for aspect in SECTION_ASPECTS["skills"]:
@@ -454,16 +535,41 @@ class _Loader:
                     for aspect in SECTION_ASPECTS["skills"]:
                         yield ask(number, item, aspect)
 
-    def priority(self) -> PriorityRule:
+    def skills_choice(self, items: tuple[Item, ...]) -> tuple[str, ...]:
+        """The basics whose lack offers the skills choice ([skills_choice] if_missing)."""
+        src = self.flow_src
+        raw = src.table("skills_choice", src.data.get("skills_choice"))
+        src.only_keys("skills_choice", raw, frozenset({"if_missing"}))
+        basics = [item.id for item in items if item.section == "basics"]
+        chosen = raw.get("if_missing", [])
+        if not isinstance(chosen, list) or not all(b in basics for b in chosen):
+            raise src.fail("skills_choice.if_missing", f"must be a list of basics (of {basics})")
+        return tuple(chosen)
+
+    def priority(self, items: tuple[Item, ...], modes: Mapping[str, Mode]) -> PriorityRule:
         src = self.flow_src
         raw = src.table("priority", src.data.get("priority"))
         src.only_keys("priority", raw, frozenset(PRIORITY_KEYS))
         for key in PRIORITY_KEYS:
             if key not in raw:
                 raise src.fail("priority", f"missing {key}")
-        for key in PRIORITY_KEYS[1:]:
+        for key in PRIORITY_NUMBERS:
             if not isinstance(raw[key], int) or isinstance(raw[key], bool):
                 raise src.fail(f"priority.{key}", "must be a whole number")
+        blockers = [item.id for item in items if item.section == "blockers"]
+        if raw["no_interest_blocker"] not in blockers:
+            raise src.fail("priority.no_interest_blocker", f"must be a blocker (one of {blockers})")
+        if raw["low_skill_help"] not in HELP_NEEDS:
+            raise src.fail("priority.low_skill_help", f"must be one of {list(HELP_NEEDS)}")
+        for mode in modes.values():
+            asked = mode.interest_if_skill_at_most
+            if asked is not None and asked < raw["skill_at_most"]:
+                # interest unasked counts as none: the modes would disagree on priorities
+                raise src.fail(
+                    f"modes.{mode.id}.interest_if_skill_at_most",
+                    f"must be at least priority.skill_at_most ({raw['skill_at_most']}), or "
+                    "a skill that can be a priority would never have its interest asked",
+                )
         from scoring.formula import FormulaError, compile_formula  # scoring imports this module
 
         try:
@@ -472,10 +578,14 @@ class _Loader:
             raise src.fail("priority.formula", str(error)) from None
         return PriorityRule(
             formula=str(raw["formula"]),
+            skill_at_most=raw["skill_at_most"],
             top=raw["top"],
             min_priority=raw["min_priority"],
             barrier_at_most=raw["barrier_at_most"],
             missing_basic_at_most=raw["missing_basic_at_most"],
+            no_interest_at_most=raw["no_interest_at_most"],
+            no_interest_blocker=raw["no_interest_blocker"],
+            low_skill_help=raw["low_skill_help"],
         )
 
     # --- items.toml ----------------------------------------------------------------------
@@ -531,6 +641,16 @@ class _Loader:
             outcome = raw.get("outcome")
             if outcome is not None and not (isinstance(outcome, str) and outcome.isidentifier()):
                 raise src.fail(where, "outcome must be a snake_case name")
+            eds = raw.get("eds")
+            if section == "skills" and not (isinstance(eds, str) and eds.strip()):
+                raise src.fail(where, "needs eds: its Essential Digital Skills Framework area")
+            if section != "skills" and eds is not None:
+                raise src.fail(where, "only skills have an eds area")
+            needs = raw.get("help", [])
+            if not isinstance(needs, list) or not all(need in HELP_NEEDS for need in needs):
+                raise src.fail(where, f"help must be a list of needs from {list(HELP_NEEDS)}")
+            if section == "skills" and needs:
+                raise src.fail(where, "only basics and blockers call for help by name")
             items.append(
                 Item(
                     id=item_id,
@@ -540,6 +660,8 @@ class _Loader:
                     short=self.short(src, f"{where} short", raw.get("short")),
                     sms=self.texts(src, f"{where} sms", raw.get("sms")),
                     outcome=outcome,
+                    eds=eds,
+                    help=tuple(needs),
                 )
             )
         for section in SECTION_ASPECTS:
@@ -556,7 +678,7 @@ class _Loader:
         src = self.messages_src
         raw = src.table("messages", src.data.get("messages"))
         messages: dict[str, Texts] = {}
-        for key in ("progress", *LEADS, *REASKS, *WHOLE, *PRIORITY_MESSAGES, *PROMPT_PARTS):
+        for key in ("progress", *LEADS, *REASKS, WHICH, *WHOLE, *PRIORITY_MESSAGES, *PROMPT_PARTS):
             allowed = RUNTIME_PLACEHOLDERS.get(key, frozenset())
             texts = self.texts(src, f"messages.{key}", raw.get(key), allowed)
             missing = {name for text in texts.values() for name in allowed - placeholders(text)}
@@ -568,7 +690,7 @@ class _Loader:
             raise src.fail("messages", f"unknown messages {sorted(unknown)}")
         return messages
 
-    def prompts(self, quick_total: int) -> dict[str, Prompt]:
+    def prompts(self, counts: Mapping[str, int]) -> dict[str, Prompt]:
         src = self.messages_src
         raw = src.table("prompts", src.data.get("prompts"))
         unknown = set(raw) - set(PROMPTS)
@@ -593,9 +715,7 @@ class _Loader:
                 raise src.fail(
                     where, f"must have exactly {len(PROMPT_MEANINGS[key])} options: {meanings}"
                 )
-            prompts[key] = Prompt(
-                key, text, tuple(_fill_quick_total(o, quick_total) for o in options)
-            )
+            prompts[key] = Prompt(key, text, tuple(_fill_counts(o, counts) for o in options))
         return prompts
 
     def commands(self) -> dict[str, Mapping[str, tuple[str, ...]]]:
@@ -679,7 +799,7 @@ class _Loader:
         names = self.texts(src, "language.name", language.get("name"))
         switch_words = self.word_lists(src, "language.words", language.get("words"))
         messages = self.messages()
-        prompts = self.prompts(modes["quick"].total)
+        prompts = self.prompts(question_counts(modes))
         prompts[LANGUAGE_PROMPT] = self.language_prompt(messages, names, switch_words)
         flow = Flow(
             id=data["id"],
@@ -694,8 +814,10 @@ class _Loader:
             commands=self.commands(),
             number_words=self.number_words(),
             questions=questions,
-            priority=self.priority(),
+            priority=self.priority(items, modes),
             resume_after_days=resume_after_days,
+            skills_choice_if_missing=self.skills_choice(items),
+            priorities_budgets=self.priorities_budgets,
             language_names=names,
             language_words=switch_words,
             segment_budgets=self.budgets,
@@ -726,14 +848,16 @@ class _Loader:
                         f"{language} word {word!r} is also {reserved[normalise(word)]}",
                     )
                 reserved[normalise(word)] = f"the language {language!r}"
-        groups = [(self.flow_src, f"scales.{s.id}", s.options) for s in flow.scales.values()]
+        groups = [
+            (self.flow_src, f"scales.{s.id}", s.options, s.pairs) for s in flow.scales.values()
+        ]
         groups += [
-            (self.messages_src, f"prompts.{p.key}", p.options)
+            (self.messages_src, f"prompts.{p.key}", p.options, ())
             for p in flow.prompts.values()
             if p.key != LANGUAGE_PROMPT
         ]
         for language in flow.languages:
-            for src, where, options in groups:
+            for src, where, options, pairs in groups:
                 owner: dict[str, int] = {}
                 for option in options:
                     owner[str(option.number)] = option.number
@@ -755,13 +879,74 @@ class _Loader:
                                 f"{where} option {option.number}",
                                 f"{language} word {word!r} is also {reserved[key]}",
                             )
+                for index, pair in enumerate(pairs, start=1):
+                    for word in pair.words[language]:
+                        key = normalise(word)
+                        taken = reserved.get(key, "")
+                        if key in owner:
+                            chosen = owner[key]
+                            taken = f"a word of option {chosen}" if chosen else "in another pair"
+                        if taken:
+                            raise src.fail(
+                                f"{where} pair {index}",
+                                f"{language} word {word!r} is also {taken}",
+                            )
+                        owner[key] = 0
 
 
-def _fill_quick_total(option: Option, quick_total: int) -> Option:
-    def fill(texts: Texts) -> Texts:
-        return {k: v.replace("{quick_total}", str(quick_total)) for k, v in texts.items()}
+def _fill_counts(option: Option, counts: Mapping[str, int]) -> Option:
+    """A prompt option with its question counts ({quick_total}, {full_min}…) filled in."""
 
-    return Option(option.number, option.score, fill(option.label), fill(option.sms), option.words)
+    def filled(texts: Texts) -> Texts:
+        return {language: fill(text, **counts) for language, text in texts.items()}
+
+    return Option(
+        option.number, option.score, filled(option.label), filled(option.sms), option.words
+    )
+
+
+def question_counts(modes: Mapping[str, Mode]) -> dict[str, int]:
+    """What the mode prompt says of each mode's length: {quick_total} questions in a quick
+    check; {full_min} (no interest follow-up asked) to {full_max} (every one) in a full one."""
+    quick, full = modes["quick"], modes["full"]
+    return {
+        "quick_total": quick.total,
+        "full_min": full.total,
+        "full_max": sum(isinstance(step, Question) for step in full.steps),
+    }
+
+
+def council_values(
+    council: Mapping[str, str], languages: Sequence[str]
+) -> dict[tuple[str, str], str]:
+    """(key, language) -> the council's text for every council placeholder and language: the
+    one given in that language ("signposting.cy"), else the default one, with the council's
+    own placeholders in it filled ("Free help: {helpline}"). A placeholder that names no
+    council text, or one whose value has placeholders of its own, is refused by name."""
+    values: dict[tuple[str, str], str] = {}
+    for language in languages:
+        given = {
+            key: council.get(f"{key}.{language}") or council.get(key, "") for key in COUNCIL_KEYS
+        }
+        for key, text in given.items():
+            translated = bool(council.get(f"{key}.{language}"))
+            where = f"[council.{language}]" if translated else "[council]"
+            setting = COUNCIL_SETTING.get(key, key)
+            for name in COUNCIL_PLACEHOLDER.findall(text):
+                if name not in given:
+                    known = ", ".join("{" + k + "}" for k in COUNCIL_KEYS)
+                    raise FlowError(
+                        f"{where} {setting}: placeholder {{{name}}} cannot be filled "
+                        f"(a council text may use {known})"
+                    )
+                if name == key or COUNCIL_PLACEHOLDER.search(given[name]):
+                    why = "is this text" if name == key else "has placeholders of its own"
+                    raise FlowError(
+                        f"{where} {setting}: placeholder {{{name}}} cannot be filled: "
+                        f"its value {why}"
+                    )
+            values[key, language] = fill(text, **given)
+    return values
 
 
 def load_flow(
@@ -782,6 +967,7 @@ def load_flow(
 def check_budgets(flow: Flow, gsm7_languages: frozenset[str]) -> None:
     """Every message a respondent can get: GSM-7 where promised, within its language's budget."""
     for language in flow.languages:
+        check_priorities_budget(flow, language, language in gsm7_languages)
         budget = flow.segment_budgets[language]
         for text, where in _every_message(flow, language):
             count = count_segments(text)
@@ -811,6 +997,9 @@ def _every_message(flow: Flow, language: str) -> list[tuple[str, str]]:
         for reask in REASKS:
             lead = fill(text(reask, language), max=option_count)
             messages.append((join_lead(lead, body), f"{where} after messages.{reask}"))
+        if question:
+            lead = fill(text(WHICH, language), first=option_count - 1, second=option_count)
+            messages.append((join_lead(lead, body), f"{where} after messages.{WHICH}"))
 
     for mode in flow.modes.values():
         for step in mode.steps:
@@ -822,23 +1011,63 @@ def _every_message(flow: Flow, language: str) -> list[tuple[str, str]]:
     for key, prompt in flow.prompts.items():
         options = options_block(prompt.options, language, flow.languages[0])
         where = f"messages.toml: prompts.{key}"
-        variants = [("", where)]
+        variants: list[tuple[dict[str, object], str]] = [({}, where)]
         if key == "topic":
+            full = flow.modes["full"]
             variants = [
-                (h.intro[language], f"items.toml: heading {h.id} intro: {where}")
+                (
+                    {"topic": h.intro[language], **topic_counts(flow, full, h.id)},
+                    f"items.toml: heading {h.id} intro: {where}",
+                )
                 for h in flow.headings
             ]
-        for topic, at in variants:
-            body = f"{fill(prompt.text[language], topic=topic, n=999, total=999)}\n{options}"
+        for values, at in variants:
+            body = f"{fill(prompt.text[language], n=999, total=999, **values)}\n{options}"
             if key == LANGUAGE_PROMPT:
                 where = "messages.toml: messages.language_prompt (all languages together)"
                 messages.append((body, where))  # the first message: no lead, no re-ask text
                 continue
-            with_leads(body, at, len(prompt.options), question=key == "topic")
+            with_leads(body, at, len(prompt.options), question=key in QUESTION_PROMPTS)
     for key in WHOLE:
         messages.append((text(key, language), f"messages.toml: messages.{key}"))
+    return messages
+
+
+PRIORITIES_COUNCIL_TEXTS: Mapping[str, str] = {
+    "signposting": "priorities_end",
+    "help_device": "priorities_help_device",
+    "help_data": "priorities_help_data",
+    "help_skills": "priorities_help_skills",
+}
+"""The council's texts in the priorities message, and the message part each one fills."""
+
+
+def check_priorities_budget(flow: Flow, language: str, gsm7: bool) -> None:
+    """The priorities message for the neediest resident (every basic missing, every barrier,
+    the longest first priority, every kind of help, a check-in date) keeps all of that within
+    [segments.priorities]; a council text that would push any of it out is refused by name."""
     from scoring.message import worst_case_messages  # here: scoring imports this module
 
-    where = "messages.toml: priorities message (worst case, with the council's signposting)"
-    messages.extend((message, where) for message in worst_case_messages(flow, language))
-    return messages
+    budget = flow.priorities_budgets[language]
+    for text in worst_case_messages(flow, language):
+        count = count_segments(text)
+        where = "messages.toml: priorities message (worst case, with the council's texts)"
+        if gsm7 and count.encoding != "GSM-7":
+            bad = sorted({char for char in text if not is_gsm7(char)})
+            raise FlowError(f"{where}: {language} message is not GSM-7 (characters {bad})")
+        if count.segments <= budget:
+            continue
+        given = {
+            setting: flow.text(part, language)
+            for setting, part in PRIORITIES_COUNCIL_TEXTS.items()
+            if flow.text(part, language)
+        }
+        names = ", ".join(sorted(given, key=lambda setting: -len(given[setting])))
+        table = "[council]" if language == SOURCE_LANGUAGE else f"[council.{language}]"
+        raise FlowError(
+            f"{table} {names}: too long for the priorities message: for a resident missing "
+            f"every basic, with every barrier, it would be {count.segments} SMS segments "
+            f"({count.units} {count.encoding} units), over {budget} "
+            f"([segments.priorities] {language}), and would push out what they most need; "
+            f"shorten them: {text!r}"
+        )

@@ -35,11 +35,22 @@ class Option:
 
 
 @dataclass(frozen=True)
+class OptionPair:
+    """Words that fit two neighbouring options of a scale ("yes" to "Do you have…?" may be
+    "Usually" or "Always"): the respondent is asked which of the two they mean."""
+
+    options: tuple[int, int]
+    words: Mapping[str, tuple[str, ...]]
+    """Per language."""
+
+
+@dataclass(frozen=True)
 class Scale:
     id: Aspect
     question: Texts
     """Template for a question on this scale; `{task}` is the item's SMS phrase."""
     options: tuple[Option, ...]
+    pairs: tuple[OptionPair, ...] = ()
 
     @property
     def max_score(self) -> int:
@@ -83,6 +94,11 @@ class Item:
     """The phrase put into its scale's question template for SMS."""
     outcome: str | None = None
     """An outcome flag name for impact exports (e.g. "bank_online"), if this item feeds one."""
+    eds: str | None = None
+    """The Essential Digital Skills Framework area a skill maps to (e.g. "Transacting")."""
+    help: tuple[str, ...] = ()
+    """Needs (`HELP_NEEDS`: "device", "data", "skills") a missing basic or a barrier shows, so
+    the priorities message points to the council's help for them."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +125,20 @@ class TopicBreak:
     heading: str
 
 
-Step = Question | TopicBreak
+@dataclass(frozen=True)
+class SkillsChoice:
+    """Before the skills, for a respondent missing a device or a connection: skip the skills
+    (recorded as not asked) or answer them as if they had one."""
+
+    key: str = "skills.basis"
+
+
+Step = Question | TopicBreak | SkillsChoice
+SKILLS_BASES = ("not_asked", "as_if")
+"""What the skills choice records, by option: skipped for want of a device or connection, or
+answered as if the respondent had one."""
+HELP_NEEDS = ("device", "data", "skills")
+"""The kinds of help a council can offer (its `help_device`, `help_data`, `help_skills`)."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +169,9 @@ class PriorityRule:
     formula: str
     """An arithmetic expression over `skill`, `interest` and `max` (the skill scale's maximum),
     e.g. "interest * (max - skill)"."""
+    skill_at_most: int
+    """A unit is a priority only when its skill score is at most this ("may need help"):
+    someone confident at a thing has no priority there, however keen."""
     top: int
     """How many priorities the message names."""
     min_priority: int
@@ -148,6 +180,13 @@ class PriorityRule:
     """A blocker scored at most this is a barrier."""
     missing_basic_at_most: int
     """A basic scored at most this is missing."""
+    no_interest_at_most: int
+    """Interest scored at most this is no interest."""
+    no_interest_blocker: str
+    """The blocker (item id) that is a barrier when every low-skill unit whose interest was
+    asked has no interest: lack of interest or motivation is a barrier in itself."""
+    low_skill_help: str
+    """The need (one of HELP_NEEDS) of a respondent with any skill at most `skill_at_most`."""
 
 
 @dataclass(frozen=True)
@@ -173,11 +212,16 @@ class Flow:
     """Language code -> replies that switch to it at any point ("cymraeg", "welsh")."""
     segment_budgets: Mapping[str, int]
     """Language code -> the most SMS segments one message may take in it."""
+    priorities_budgets: Mapping[str, int]
+    """Language code -> the most SMS segments the priorities message may take (it is sent
+    once per assessment, and what the resident most needs is never dropped to save one)."""
     questions: Mapping[str, Question]
     """Every question of every mode by key (a key means the same question in every mode)."""
     priority: PriorityRule
     resume_after_days: int
     """A respondent silent this long mid-assessment is asked: carry on or start again?"""
+    skills_choice_if_missing: tuple[str, ...] = ()
+    """Basics (item ids) whose lack offers the skills choice (SkillsChoice) before the skills."""
 
     def item(self, item_id: str) -> Item:
         for item in self.items:

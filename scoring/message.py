@@ -1,77 +1,140 @@
 """The respondent's "your priorities" SMS, built only from the flow's texts.
 
-Lines, in order: `priorities_intro`; `priorities_first_basics` naming every missing basic (no
-device, no connection) when any; `priorities_first_barriers` naming every barrier when any;
-then one `priorities_item` per top priority (at most `priority.top`, named by Item.short or,
-for a quick check, Heading.short); last `priorities_end` (the council's signposting). With no
-missing basic, no barrier and no priority the message is `priorities_none` then
-`priorities_end`. Names in a line are joined with ", " and the flow's `list_and`. An empty
-`priorities_end` (no signposting configured) adds no line.
+What the resident most needs comes first and is never dropped:
+1. `priorities_intro`;
+2. `priorities_first_basics` naming every missing basic (no device, no connection);
+3. `priorities_first_barriers` naming every barrier (lack of interest counts as one);
+4. `priorities_learn_items` ("Things to learn next:") or, when the priorities are a quick
+   check's topics, `priorities_learn_topics`, then one `priorities_item` per top priority
+   (at most `priority.top`, named by Item.short or Heading.short);
+5. the council's help for the needs their answers show (`priorities_help_device`, `_data`,
+   `_skills`: the needs of their missing basics and barriers (Item.help), and
+   `priority.low_skill_help` for anyone with a skill at most `priority.skill_at_most`), in
+   that order, each left out when the council gave none;
+6. `priorities_end`, the council's general signposting (left out when empty);
+7. `priorities_checkin` with the date, when a check-in is planned.
+With no missing basic, no barrier and no priority, lines 1-4 are one line instead:
+`priorities_none` ("doing well") only when they answered some skill and none is low, else
+`priorities_unclear`, never "doing well" to someone with low skills or no answers.
 
-The message must fit its language's SMS segment budget (flow.segment_budgets: two GSM-7
-segments in English, three UCS-2 segments in Welsh). When it does not, whole lines are dropped
-from the lowest-ranked up: the last priority first, then the others, then the barriers line.
-The intro, the missing basics and the signposting always stay, and no line is ever cut
-mid-word. The loader checks `worst_case_messages` at start-up, so a council whose
-signposting leaves no room fails then, not in front of a respondent.
+Names in a line are joined with ", " and the flow's `list_and`. The message must fit its
+language's `[segments.priorities]` budget; when it does not, the lower-ranked priorities are
+dropped, last first, and nothing else. The loader checks `worst_case_messages` at start-up, so
+a council whose texts leave no room for the neediest resident fails then, naming its texts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from bot.render import fill, pick
-from flows.model import Flow, Texts
+from flows.model import HELP_NEEDS, Flow, Texts
 from flows.segments import count_segments
 from scoring.priorities import priorities
 from scoring.profile import Profile, unit_order
 
+CHECKIN_DATE_SAMPLE = "Gorffennaf 2027"
+"""The longest check-in date ({date} is a month and year; Welsh July is the longest month
+name in the shipped languages), for the worst case the loader checks."""
 
-def priorities_message(flow: Flow, profile: Profile, language: str) -> str:
+
+@dataclass(frozen=True)
+class Findings:
+    """What the priorities message says, as names in the respondent's language."""
+
+    basics: Sequence[str] = ()
+    barriers: Sequence[str] = ()
+    names: Sequence[str] = ()
+    """The top priorities' short names, in rank order."""
+    topics: bool = False
+    """The priorities are a quick check's topics rather than single skills."""
+    needs: Sequence[str] = ()
+    """The kinds of help (HELP_NEEDS) their answers call for."""
+    doing_well: bool = False
+    """They answered some skill and none is low: said only when nothing else is."""
+
+
+def priorities_message(
+    flow: Flow, profile: Profile, language: str, checkin: str | None = None
+) -> str:
+    """The message for this profile; `checkin` is when the council will text again, if a
+    check-in is planned (e.g. "March 2027")."""
     ranked = priorities(flow, profile)[: flow.priority.top]
-    return compose(
-        flow,
-        language,
+    headings = {heading.id for heading in flow.headings}
+    findings = Findings(
         basics=[_pick(flow, flow.item(i).short, language) for i in profile.missing_basics],
         barriers=[_pick(flow, flow.item(i).short, language) for i in profile.barriers],
         names=[unit_name(flow, p.unit, language) for p in ranked],
+        topics=bool(ranked) and ranked[0].unit in headings,
+        needs=help_needs(flow, profile),
+        doing_well=_doing_well(flow, profile),
     )
+    return compose(flow, language, findings, checkin)
 
 
-def compose(
-    flow: Flow,
-    language: str,
-    basics: Sequence[str],
-    barriers: Sequence[str],
-    names: Sequence[str],
-) -> str:
-    """The message for these missing basics, barriers and ranked priority names."""
-    end = [text] if (text := flow.text("priorities_end", language)) else []
-    if not (basics or barriers or names):
-        return "\n".join((flow.text("priorities_none", language), *end))
-    kept = [flow.text("priorities_intro", language)]
-    if basics:
-        template = flow.text("priorities_first_basics", language)
-        kept.append(fill(template, basics=join_names(flow, language, basics)))
-    droppable = []
-    if barriers:
-        template = flow.text("priorities_first_barriers", language)
-        droppable.append(fill(template, barriers=join_names(flow, language, barriers)))
-    template = flow.text("priorities_item", language)
-    droppable.extend(fill(template, rank=str(n), name=name) for n, name in enumerate(names, 1))
-    budget = flow.segment_budgets[language]
-    while droppable and not fits("\n".join((*kept, *droppable, *end)), budget):
+def help_needs(flow: Flow, profile: Profile) -> tuple[str, ...]:
+    """The kinds of help the answers call for, in HELP_NEEDS order."""
+    needs = {
+        need for i in (*profile.missing_basics, *profile.barriers) for need in flow.item(i).help
+    }
+    if any(_is_low(flow, unit.skill) for unit in profile.units):
+        needs.add(flow.priority.low_skill_help)
+    return tuple(need for need in HELP_NEEDS if need in needs)
+
+
+def _is_low(flow: Flow, skill: int | None) -> bool:
+    return skill is not None and skill <= flow.priority.skill_at_most
+
+
+def _doing_well(flow: Flow, profile: Profile) -> bool:
+    skills = [unit.skill for unit in profile.units if unit.skill is not None]
+    return bool(skills) and not any(_is_low(flow, skill) for skill in skills)
+
+
+def compose(flow: Flow, language: str, findings: Findings, checkin: str | None = None) -> str:
+    """The message for these findings, within the language's priorities budget."""
+
+    def text(key: str, **values: object) -> str:
+        return fill(flow.text(key, language), **values)
+
+    kept: list[str] = []
+    droppable: list[str] = []
+    if not (findings.basics or findings.barriers or findings.names):
+        kept.append(text("priorities_none" if findings.doing_well else "priorities_unclear"))
+    else:
+        kept.append(text("priorities_intro"))
+        if findings.basics:
+            basics = join_names(flow, language, findings.basics)
+            kept.append(text("priorities_first_basics", basics=basics))
+        if findings.barriers:
+            barriers = join_names(flow, language, findings.barriers)
+            kept.append(text("priorities_first_barriers", barriers=barriers))
+        if findings.names:
+            kept.append(
+                text("priorities_learn_topics" if findings.topics else "priorities_learn_items")
+            )
+            items = [
+                text("priorities_item", rank=str(rank), name=name)
+                for rank, name in enumerate(findings.names, 1)
+            ]
+            kept.append(items[0])
+            droppable = items[1:]
+    tail = [text(f"priorities_help_{need}") for need in findings.needs]
+    tail.append(text("priorities_end"))
+    if checkin:
+        tail.append(text("priorities_checkin", date=checkin))
+    tail = [line for line in tail if line]
+    budget = flow.priorities_budgets[language]
+    while droppable and not fits("\n".join((*kept, *droppable, *tail)), budget):
         droppable.pop()
-    return "\n".join((*kept, *droppable, *end))
+    return "\n".join((*kept, *droppable, *tail))
 
 
 def worst_case_messages(flow: Flow, language: str) -> list[str]:
-    """The longest priorities messages the flow can send in `language`.
-
-    Every basic missing, every blocker a barrier, and the `priority.top` longest unit names
-    (items and headings alike); then the same without basics, without barriers, and the
-    "doing well" message.
-    """
+    """The longest priorities messages the flow can send in `language`: every basic missing,
+    every blocker a barrier, the `priority.top` longest unit names, every kind of help and a
+    check-in date; and the one-line "doing well" and "nothing stood out" forms with the help."""
     basics = [_pick(flow, i.short, language) for i in flow.items if i.section == "basics"]
     barriers = [_pick(flow, i.short, language) for i in flow.items if i.section == "blockers"]
     names = sorted(
@@ -79,11 +142,15 @@ def worst_case_messages(flow: Flow, language: str) -> list[str]:
         key=lambda name: count_segments(name).units,
         reverse=True,
     )[: flow.priority.top]
+    topics = (
+        count_segments(flow.text("priorities_learn_topics", language)).units
+        > count_segments(flow.text("priorities_learn_items", language)).units
+    )
+    needy = Findings(basics, barriers, names, topics, HELP_NEEDS)
     return [
-        compose(flow, language, basics, barriers, names),
-        compose(flow, language, [], barriers, names),
-        compose(flow, language, [], [], names),
-        compose(flow, language, [], [], []),
+        compose(flow, language, needy, CHECKIN_DATE_SAMPLE),
+        compose(flow, language, Findings(needs=HELP_NEEDS), CHECKIN_DATE_SAMPLE),
+        compose(flow, language, Findings(doing_well=True), CHECKIN_DATE_SAMPLE),
     ]
 
 

@@ -1,12 +1,13 @@
 """Ranked priorities: skills the respondent wants to do but cannot yet do alone.
 
-A unit's priority value is the flow's formula (`priority.formula`, e.g.
-"interest * (max - skill)") with `max` the skill scale's maximum score. An unanswered
-interest counts as 0 (it is not asked when skill is already high); a unit whose skill was
-skipped is never a priority. Only values of at least `priority.min_priority` count. Higher
-values rank first; ties go to the earlier heading (Getting started first, as the
-prerequisite), then the earlier unit in flow order (a heading's own quick-check unit before
-its items).
+One rule in every mode, for an item (full assessment) and a heading (quick check) alike: a
+unit is a priority when its skill score is at most `priority.skill_at_most` ("may need help")
+and its value, the flow's formula (`priority.formula`, e.g. "interest * (max - skill)") with
+`max` the skill scale's maximum score, is at least `priority.min_priority`. Someone confident
+at a thing has no priority there, however keen. An unanswered interest counts as 0; a unit
+whose skill was skipped is never a priority. Higher values rank first; ties go to the higher
+interest, then to the earlier unit in flow order (Getting started first, as the prerequisite;
+a heading's own quick-check unit before its items).
 """
 
 from __future__ import annotations
@@ -30,16 +31,16 @@ class Priority:
 
 
 def priorities(flow: Flow, profile: Profile) -> tuple[Priority, ...]:
-    formula = compile_formula(flow.priority.formula)
+    rule = flow.priority
+    formula = compile_formula(rule.formula)
     maximum = flow.scales["skill"].max_score
-    heading_rank = {heading.id: index for index, heading in enumerate(flow.headings)}
     order = unit_order(flow)
     found = [
         Priority(unit.id, unit.heading, value, unit.skill, unit.interest)
         for unit in profile.units
         if unit.skill is not None
-        and (value := formula(unit.skill, unit.interest or 0, maximum))
-        >= flow.priority.min_priority
+        and unit.skill <= rule.skill_at_most
+        and (value := formula(unit.skill, unit.interest or 0, maximum)) >= rule.min_priority
     ]
-    found.sort(key=lambda p: (-p.value, heading_rank[p.heading], order[p.unit]))
+    found.sort(key=lambda p: (-p.value, -(p.interest or 0), order[p.unit]))
     return tuple(found)

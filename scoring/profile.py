@@ -14,6 +14,9 @@ not know, or a number its scale does not have, is a ValueError naming the key.
 - The basics index is the mean answered basics score as a share of the maximum (None if no
   basic was answered). A basic scored at most `priority.missing_basic_at_most` is missing; a
   blocker scored at most `priority.barrier_at_most` is a barrier; both listed in item order.
+- Lack of interest is a barrier in itself: `priority.no_interest_blocker` is one too when the
+  respondent has skills at most `priority.skill_at_most` whose interest was asked, and every
+  one of those has interest at most `priority.no_interest_at_most`.
 """
 
 from __future__ import annotations
@@ -124,8 +127,23 @@ def profile(flow: Flow, answers: Mapping[str, int]) -> Profile:
         blockers=blockers,
         basics_index=_share(list(basics.values()), flow.scales["access"].max_score),
         missing_basics=tuple(i for i, s in basics.items() if s <= rule.missing_basic_at_most),
-        barriers=tuple(i for i, s in blockers.items() if s <= rule.barrier_at_most),
+        barriers=_barriers(flow, blockers, units),
     )
+
+
+def _barriers(
+    flow: Flow, blockers: Mapping[str, int], units: Sequence[UnitScore]
+) -> tuple[str, ...]:
+    rule = flow.priority
+    found = {item for item, score in blockers.items() if score <= rule.barrier_at_most}
+    interests = [
+        unit.interest
+        for unit in units
+        if unit.skill is not None and unit.skill <= rule.skill_at_most and unit.interest is not None
+    ]
+    if interests and max(interests) <= rule.no_interest_at_most:
+        found.add(rule.no_interest_blocker)
+    return tuple(item.id for item in flow.items if item.id in found)
 
 
 def _heading_of(flow: Flow, unit_id: str) -> str:

@@ -86,6 +86,9 @@ class Assessment(Base):
     started_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]
     abandoned_at: Mapped[datetime | None]
+    skills_basis: Mapped[str | None] = mapped_column(sa.String(16))
+    """For a respondent with no device or connection: "not_asked" (they skipped the skills:
+    not asked, never zero) or "as_if" (answered as if they had one); None otherwise."""
 
 
 class Conversation(Base):

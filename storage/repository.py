@@ -169,6 +169,11 @@ class TurnStore:
             .where(assessments.c.id == sa.bindparam("assessment_id"))
             .values(completed_at=sa.bindparam("now"))
         )
+        self._set_skills_basis = (
+            sa.update(assessments)
+            .where(assessments.c.id == sa.bindparam("assessment_id"))
+            .values(skills_basis=sa.bindparam("basis"))
+        )
         self._abandon_assessment = (
             sa.update(assessments)
             .where(
@@ -316,6 +321,9 @@ class TurnStore:
 
     def complete_assessment(self, conn: sa.Connection, assessment_id: int, now: datetime) -> None:
         conn.execute(self._complete_assessment, {"assessment_id": assessment_id, "now": now})
+
+    def set_skills_basis(self, conn: sa.Connection, assessment_id: int, basis: str | None) -> None:
+        conn.execute(self._set_skills_basis, {"assessment_id": assessment_id, "basis": basis})
 
     def abandon_assessment(self, conn: sa.Connection, assessment_id: int, now: datetime) -> None:
         conn.execute(self._abandon_assessment, {"assessment_id": assessment_id, "now": now})

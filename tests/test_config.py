@@ -239,7 +239,8 @@ def test_a_misspelt_environment_variable_is_an_error_naming_the_sections_variabl
         ("DIBOT_DATABSE_URL", "DIBOT_CONFIG names the config file"),
         (
             "DIBOT_COUNCIL_CY_SIGNPOST",
-            "DIBOT_COUNCIL_<LANG>_{NAME,PRIVACY_URL,HELPLINE,SIGNPOSTING}",
+            "DIBOT_COUNCIL_<LANG>_{NAME,PRIVACY_URL,HELPLINE,SIGNPOSTING,HELP_DEVICE,HELP_DATA,"
+            "HELP_SKILLS}",
         ),
         ("DIBOT_COUNCIL_TRANSLATIONS", "DIBOT_COUNCIL_SIGNPOSTING"),
         ("dibot_server_port", "[server] is set by DIBOT_SERVER_HOST, DIBOT_SERVER_PORT"),

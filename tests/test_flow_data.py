@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.render import join_lead, options_block, question_body
+from bot.render import fill, join_lead, options_block, question_body, topic_counts
 from flows.loader import LEADS, REASKS, WHOLE, load_flow
 from flows.model import Flow, Heading, Item, Question, TopicBreak
 from flows.segments import count_segments, is_gsm7
@@ -130,13 +130,15 @@ def every_message(flow: Flow) -> list[tuple[str, str]]:
         for question in questions(flow, mode.id):
             body = question_body(flow, question, mode.total, EN)
             reasks = [text(key, EN).format(max=5) for key in REASKS]
+            reasks.append(text("which", EN).format(first=4, second=5))
             for lead in leads + reasks:
                 sent.append((f"{mode.id} {question.key} after {lead!r}", join_lead(lead, body)))
     for prompt in flow.prompts.values():
         options = options_block(prompt.options, EN, EN)
         topics = [heading.intro[EN] for heading in flow.headings]
         for topic in topics if prompt.key == "topic" else [""]:
-            body = f"{prompt.text[EN].format(topic=topic, n=56, total=56)}\n{options}"
+            values = {"topic": topic, "skills": 8, "questions": 16, "n": 56, "total": 56}
+            body = f"{prompt.text[EN].format(**values)}\n{options}"
             reasks = [text(key, EN).format(max=len(prompt.options)) for key in REASKS]
             for lead in leads + reasks:
                 sent.append((f"prompt {prompt.key} after {lead!r}", join_lead(lead, body)))
@@ -198,7 +200,10 @@ def test_quick_check_asks_22_questions_numbered_1_to_22(flow: Flow) -> None:
     quick = flow.modes["quick"]
     asked = questions(flow, "quick")
     assert quick.total == 22
-    assert len(quick.steps) == len(asked) == 22
+    assert len(asked) == 22
+    assert [step.key for step in quick.steps if not isinstance(step, Question)] == [
+        "skills.basis"  # offered only to someone with no device or no connection
+    ]
     assert [q.number for q in asked] == list(range(1, 23))
     assert [q.key for q in asked[:8]] == [f"{i}.access" for i in BASICS] + [
         f"{i}.blocker" for i in BLOCKERS
@@ -222,7 +227,8 @@ def test_full_assessment_numbers_56_items_skill_then_interest(flow: Flow) -> Non
 
 
 def test_a_topic_break_before_each_heading_saying_how_many_questions(flow: Flow) -> None:
-    steps = flow.modes["full"].steps
+    full = flow.modes["full"]
+    steps = full.steps
     breaks = [(index, step) for index, step in enumerate(steps) if isinstance(step, TopicBreak)]
     assert [step.heading for _, step in breaks] == list(HEADINGS)
     for index, step in breaks:
@@ -232,7 +238,11 @@ def test_a_topic_break_before_each_heading_saying_how_many_questions(flow: Flow)
         assert following.aspect == "skill"
         intro = flow.heading(step.heading).intro[EN]
         assert intro.startswith("Next topic: ")
-        assert intro.endswith(f", {SPLIT[step.heading]} questions.")
+        counts = topic_counts(flow, full, step.heading)
+        said = fill(flow.prompts["topic"].text[EN], topic=intro, **counts)
+        # a skill and, where its skill is low, whether they would do it regularly
+        items = SPLIT[step.heading]
+        assert said.endswith(f". {items} skills, up to {2 * items} questions."), said
 
 
 def test_questions_read_as_one_sentence(flow: Flow) -> None:

@@ -55,8 +55,8 @@ def test_unknown_heading(flow_dir: Path) -> None:
     edit(
         flow_dir,
         "items.toml",
-        'heading = "GS"\ntitle.en = "Find',
-        'heading = "GX"\ntitle.en = "Find',
+        'heading = "GS"\neds = "Foundation"\ntitle.en = "Find',
+        'heading = "GX"\neds = "Foundation"\ntitle.en = "Find',
     )
     message = refusal(flow_dir)
     assert message.startswith("items.toml: item GS04: unknown heading 'GX'")
@@ -244,8 +244,8 @@ def test_a_prompt_with_another_number_of_options_is_refused(flow_dir: Path) -> N
     edit(
         flow_dir,
         "messages.toml",
-        'sms.en = "Full: more detail, in parts"',
-        'sms.en = "Full: more detail, in parts"\n'
+        'sms.en = "Full: {full_min} to {full_max} questions, in parts"',
+        'sms.en = "Full: {full_min} to {full_max} questions, in parts"\n'
         '[[prompts.mode.options]]\nnumber = 3\nsms.en = "Medium"',
     )
     assert refusal(flow_dir) == (

@@ -21,10 +21,10 @@ T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 WELSH_COUNCIL = {
     "council": "Cyngor Sir Ddinbych",
     "privacy_url": "sirddinbych.gov.uk/preifatrwydd",
-    "helpline": "01824 706000",
-    "signposting": "For free help call 01824 706000.",
+    "helpline": "07700 900102",
+    "signposting": "For free help call 07700 900102.",
     "council.cy": "Cyngor Sir Ddinbych",
-    "signposting.cy": "Am help am ddim, ffoniwch 01824 706000 neu ewch i'ch llyfrgell.",
+    "signposting.cy": "Am help am ddim, ffoniwch 07700 900102 neu ewch i'ch llyfrgell.",
 }
 WELSH_LETTERS = set("âêîôûŵŷÂÊÎÔÛŴŶ")
 
@@ -127,7 +127,7 @@ def test_help_in_welsh_names_the_welsh_commands(flow: Flow) -> None:
         talk.send(reply)
     help_text = talk.send("CYMORTH")
     assert "NÔL" in help_text
-    assert "01824 706000" in help_text
+    assert "07700 900102" in help_text
 
 
 def test_every_welsh_message_keeps_its_accents_within_its_own_budget(flow: Flow) -> None:
@@ -142,12 +142,13 @@ def test_every_welsh_message_keeps_its_accents_within_its_own_budget(flow: Flow)
 
 def test_the_welsh_priorities_message_uses_the_councils_welsh_signposting(flow: Flow) -> None:
     talk = Talk(flow)
-    for reply in ["Helo", "2", "1", "1", *["1"] * 22]:
+    # no device, no internet, every blocker; then "1": skip the skills
+    for reply in ["Helo", "2", "1", "1", *["1"] * 8, "1"]:
         last = talk.send(reply)
     assert talk.state.stage == "done"
-    assert last.startswith("Eich blaenoriaethau:")
+    assert last.startswith("Eich blaenoriaethau:\nYn gyntaf, mae arnoch angen: dyfais,")
     assert last.endswith(WELSH_COUNCIL["signposting.cy"])
-    assert count_segments(last).segments <= 3
+    assert count_segments(last).segments <= flow.priorities_budgets["cy"]
 
 
 def test_every_item_text_is_translated_not_copied() -> None:

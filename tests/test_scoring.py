@@ -54,7 +54,20 @@ def test_high_interest_no_skill_ranks_above_medium_interest_medium_skill(flow: F
     assert [(p.unit, p.value) for p in found] == [("SS01", 16), ("GS01", 4)]
 
 
-def test_ties_go_to_the_earlier_heading_then_the_earlier_item(flow: Flow) -> None:
+def test_ties_go_to_the_higher_interest_then_the_earlier_item(flow: Flow) -> None:
+    answers = {
+        "GS01.skill": NO_ABILITY,  # (4 - 0) * 3 = 12, interest 3
+        "GS01.interest": LIKELY,
+        "SS01.skill": WITH_HELP,  # (4 - 1) * 4 = 12, interest 4: first
+        "SS01.interest": DEFINITELY,
+    }
+
+    found = priorities(flow, profile(flow, answers))
+
+    assert [(p.unit, p.value) for p in found] == [("SS01", 12), ("GS01", 12)]
+
+
+def test_equal_ties_go_to_the_earlier_heading_then_the_earlier_item(flow: Flow) -> None:
     tied = ("SS01", "TR03", "GS02", "TR01", "GS01")
     answers: dict[str, int] = {}
     for unit in tied:
@@ -70,15 +83,36 @@ def test_ties_go_to_the_earlier_heading_then_the_earlier_item(flow: Flow) -> Non
 def test_only_values_at_least_the_minimum_count(flow: Flow) -> None:
     assert flow.priority.min_priority == 4
     answers = {
-        "GS01.skill": CONFIDENT,  # 3: (4 - 3) * 4 = 4, kept
-        "GS01.interest": DEFINITELY,
-        "GS02.skill": CONFIDENT,  # 3: (4 - 3) * 3 = 3, dropped
-        "GS02.interest": LIKELY,
-        "GS03.skill": COULD_TEACH,  # 4: 0, dropped
-        "GS03.interest": DEFINITELY,
+        "GS01.skill": WOULD_TRY,  # 2: (4 - 2) * 2 = 4, kept
+        "GS01.interest": MAYBE,
+        "GS02.skill": WOULD_TRY,  # 2: (4 - 2) * 1 = 2, dropped
+        "GS02.interest": UNLIKELY,
+        "GS03.skill": NO_ABILITY,  # 0: (4 - 0) * 0 = 0, dropped
+        "GS03.interest": NOT_INTERESTED,
     }
 
     assert [p.unit for p in priorities(flow, profile(flow, answers))] == ["GS01"]
+
+
+def test_a_confident_skill_is_never_a_priority_however_keen(flow: Flow) -> None:
+    """The formula alone gives "Confidently" and "Definitely" 4, the minimum: the rule's
+    skill limit keeps the quick check (which asks interest always) agreeing with the full
+    assessment (which asks it only where skill is low)."""
+    assert flow.priority.skill_at_most == 2
+    for quick_or_full in ("GS", "GS01"):
+        answers = {f"{quick_or_full}.skill": CONFIDENT, f"{quick_or_full}.interest": DEFINITELY}
+        assert priorities(flow, profile(flow, answers)) == ()
+
+
+def test_no_interest_in_any_low_skill_is_the_lack_of_interest_barrier(flow: Flow) -> None:
+    uninterested = {"GS01.skill": NO_ABILITY, "GS01.interest": NOT_INTERESTED}
+    uninterested |= {"TR03.skill": WITH_HELP, "TR03.interest": UNLIKELY}
+    uninterested |= {"SS01.skill": CONFIDENT}  # confident: its interest is not asked
+    keen_once = {**uninterested, "HI01.skill": NO_ABILITY, "HI01.interest": MAYBE}
+
+    assert profile(flow, uninterested).barriers == ("BL04",)
+    assert profile(flow, keen_once).barriers == ()
+    assert profile(flow, {"GS01.skill": NO_ABILITY}).barriers == ()  # interest not asked
 
 
 def test_unasked_interest_counts_as_zero_and_a_skipped_skill_is_never_a_priority(

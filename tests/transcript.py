@@ -30,11 +30,17 @@ TEST_COUNCIL_CONFIG = CouncilConfig(
     name="Testshire Council",
     privacy_url="testshire.gov.uk/privacy",
     helpline="0300 000 0000",
-    signposting="Free help: call 0300 000 0000 or visit your library.",
+    signposting="Free help: call {helpline} or visit your library.",
+    help_device="Borrow a tablet: call 07700 900100.",
+    help_data="Free data: ask at your library.",
+    help_skills="Free classes: call 07700 900101.",
     translations={
         "cy": {
             "name": "Cyngor Testshire",
-            "signposting": "Help am ddim: ffoniwch 0300 000 0000 neu ewch i'ch llyfrgell.",
+            "signposting": "Help am ddim: ffoniwch {helpline} neu ewch i'ch llyfrgell.",
+            "help_device": "Benthyg llechen: ffoniwch 07700 900100.",
+            "help_data": "Data am ddim: gofynnwch yn eich llyfrgell.",
+            "help_skills": "Dosbarthiadau am ddim: ffoniwch 07700 900101.",
         }
     },
 )
