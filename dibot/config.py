@@ -62,7 +62,15 @@ class CouncilConfig:
     name: str = "Your council"
     privacy_url: str = "example.gov.uk/privacy"
     helpline: str = "0300 000 0000"
-    signposting: str = "For free help call 0300 000 0000."
+    signposting: str = "For free help call {helpline}."
+    """General help, always at the end of the priorities message."""
+    help_device: str = ""
+    """Help for a resident with no device, or held back by the cost of one: a device loan or
+    recycling scheme. Empty: not said."""
+    help_data: str = ""
+    """Help with data and connection costs: a data bank, social tariffs. Empty: not said."""
+    help_skills: str = ""
+    """Help with skills: classes, a library, a digital champion. Empty: not said."""
     translations: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """Language code -> these same keys in that language, from a `[council.cy]` table (or
     DIBOT_COUNCIL_CY_SIGNPOSTING…); a key not given there falls back to the one above."""
@@ -115,7 +123,15 @@ def _coerce(section: str, key: str, value: Any, default: Any, *, text: bool) -> 
 
 
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
-COUNCIL_TEXTS = ("name", "privacy_url", "helpline", "signposting")
+COUNCIL_TEXTS = (
+    "name",
+    "privacy_url",
+    "helpline",
+    "signposting",
+    "help_device",
+    "help_data",
+    "help_skills",
+)
 COUNCIL_ENV = re.compile(r"^DIBOT_COUNCIL_([A-Z]{2,3})_(" + "|".join(COUNCIL_TEXTS).upper() + ")$")
 
 
