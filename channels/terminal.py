@@ -2,7 +2,8 @@
 
 It goes through the same turn handler as SMS and Telegram (so the database keeps the
 conversation and `dibot chat` resumes where it stopped), and can record the session in the
-transcript format the tests replay (`--record FILE`).
+transcript format the tests replay (`--record FILE`). A language given (`--lang`) is the
+respondent's own choice: a new conversation starts in it, whichever it is, without asking.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def run_chat(
             urn=urn,
             inbound=Inbound(text=text),
             language=language,
+            language_chosen=language is not None,
         )
         turns += 1
         if record is not None:

@@ -2,7 +2,10 @@
 
 Every command reads the same configuration (`--config FILE`, else `$DIBOT_CONFIG`, else
 `./config.toml`, else defaults, with `DIBOT_<SECTION>_<KEY>` on top). A configuration or flow
-that cannot be used is reported in one line and exits with status 2, never a traceback.
+that cannot be used is reported in one line and exits with status 2, never a traceback; a
+database that cannot be used (unreachable, or for `serve` not at the latest migration) exits
+with status 1. The services residents reach (serve, worker, telegram polling) warn in one line
+at start-up while the council's texts are still the shipped placeholders.
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from sqlalchemy.exc import NoSuchTableError, OperationalError, ProgrammingError
 
-from dibot.config import Config, ConfigError, load_config
-from dibot.runtime import Runtime
+from dibot.config import Config, ConfigError, CouncilConfig, load_config
+from dibot.runtime import Runtime, load_configured_flow
 from flows.loader import FlowError
 
 USAGE_ERROR = 2
@@ -64,11 +68,40 @@ request may take, so a webhook is not cut off between its commit and its replies
 
 
 def serve(arguments: argparse.Namespace, config: Config) -> int:
-    """The web service under gunicorn's sync workers (right for SQLite's single writer)."""
+    """The web service under gunicorn's sync workers (right for SQLite's single writer), only
+    on a database at the latest migration: checked here, before any worker starts."""
     from dibot.web import create_app
+    from storage.migrate import SchemaNotCurrent, require_current_schema
 
-    gunicorn_server(config, create_app(config)).run()
+    flow = load_configured_flow(config)  # configuration and flow first: their errors exit 2
+    try:
+        require_current_schema(config.database.url)
+    except SchemaNotCurrent as error:
+        print(f"dibot: {error}", file=sys.stderr)
+        return FAILURE
+    warn_of_placeholder_council_texts(config)
+    gunicorn_server(config, create_app(config, flow=flow)).run()
     return 0
+
+
+PLACEHOLDER_COUNCIL_TEXTS = ("name", "privacy_url", "helpline")
+"""Council texts every resident reads (the consent prompt): left as shipped, they name no one."""
+
+
+def warn_of_placeholder_council_texts(config: Config) -> None:
+    """One line on stderr naming the council texts still at their shipped defaults."""
+    shipped = CouncilConfig()
+    placeholders = [
+        key
+        for key in PLACEHOLDER_COUNCIL_TEXTS
+        if getattr(config.council, key) == getattr(shipped, key)
+    ]
+    if placeholders:
+        print(
+            "dibot: warning: council texts are still the shipped placeholders "
+            f"({', '.join(placeholders)}): set them in [council] before residents use this",
+            file=sys.stderr,
+        )
 
 
 def gunicorn_server(config: Config, app: Any) -> Any:
@@ -132,6 +165,7 @@ def telegram(arguments: argparse.Namespace, config: Config) -> int:
     if arguments.set_webhook is not None or arguments.delete_webhook:
         return telegram_webhook(arguments, config)
     runtime = _telegram_runtime(config)
+    warn_of_placeholder_council_texts(config)
     run_polling(config, runtime.handler, engine=runtime.engine)
     return 0
 
@@ -165,6 +199,7 @@ def worker(arguments: argparse.Namespace, config: Config) -> int:
     from channels.telegram import run_worker
 
     runtime = _telegram_runtime(config)
+    warn_of_placeholder_council_texts(config)
     run_worker(config, runtime.handler, engine=runtime.engine)
     return 0
 
@@ -175,10 +210,18 @@ def _telegram_runtime(config: Config) -> Runtime:
     return Runtime(config)
 
 
+def _version() -> str:
+    try:
+        return version("dibot")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dibot", description="A digital inclusion assessment by text message."
     )
+    parser.add_argument("--version", action="version", version=f"dibot {_version()}")
     config_option = argparse.ArgumentParser(add_help=False)
     config_option.add_argument(
         "--config",
@@ -211,7 +254,7 @@ def _parser() -> argparse.ArgumentParser:
     chat_command.add_argument(
         "--lang",
         metavar="LANG",
-        help="start a new conversation in this language (e.g. cy) instead of asking",
+        help="start a new conversation in this language (en, cy…) instead of asking",
     )
     telegram_command = command(
         "telegram",

@@ -72,15 +72,17 @@ class TurnHandler:
         inbound: Inbound,
         queue_replies: bool = False,
         language: str | None = None,
+        language_chosen: bool = False,
     ) -> TurnResult:
         """Take one turn. `language` is the respondent's language as their channel knows it
-        (Telegram's setting, `dibot chat --lang`): a new conversation starts in it, without
-        asking, when it is one of the flow's languages other than the default."""
+        (Telegram's setting): a new conversation starts in it, without asking, when it is one
+        of the flow's languages other than the default. With `language_chosen` it is the
+        respondent's own choice (`dibot chat --lang`), so the default language counts too."""
         now = self._clock()
         store = self._store
         with self._engine.begin() as conn:
             conversation = store.lock_conversation(
-                conn, urn, self._flow, self._new_state(language), now
+                conn, urn, self._flow, self._new_state(language, language_chosen), now
             )
             stored = store.stored_replies(conn, channel, message_id)
             if stored is not None:
@@ -112,12 +114,13 @@ class TurnHandler:
                 )
         return TurnResult(replies=turn.outbound, duplicate=False, queued=queued, events=turn.events)
 
-    def _new_state(self, language: str | None) -> State:
-        """A new conversation, in the channel's language if that is one of the flow's others.
+    def _new_state(self, language: str | None, chosen: bool = False) -> State:
+        """A new conversation, in the channel's language if that is one of the flow's others,
+        or any of its languages when the respondent chose it.
 
         A device set to the default language (English) says little: most Welsh speakers'
         phones are, so they are still offered the choice."""
-        if language in self._flow.languages[1:]:
+        if language in (self._flow.languages if chosen else self._flow.languages[1:]):
             return State(language=language, language_chosen=True)
         return State(language=self._flow.languages[0])
 

@@ -2,7 +2,9 @@
 
 `create_app` loads the flow once (gunicorn workers inherit it); the engine and the turn handler
 are built on first use in each worker, never shared across a fork. Every response carries the
-security headers. Nothing here logs a phone number, a message body or a secret.
+security headers. Nothing here logs a phone number, a message body or a secret. The health
+check is cheap and only reads: one SELECT of the database's revision, compared with the latest
+migration's (read from the scripts once per process); anything else is 503.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, Response, jsonify
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from channels import telegram, twilio_sms
@@ -19,6 +20,7 @@ from dibot.runtime import Runtime
 from dibot.turns import TurnHandler
 from flows.model import Flow
 from storage.database import read_only
+from storage.migrate import CURRENT, script_revisions, stored_revisions
 
 MAX_REQUEST_BYTES = 256 * 1024
 """Far above any provider webhook (an SMS body is at most 1,600 characters)."""
@@ -53,11 +55,15 @@ def create_app(
         try:
             # Read-only: on SQLite it must not queue behind turns for the write lock.
             with runtime.engine.connect() as connection:
-                read_only(connection).execute(text("SELECT 1"))
+                revisions = stored_revisions(read_only(connection))
         except (SQLAlchemyError, OSError) as error:
             # The error's text can name hosts and users: its type is enough to start from.
             log.warning("health check: database unreachable (%s)", type(error).__name__)
             return jsonify(status="error", database="unreachable"), 503
+        schema = script_revisions().state(revisions)
+        if schema != CURRENT:
+            log.warning("health check: database schema %s; run `dibot db upgrade`", schema)
+            return jsonify(status="error", database="ok", schema=schema), 503
         return jsonify(status="ok", database="ok"), 200
 
     @app.after_request

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sqlite3
 import subprocess
+from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from channels.telegram import WEBHOOK_BUDGET, WEBHOOK_TIMEOUTS
 from dibot.cli import gunicorn_server
-from dibot.config import Config
+from dibot.config import Config, CouncilConfig
+from dibot.runtime import load_configured_flow
 from storage.database import SQLITE_BUSY_TIMEOUT_MS, make_engine
+from storage.migrate import script_revisions
+from tests.fake_telegram import FakeTelegram
 from tests.processes import (
     DIBOT,
     STARTUP_LIMIT_SECONDS,
@@ -52,6 +60,12 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
     assert result.returncode == 0
     for command in ("serve", "db", "chat", "telegram", "worker"):
         assert command in result.stdout
+
+
+def test_version_is_the_installed_distributions(tmp_path: Path) -> None:
+    result = dibot("--version", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"dibot {version('dibot')}\n"
 
 
 def test_db_upgrade_creates_the_sqlite_database_and_its_directory(tmp_path: Path) -> None:
@@ -102,16 +116,14 @@ def test_chat_answers_in_the_terminal(tmp_path: Path) -> None:
     assert "Which check would you like?" in result.stdout
 
 
-def test_serve_answers_healthz_on_the_configured_port(tmp_path: Path, database_url: str) -> None:
+def serve_until_healthy(cwd: Path, **settings: str) -> tuple[int, object, int | None, str]:
+    """`dibot serve` until /healthz answers, then SIGTERM: (status, body, exit status, stderr)."""
     assert DIBOT is not None
     port = free_port()
-    settings = environment(
-        DIBOT_DATABASE_URL=database_url, DIBOT_SERVER_PORT=str(port), DIBOT_SERVER_WORKERS="2"
-    )
     server = subprocess.Popen(
         [DIBOT, "serve"],
-        cwd=tmp_path,
-        env=settings,
+        cwd=cwd,
+        env=environment(DIBOT_SERVER_PORT=str(port), **settings),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -125,9 +137,17 @@ def test_serve_answers_healthz_on_the_configured_port(tmp_path: Path, database_u
         except subprocess.TimeoutExpired:
             server.kill()
             _, errors = server.communicate()
+    return status, body, server.returncode, errors
+
+
+def test_serve_answers_healthz_on_the_configured_port(tmp_path: Path, database_url: str) -> None:
+    status, body, returncode, errors = serve_until_healthy(
+        tmp_path, DIBOT_DATABASE_URL=database_url, DIBOT_SERVER_WORKERS="2"
+    )
     assert status == 200, errors
     assert body == {"status": "ok", "database": "ok"}
-    assert server.returncode == 0, errors
+    assert returncode == 0, errors
+    assert PLACEHOLDERS_WARNING.format("name, privacy_url, helpline") in errors.splitlines()
 
 
 def test_a_database_directory_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
@@ -259,3 +279,170 @@ def test_a_database_without_dibots_tables_is_one_line_not_a_traceback(tmp_path: 
     assert result.stderr.startswith("dibot: ")
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("language", ["en", "cy"])
+def test_chat_with_a_language_starts_in_it_without_asking(tmp_path: Path, language: str) -> None:
+    council = CouncilConfig(
+        name="Testshire Council", translations={"cy": {"name": "Cyngor Testshire"}}
+    )
+    consent = load_configured_flow(Config(council=council)).prompts["consent"].text[language]
+    result = dibot(
+        "chat",
+        "--lang",
+        language,
+        cwd=tmp_path,
+        stdin="Hello\n",
+        DIBOT_DATABASE_URL=f"sqlite:///{tmp_path / 'chat.db'}",
+        DIBOT_COUNCIL_NAME="Testshire Council",
+        DIBOT_COUNCIL_CY_NAME="Cyngor Testshire",
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    first_reply = result.stdout.split("\n\n")[0]
+    assert first_reply.startswith(consent)
+    assert "Choose a language" not in result.stdout
+    assert "Dewiswch iaith" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("statement", "words"),
+    [
+        ("DROP TABLE alembic_version", "the database is not migrated"),
+        ("DELETE FROM alembic_version", "the database is not migrated"),
+        ("UPDATE alembic_version SET version_num = 'ffff'", "was it migrated by a newer dibot?"),
+    ],
+    ids=["never-migrated", "at-base", "newer-revision"],
+)
+def test_serve_refuses_a_database_not_at_the_latest_migration(
+    tmp_path: Path, database_url: str, statement: str, words: str
+) -> None:
+    engine = make_engine(database_url, poolclass=sa.NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(statement)
+    engine.dispose()
+    result = dibot("serve", cwd=tmp_path, DIBOT_DATABASE_URL=database_url)
+    assert result.returncode == 1, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("dibot: ")
+    assert words in result.stderr
+
+
+def test_serve_refuses_an_sqlite_file_never_migrated_and_leaves_no_file(tmp_path: Path) -> None:
+    database = tmp_path / "var" / "dibot.db"
+    result = dibot("serve", cwd=tmp_path, DIBOT_DATABASE_URL=f"sqlite:///{database}")
+    assert result.returncode == 1
+    assert result.stderr == "dibot: the database is not migrated; run `dibot db upgrade` first\n"
+    assert not database.parent.exists()
+
+
+SCRATCH_SCHEMA = "dibot_cli_url"
+
+
+@pytest.fixture
+def driverless_postgresql_url() -> Iterator[str]:
+    """`postgresql://…` (no driver) for the run's PostgreSQL database (or the CI default),
+    inside a scratch schema dropped before and after, so a PostgreSQL run's own tests are
+    untouched. Skipped only when no PostgreSQL server answers."""
+    given = os.environ.get("DIBOT_DATABASE_URL", "")
+    url = make_url(
+        given if given.startswith("postgresql") else "postgresql://postgres@127.0.0.1:5432/test"
+    )
+    admin = make_engine(url, poolclass=sa.NullPool)
+    try:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {SCRATCH_SCHEMA} CASCADE")
+            conn.exec_driver_sql(f"CREATE SCHEMA {SCRATCH_SCHEMA}")
+    except OperationalError as error:
+        admin.dispose()
+        pytest.skip(f"no PostgreSQL server: {error.orig}")
+    scratch = url.set(drivername="postgresql").update_query_dict(
+        {"options": f"-csearch_path={SCRATCH_SCHEMA}"}
+    )
+    try:
+        yield scratch.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {SCRATCH_SCHEMA} CASCADE")
+        admin.dispose()
+
+
+def test_db_upgrade_takes_a_postgresql_url_without_a_driver(
+    tmp_path: Path, driverless_postgresql_url: str
+) -> None:
+    assert driverless_postgresql_url.startswith("postgresql://")
+    result = dibot("db", "upgrade", cwd=tmp_path, DIBOT_DATABASE_URL=driverless_postgresql_url)
+    assert (result.returncode, result.stderr) == (0, "")
+    engine = make_engine(driverless_postgresql_url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            revision = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+            tables = conn.exec_driver_sql(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %(schema)s",
+                {"schema": SCRATCH_SCHEMA},
+            ).scalars()
+            assert {revision} == script_revisions().heads
+            assert {"alembic_version", "respondents", "answers"} <= set(tables)
+    finally:
+        engine.dispose()
+
+
+PLACEHOLDERS_WARNING = (
+    "dibot: warning: council texts are still the shipped placeholders ({}): set them in"
+    " [council] before residents use this"
+)
+
+
+def first_line_on_stderr(*arguments: str, cwd: Path, **settings: str) -> str:
+    """Start a long-running `dibot` command, take the first line it writes to stderr, stop it."""
+    assert DIBOT is not None
+    process = subprocess.Popen(
+        [DIBOT, *arguments],
+        cwd=cwd,
+        env=environment(**settings),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stderr is not None
+    try:
+        ready, _, _ = select.select([process.stderr], [], [], STARTUP_LIMIT_SECONDS)
+        return process.stderr.readline() if ready else ""
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.communicate(timeout=STOP_LIMIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+
+
+@pytest.mark.parametrize("command", [("worker",), ("telegram",)])
+def test_telegram_services_warn_of_placeholder_council_texts(
+    tmp_path: Path, database_url: str, fake: FakeTelegram, command: tuple[str, ...]
+) -> None:
+    line = first_line_on_stderr(
+        *command,
+        cwd=tmp_path,
+        DIBOT_DATABASE_URL=database_url,
+        DIBOT_TELEGRAM_BOT_TOKEN=fake.token,
+        DIBOT_TELEGRAM_API_BASE_URL=fake.base_url,
+        DIBOT_COUNCIL_NAME="Testshire Council",
+    )
+    assert line == PLACEHOLDERS_WARNING.format("privacy_url, helpline") + "\n"
+
+
+def test_serve_with_the_council_texts_set_does_not_warn(tmp_path: Path, database_url: str) -> None:
+    status, _, _, errors = serve_until_healthy(
+        tmp_path,
+        DIBOT_DATABASE_URL=database_url,
+        DIBOT_COUNCIL_NAME="Testshire Council",
+        DIBOT_COUNCIL_PRIVACY_URL="testshire.gov.uk/privacy",
+        DIBOT_COUNCIL_HELPLINE="01632 960000",
+    )
+    assert status == 200, errors
+    assert "council texts" not in errors
+    upgrade = dibot("db", "upgrade", cwd=tmp_path, DIBOT_DATABASE_URL=database_url)
+    chat = dibot("chat", cwd=tmp_path, stdin="Hello\n", DIBOT_DATABASE_URL=database_url)
+    assert (upgrade.stderr, chat.stderr) == ("", "")  # only the services residents reach warn

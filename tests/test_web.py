@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -19,6 +20,7 @@ from dibot.config import (
     FlowConfig,
     TwilioConfig,
 )
+from dibot.runtime import Runtime
 from dibot.web import SECURITY_HEADERS, create_app
 from flows.loader import FlowError
 from flows.model import Flow
@@ -45,6 +47,44 @@ def test_healthz_reports_a_reachable_database(client: FlaskClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok", "database": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("statement", "schema"),
+    [
+        pytest.param("DROP TABLE alembic_version", "behind", id="never-migrated"),
+        pytest.param("DELETE FROM alembic_version", "behind", id="behind"),
+        pytest.param("UPDATE alembic_version SET version_num = 'ffff'", "unknown", id="newer"),
+    ],
+)
+def test_healthz_is_503_when_the_schema_is_not_the_latest(
+    client: FlaskClient, engine: sa.Engine, statement: str, schema: str
+) -> None:
+    assert client.get("/healthz").status_code == 200
+    with engine.begin() as conn:
+        conn.exec_driver_sql(statement)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "error", "database": "ok", "schema": schema}
+
+
+def test_healthz_reads_the_schema_revision_in_one_select(app: Flask) -> None:
+    """It runs often: one statement a call (SQLite's deferred BEGIN aside), and it only reads."""
+    client = app.test_client()
+    client.get("/healthz")  # the pool's first connection, and the scripts read once
+    runtime: Runtime = app.extensions["dibot"]
+    statements: list[str] = []
+
+    @sa.event.listens_for(runtime.engine, "before_cursor_execute")
+    def seen(*arguments: object) -> None:
+        statements.append(str(arguments[2]).strip())
+
+    for _ in range(3):
+        assert client.get("/healthz").status_code == 200
+    queries = [statement for statement in statements if statement != "BEGIN"]
+    assert len(queries) == 3
+    assert {query.split()[0] for query in queries} == {"SELECT"}
+    assert all("alembic_version" in query for query in queries)
 
 
 @pytest.mark.parametrize(
