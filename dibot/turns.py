@@ -183,6 +183,8 @@ class TurnHandler:
                 store.save_answer(conn, assessment_id, answer)
             elif kind == "cleared" and assessment_id is not None:
                 store.clear_answer(conn, assessment_id, _question(event))
+            elif kind == "skills_basis_chosen" and assessment_id is not None:
+                store.set_skills_basis(conn, assessment_id, event.basis)
             elif kind == "assessment_completed" and assessment_id is not None:
                 store.complete_assessment(conn, assessment_id, now)
             elif kind == "assessment_abandoned" and assessment_id is not None:

@@ -251,3 +251,94 @@ def test_a_prompt_with_another_number_of_options_is_refused(flow_dir: Path) -> N
     assert refusal(flow_dir) == (
         "messages.toml: prompts.mode: must have exactly 2 options: 1 quick check, 2 full assessment"
     )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        (
+            'options = [4, 5]\nwords.en = ["yes", "y", "yeah", "yep", "yup", "i do"',
+            'options = [4, 9]\nwords.en = ["yes", "y", "yeah", "yep", "yup", "i do"',
+            "flow.toml: scales.access pair 1: options must be two different numbers from 1 to 5",
+        ),
+        (
+            'words.en = ["yes", "y", "yeah", "yep", "yup", "i do", "i have", "👍"]',
+            'words.en = ["yes", "usually"]',
+            "flow.toml: scales.access pair 1: en word 'usually' is also a word of option 4",
+        ),
+        (
+            'words.en = ["yes", "y", "yeah", "yep", "yup", "i do", "i have", "👍"]',
+            'words.en = ["yes", "later"]',
+            "flow.toml: scales.access pair 1: en word 'later' is also the command 'later'",
+        ),
+        (
+            'formula = "interest * (max - skill)"\nskill_at_most = 2',
+            'formula = "interest * (max - skill)"\nskill_at_most = 3',
+            "flow.toml: modes.full.interest_if_skill_at_most: must be at least "
+            "priority.skill_at_most (3), or a skill that can be a priority would never have "
+            "its interest asked",
+        ),
+        (
+            'no_interest_blocker = "BL04"',
+            'no_interest_blocker = "BA01"',
+            "flow.toml: priority.no_interest_blocker: must be a blocker (one of "
+            "['BL01', 'BL02', 'BL03', 'BL04', 'BL05'])",
+        ),
+        (
+            'low_skill_help = "skills"',
+            'low_skill_help = "classes"',
+            "flow.toml: priority.low_skill_help: must be one of ['device', 'data', 'skills']",
+        ),
+        (
+            'if_missing = ["BA01", "BA02"]',
+            'if_missing = ["BL01"]',
+            "flow.toml: skills_choice.if_missing: must be a list of basics (of "
+            "['BA01', 'BA02', 'BA03'])",
+        ),
+        (
+            "[segments.priorities]\ndefault = 3",
+            "[segments.priorities]\ndefault = 0",
+            "flow.toml: segments.priorities.en: must be a whole number of segments",
+        ),
+    ],
+)
+def test_the_priority_rule_and_words_are_checked(
+    flow_dir: Path, old: str, new: str, problem: str
+) -> None:
+    edit(flow_dir, "flow.toml", old, new)
+    assert refusal(flow_dir) == problem
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        (
+            'heading = "TR"\neds = "Transacting"\ntitle.en = "Pay bills online"',
+            'heading = "TR"\ntitle.en = "Pay bills online"',
+            "items.toml: item TR03: needs eds: its Essential Digital Skills Framework area",
+        ),
+        (
+            'help = ["device"]',
+            'help = ["tablet"]',
+            "items.toml: item BA01: help must be a list of needs from ['device', 'data', 'skills']",
+        ),
+    ],
+)
+def test_item_areas_and_help_are_checked(flow_dir: Path, old: str, new: str, problem: str) -> None:
+    edit(flow_dir, "items.toml", old, new)
+    assert refusal(flow_dir) == problem
+
+
+def test_every_skill_names_its_essential_digital_skills_area() -> None:
+    flow = load_flow()
+    areas = {item.eds for item in flow.items if item.section == "skills"}
+    assert areas == {
+        "Foundation",
+        "Communicating",
+        "Handling information and content",
+        "Transacting",
+        "Problem solving",
+        "Being safe and legal online",
+        "Work",
+    }
+    assert "own reconstruction" in (SHIPPED / "items.toml").read_text(encoding="utf-8")

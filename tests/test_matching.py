@@ -6,7 +6,7 @@ import pytest
 
 from bot.matching import Match, command_of, edit_distance, match_option, normalise
 from flows.loader import load_flow
-from flows.model import Flow
+from flows.model import Flow, Option
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +136,90 @@ def test_a_short_word_one_edit_from_an_option_is_not_taken_for_it(flow: Flow, te
 def test_a_question_mark_alone_asks_for_help(flow: Flow) -> None:
     assert command_of(flow, "?", ["en"]) == "help"
     assert command_of(flow, " ? ", ["en"]) == "help"
+
+
+def on(flow: Flow, scale: str, text: str, languages: tuple[str, ...] = ("en", "cy")) -> Match:
+    chosen = flow.scales[scale]
+    return match_option(flow, chosen.options, text, languages, chosen.pairs)
+
+
+@pytest.mark.parametrize(
+    ("scale", "text", "option"),
+    [
+        ("access", "no", 1),
+        ("access", "Nope", 1),
+        ("access", "👎", 1),
+        ("access", "👎🏿", 1),  # a thumbs-down in any skin tone
+        ("access", "not really", 2),
+        ("access", "of course", 5),
+        ("blocker", "no", 5),  # "How much does it stop you?" "No": not at all
+        ("blocker", "not really", 4),
+        ("skill", "I'd try", 3),  # the start of "I'd try, may need help"
+        ("skill", "I’d try", 3),  # with a phone's curly apostrophe
+        ("skill", "i'd try may", 3),
+        ("skill", "could", 5),  # "Could teach others"
+        ("skill", "only with", 2),
+        ("skill", "can't", 1),
+        ("skill", "no", 1),
+        ("skill", "not really", 2),
+        ("skill", "I have no ability", 1),  # the option's full wording
+        ("interest", "no", 1),
+        ("interest", "not really", 2),
+        ("interest", "dunno", 3),
+        ("interest", "sure", 5),
+        ("interest", "👎", 1),
+        ("access", "nac oes", 1),
+        ("skill", "ddim go iawn", 2),
+        ("interest", "ddim o gwbl", 1),
+    ],
+)
+def test_what_people_type_chooses_the_option_it_means(
+    flow: Flow, scale: str, text: str, option: int
+) -> None:
+    assert on(flow, scale, text) == Match(option)
+
+
+@pytest.mark.parametrize(
+    ("scale", "text", "pair"),
+    [
+        ("access", "yes", (4, 5)),  # "Do you have…?" "Yes": usually, or always?
+        ("access", "Yeah!", (4, 5)),
+        ("access", "👍", (4, 5)),
+        ("access", "👍🏽", (4, 5)),
+        ("access", "oes", (4, 5)),
+        ("blocker", "yes", (1, 2)),  # "How much does it stop you?" "Yes": completely, a lot?
+        ("skill", "yes", (4, 5)),
+        ("skill", "gallaf", (4, 5)),
+        ("interest", "yes", (4, 5)),
+        ("interest", "I would", (4, 5)),
+        ("interest", "byddwn", (4, 5)),
+    ],
+)
+def test_a_word_that_fits_two_options_asks_which(
+    flow: Flow, scale: str, text: str, pair: tuple[int, int]
+) -> None:
+    assert on(flow, scale, text) == Match(None, either=pair)
+
+
+@pytest.mark.parametrize("text", ["i", "I'd", "I'm", "no way out", "i have"])
+def test_too_little_of_an_option_is_not_guessed(flow: Flow, text: str) -> None:
+    """One short leading word ("I", "not") begins too many options to choose one."""
+    assert on(flow, "skill", text).option is None
+    assert on(flow, "skill", text).either is None
+
+
+def test_leading_words_of_a_prompt_option_choose_it(flow: Flow) -> None:
+    restart = flow.prompts["restart"].options  # "Start again", "Carry on where I was"
+    assert match_option(flow, restart, "carry on where", ["en"]) == Match(2)
+    mode = flow.prompts["mode"].options
+    assert match_option(flow, mode, "Full: 56", ["en"]) == Match(2)
+
+
+def test_leading_words_that_begin_two_options_ask_which(flow: Flow) -> None:
+    def option(number: int, sms: str) -> Option:
+        return Option(number, number - 1, {"en": sms}, {"en": sms}, {"en": ()})
+
+    often = (option(1, "Every day"), option(2, "Every week"), option(3, "Never"))
+
+    assert match_option(flow, often, "every", ["en"]) == Match(None, either=(1, 2))
+    assert match_option(flow, often, "every week", ["en"]) == Match(2)

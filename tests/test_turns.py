@@ -355,3 +355,48 @@ def test_consent_is_recorded_when_given_and_not_when_refused(
     with engine.connect() as conn:
         rows = conn.execute(sa.select(respondents.c.urn, respondents.c.consented_at)).all()
     assert {str(urn): at for urn, at in rows} == {URN: NOW, other: None}
+
+
+def skills_basis(engine: sa.Engine, urn: str) -> str | None:
+    assessments, respondents = table(Assessment), table(Respondent)
+    query = (
+        sa.select(assessments.c.skills_basis)
+        .join(respondents, assessments.c.respondent_id == respondents.c.id)
+        .where(respondents.c.urn == urn)
+    )
+    with engine.connect() as conn:
+        basis: str | None = conn.execute(query).scalar_one()
+    return basis
+
+
+def test_skills_skipped_for_want_of_a_device_are_recorded_as_not_asked(
+    engine: sa.Engine, handler: TurnHandler, flow: Flow
+) -> None:
+    start_quick_check(handler, URN)
+    for _ in range(8):  # no device, no internet, no place; every blocker stops them
+        send(handler, URN, "1")
+    asked = send(handler, URN, "no")  # skip the skills
+
+    assert asked.replies[0].text.startswith("Your priorities:\nFirst, you need: a device,")
+    assert [question for question, _, _ in stored_answers(engine, URN)] == [
+        key
+        for key in quick_questions(flow)
+        if not key.startswith(tuple(h.id for h in flow.headings))
+    ]
+    assert skills_basis(engine, URN) == "not_asked"  # not asked, never a score of zero
+
+
+def test_skills_answered_as_if_with_a_device_say_so_and_back_withdraws_it(
+    engine: sa.Engine, handler: TurnHandler
+) -> None:
+    start_quick_check(handler, URN)
+    for _ in range(8):
+        send(handler, URN, "1")
+    send(handler, URN, "yes")  # answer as if they had one
+    assert skills_basis(engine, URN) == "as_if"
+    send(handler, URN, "back")
+    assert skills_basis(engine, URN) is None
+    send(handler, URN, "2")
+    send(handler, URN, "3")
+    assert skills_basis(engine, URN) == "as_if"
+    assert stored_answers(engine, URN)[-1][:2] == ("GS.skill", 3)
