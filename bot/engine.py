@@ -559,7 +559,9 @@ class _Step:
         for candidate in mode.steps:
             if candidate.key in done:
                 continue
-            if isinstance(candidate, SkillsChoice) and not self.lacks_device(state):
+            if isinstance(candidate, SkillsChoice) and (
+                not self.lacks_device(state) or self.skills_begun(mode, state)
+            ):
                 continue
             if state.skills_basis == SKILLS_BASES[0] and (
                 isinstance(candidate, TopicBreak)
@@ -573,6 +575,12 @@ class _Step:
                 continue
             return candidate
         return None
+
+    def skills_begun(self, mode: Mode, state: State) -> bool:
+        """Whether skills were asked already (a conversation begun before the skills choice
+        existed): the choice is not sprung on them half-way."""
+        choice = mode.positions[SkillsChoice.key]
+        return any(mode.positions.get(key, -1) > choice for key in state.history)
 
     def lacks_device(self, state: State) -> bool:
         """Whether a basic that offers the skills choice is missing, by the answers so far."""

@@ -439,7 +439,7 @@ def test_serve_with_the_council_texts_set_does_not_warn(tmp_path: Path, database
         DIBOT_DATABASE_URL=database_url,
         DIBOT_COUNCIL_NAME="Testshire Council",
         DIBOT_COUNCIL_PRIVACY_URL="testshire.gov.uk/privacy",
-        DIBOT_COUNCIL_HELPLINE="01632 960000",
+        DIBOT_COUNCIL_HELPLINE="07700 900103",
     )
     assert status == 200, errors
     assert "council texts" not in errors

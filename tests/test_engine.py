@@ -352,3 +352,25 @@ def test_later_at_the_choice_of_check_welcomes_them_back_to_it(flow: Flow) -> No
     assert back.startswith(flow.text("welcome_back", "en") + " Which check would you like?")
     assert talk.said("banana").startswith("Sorry")  # a re-ask once they are back
     assert "1/22" in talk.said("1")
+
+
+def test_a_conversation_already_in_the_skills_is_not_sent_back_to_the_skills_choice() -> None:
+    """A state saved before the skills choice existed: no device, and two skills answered."""
+    flow = load_flow()
+    answers = {"BA01.access": 1, "BA02.access": 1, "BA03.access": 1}
+    answers |= {f"BL0{n}.blocker": 5 for n in range(1, 6)}
+    answers |= {"GS.skill": 3, "GS.interest": 4}
+    state = State(
+        stage="asking",
+        language_chosen=True,
+        mode="quick",
+        question="CM.skill",
+        answers=answers,
+        history=tuple(answers),
+        last_seen=T0.isoformat(),
+    )
+
+    turn = step(flow, state, Inbound("2"), T0)
+
+    assert turn.state.question == "CM.interest"
+    assert turn.outbound[0].text.startswith("Got it. 12/22 If you could text, email")
