@@ -60,8 +60,14 @@ def complete(
 
 
 def full_reply(skill: str) -> Callable[[State], str]:
+    """Every skill `skill`, every interest asked "Not interested", every topic taken; with a
+    device, a connection and nothing in the way (no skills choice, every skill asked)."""
+
     def reply(state: State) -> str:
-        return skill if (state.question or "").endswith(".skill") else "1"
+        key = state.question or ""
+        if key.endswith(".skill"):
+            return skill
+        return "5" if key.endswith((".access", ".blocker")) else "1"
 
     return reply
 
@@ -71,6 +77,8 @@ def scenarios(flow: Flow, language: str) -> list[Cost]:
         key = state.question or ""
         if key.endswith(".topic"):
             return "1"
+        if key == "skills.basis":
+            return "2"  # answer the skills as if they had a device
         question = flow.questions[key]
         assert isinstance(question, Question)
         return str(1 + question.number % 5)

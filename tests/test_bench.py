@@ -1,4 +1,4 @@
-"""The hot-path benchmark runs, with tiny counts, and its integrity check means something.
+"""The benchmarks run, with tiny counts, and their checks mean something.
 
 No timing is asserted: only that each stage did its work, that every answer it sent is stored
 exactly once, and that the check notices an answer that was not.
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bench import turns
+from bench import sms_cost, turns
 from flows.loader import load_flow
 from flows.model import Flow
 from storage.database import make_engine
@@ -76,3 +76,17 @@ def test_the_command_prints_the_table_and_passes_its_checks(
     assert "POST /webhooks/twilio/sms" in table_printed
     assert "FAILED" not in table_printed
     assert "in the inbox: ok" in table_printed
+
+
+def test_the_sms_cost_counts_whole_assessments_in_every_language() -> None:
+    """Each scenario reaches the end having answered what it says: a run cut short by a
+    prompt it did not expect (say, the skills choice) would report a cheap, wrong cost."""
+    flow = load_flow()
+    for language in flow.languages:
+        answered = {cost.name: cost.answers for cost in sms_cost.scenarios(flow, language)}
+        assert answered == {
+            "quick check": 22,
+            "full, all skills confident": 56,  # no interest asked where skill is confident
+            "full, skills mixed": 85,
+            "full, all skills low": 104,
+        }
