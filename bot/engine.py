@@ -362,7 +362,7 @@ class _Step:
 
     def on_button(self, payload: str) -> Turn:
         key, _, number = payload.rpartition(BUTTON_SEPARATOR)
-        if key != self.prompt_key() or not number.isdigit():
+        if key != self.prompt_key() or not (number.isascii() and number.isdigit()):
             self.noise = True
             return self.reply(self.current(self.text("stale_button")))
         if self.state.stage == "paused":

@@ -86,6 +86,21 @@ class Match:
     """The reply fits these two options (and no other): ask which."""
 
 
+MAX_NUMBER_DIGITS = 6
+"""A longer run of digits is no option number (and `int()` refuses 4,300 digits or more)."""
+
+
+def as_number(word: str) -> int | None:
+    """The number a word of decimal digits writes (any script's: "٢" is 2), else None. Signs
+    that look like digits but are not decimal ("❶", "፩") and over-long numbers are not numbers."""
+    if not word or len(word) > MAX_NUMBER_DIGITS:
+        return None
+    try:
+        return int("".join(str(unicodedata.decimal(char)) for char in word))
+    except (TypeError, ValueError):
+        return None
+
+
 def command_form(text: str) -> str:
     """A message as commands are compared: Telegram's "/start@bot" as "start", and a lone
     symbol such as "?" kept (normalising would leave nothing)."""
@@ -179,8 +194,8 @@ def match_option(
     numbers = {o.number for o in options}
     first, _, rest = word.partition(" ")
     first = first.strip(EDGE_PUNCTUATION)
-    if first.isdigit():
-        number = int(first)
+    number = as_number(first)
+    if number is not None:
         if not rest.strip(EDGE_PUNCTUATION):
             return Match(number) if number in numbers else Match(None, out_of_range=True)
         chosen = [o for o in options if o.number == number]

@@ -83,7 +83,7 @@ def parse_inbound(form: MultiDict[str, str]) -> Inbound:
     """The words and whether media came with them; nothing else of Twilio's parameters."""
     text = CONTROL_CHARACTERS.sub("", form.get("Body", ""))
     media = form.get("NumMedia", "0").strip()
-    return Inbound(text=text, has_media=media.isdigit() and int(media) > 0)
+    return Inbound(text=text, has_media=media.isascii() and media.isdigit() and int(media) > 0)
 
 
 def twiml(replies: tuple[Outbound, ...]) -> str:

@@ -223,3 +223,15 @@ def test_leading_words_that_begin_two_options_ask_which(flow: Flow) -> None:
 
     assert match_option(flow, often, "every", ["en"]) == Match(None, either=(1, 2))
     assert match_option(flow, often, "every week", ["en"]) == Match(2)
+
+
+@pytest.mark.parametrize("text", ["❶", "➀", "⓵", "፩", "9" * 5000, "1" * 7])
+def test_signs_that_look_like_digits_and_huge_numbers_are_no_answer_and_no_crash(
+    flow: Flow, text: str
+) -> None:
+    assert on(flow, "skill", text).option is None
+
+
+@pytest.mark.parametrize(("text", "option"), [("٢", 2), ("२", 2), ("①", 1), ("003", 3)])
+def test_decimal_digits_of_any_script_are_numbers(flow: Flow, text: str, option: int) -> None:
+    assert on(flow, "skill", text) == Match(option)
