@@ -134,7 +134,9 @@ class _Step:
         if switch is not None and len(self.flow.languages) > 1:
             return self.switch_language(switch)
         if self.state.stage == "new":
-            return self.first_prompt("")
+            lead = self.text("lost_place") if self.state.lost_place else ""
+            self.state = self.state.evolve(lost_place=False)
+            return self.first_prompt(lead)
         if self.is_stale(previous_seen):
             return self.reply(self.resume_prompt(""), self.state.evolve(stage="resume", misses=0))
         if self.inbound.button is not None:
@@ -186,8 +188,11 @@ class _Step:
     def is_stale(self, previous_seen: str | None) -> bool:
         if self.state.stage not in ("asking", "paused") or previous_seen is None:
             return False
-        gap = self.now - datetime.fromisoformat(previous_seen)
-        return gap > timedelta(days=self.flow.resume_after_days)
+        previous = datetime.fromisoformat(previous_seen)
+        if (previous.tzinfo is None) != (self.now.tzinfo is None):
+            # saved by a version that kept naive times: the same clock, read as now's zone
+            previous = previous.replace(tzinfo=self.now.tzinfo)
+        return self.now - previous > timedelta(days=self.flow.resume_after_days)
 
     # --- replies -------------------------------------------------------------------------
 

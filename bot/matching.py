@@ -31,10 +31,24 @@ LEADING_WORD_MIN_LETTERS = 4
 QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 
 
-@lru_cache(maxsize=16384)
+CACHED_MAX_CHARS = 64
+"""Only short texts are cached: the flow's own words (folded again on every turn) and short
+replies. A cache of whole long messages grew a worker by 640 MB over 16,384 of them."""
+
+
 def normalise(text: str) -> str:
-    """Fold a reply to the form words are compared in (cached: the flow's own words are
-    folded again on every turn)."""
+    """Fold a reply to the form words are compared in."""
+    if len(text) <= CACHED_MAX_CHARS:
+        return _normalise_cached(text)
+    return _normalise(text)
+
+
+@lru_cache(maxsize=16384)
+def _normalise_cached(text: str) -> str:
+    return _normalise(text)
+
+
+def _normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).translate(QUOTES)
     kept = []
     for char in unicodedata.normalize("NFD", text):

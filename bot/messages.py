@@ -7,6 +7,7 @@ Telegram. The engine never knows which provider carries the words.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -26,6 +27,20 @@ EventKind = Literal[
     "opted_in",
     "language_changed",
 ]
+
+
+MAX_TEXT_CHARS = 1600
+"""The longest text a turn reads (Twilio's longest body): no answer or command is longer, and
+a bound here bounds the work and memory of every turn whatever a provider delivers."""
+UNREADABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+"""Control characters (NUL among them: PostgreSQL cannot store it) and lone surrogates (which
+no UTF-8 database or log can write), dropped from what a respondent sent."""
+
+
+def clean_text(text: str) -> str:
+    """What a respondent sent, as every channel hands it to the engine: unreadable characters
+    dropped, at most MAX_TEXT_CHARS long. Line breaks and tabs stay."""
+    return UNREADABLE.sub("", text[: MAX_TEXT_CHARS * 2])[:MAX_TEXT_CHARS]
 
 
 @dataclass(frozen=True)

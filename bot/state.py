@@ -9,8 +9,9 @@ inverses: the storage keeps the JSON and nothing else about the conversation.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from typing import Any, Literal, cast, get_args
 
 Stage = Literal[
@@ -28,6 +29,10 @@ Stage = Literal[
 STAGES: tuple[str, ...] = get_args(Stage)
 
 STATE_SCHEMA = 1
+
+
+class StateError(ValueError):
+    """A saved state that cannot be read; the message names the problem, never the content."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,9 @@ class State:
     connection): "not_asked" (skipped, recorded as not asked) or "as_if" (as if they had one);
     None when the choice was not offered or not yet made."""
     opted_out: bool = False
+    lost_place: bool = False
+    """The saved state could not be read and was set aside: the conversation starts again,
+    and the first thing said is sorry for that."""
     last_seen: str | None = None
     """ISO-8601 time of the respondent's previous message, from `now` (never the clock)."""
 
@@ -75,17 +83,72 @@ class State:
     def from_json(cls, text: str) -> State:
         data = json.loads(text)
         if not isinstance(data, dict):
-            raise ValueError("conversation state must be a JSON object")
+            raise StateError("conversation state must be a JSON object")
         schema = data.pop("schema", None)
         if schema != STATE_SCHEMA:
-            raise ValueError(f"conversation state schema {schema!r} is not {STATE_SCHEMA}")
+            raise StateError(f"conversation state schema is not {STATE_SCHEMA}")
         if data.get("stage") not in STAGES:
-            raise ValueError(f"unknown conversation stage {data.get('stage')!r}")
-        answers = data.get("answers", {})
-        if not isinstance(answers, dict) or not all(
-            isinstance(k, str) and isinstance(v, int) for k, v in answers.items()
-        ):
-            raise ValueError("answers must map question keys to option numbers")
+            raise StateError("unknown conversation stage")
+        unknown = set(data) - set(FIELD_TYPES)
+        if unknown:
+            raise StateError("conversation state has fields this dibot does not know")
+        for name, value in data.items():
+            if not FIELD_TYPES[name](value):
+                raise StateError(f"conversation state field {name} has the wrong type")
         for name in ("skipped", "topics_skipped", "history"):
             data[name] = tuple(cast(list[str], data.get(name, [])))
+        last_seen = data.get("last_seen")
+        if last_seen is not None:
+            try:
+                datetime.fromisoformat(last_seen)
+            except ValueError:
+                raise StateError("last_seen must be an ISO-8601 time") from None
         return cls(**data)
+
+
+def _text(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _optional_text(value: object) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _flag(value: object) -> bool:
+    return isinstance(value, bool)
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _keys(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(key, str) for key in value)
+
+
+def _answers(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(key, str) and isinstance(number, int) and not isinstance(number, bool)
+        for key, number in value.items()
+    )
+
+
+FIELD_TYPES: dict[str, Callable[[object], bool]] = {
+    "stage": lambda value: value in STAGES,
+    "language": _text,
+    "language_chosen": _flag,
+    "mode": _optional_text,
+    "question": _optional_text,
+    "answers": _answers,
+    "skipped": _keys,
+    "topics_skipped": _keys,
+    "history": _keys,
+    "misses": _count,
+    "resting": _flag,
+    "unanswered": _count,
+    "skills_basis": _optional_text,
+    "opted_out": _flag,
+    "lost_place": _flag,
+    "last_seen": _optional_text,
+}
+"""What each saved field may hold: a state that passes is one the engine can step."""

@@ -31,7 +31,8 @@ from typing import Any
 from telegram import Bot, ChatMember, Message, Update, User
 from telegram.constants import ChatType, MessageAttachmentType
 
-from bot.messages import Inbound
+from bot.messages import Inbound, clean_text
+from channels.identifiers import is_telegram_id
 
 URN_PREFIX = "telegram:"
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
@@ -89,7 +90,24 @@ def parse_update_json(data: Mapping[str, Any], bot: Bot | None = None) -> Parsed
 
 
 def parse_update(update: Update) -> ParsedUpdate | None:
-    """An update as python-telegram-bot parsed it (webhook or getUpdates)."""
+    """An update as python-telegram-bot parsed it (webhook or getUpdates). One whose ids no
+    Telegram update has (an update id of 129 digits, a message without a chat) gives None."""
+    if not isinstance(update.update_id, int) or not is_telegram_id(update.update_id):
+        return None
+    parsed = _parse(update)
+    if isinstance(parsed, TelegramInbound | ChatBlocked) and not _is_chat_urn(parsed.urn):
+        return None
+    return parsed
+
+
+def _is_chat_urn(urn: str) -> bool:
+    try:
+        return is_telegram_id(chat_id_of(urn))
+    except ValueError:
+        return False
+
+
+def _parse(update: Update) -> ParsedUpdate | None:
     message_id = str(update.update_id)
     if update.message is not None:
         return _from_message(message_id, update.message)
@@ -103,14 +121,18 @@ def parse_update(update: Update) -> ParsedUpdate | None:
         return TelegramInbound(
             message_id,
             urn_of(chat.id),
-            Inbound(text="", button=query.data),
+            Inbound(text="", button=clean_text(query.data)),
             query.id,
             language_of(query.from_user),
         )
     if update.my_chat_member is not None:
         change = update.my_chat_member
-        if change.chat.type == ChatType.PRIVATE and (
-            change.new_chat_member.status == ChatMember.BANNED
+        member = change.new_chat_member
+        if (
+            change.chat is not None
+            and change.chat.type == ChatType.PRIVATE
+            and member is not None
+            and member.status == ChatMember.BANNED
         ):
             return ChatBlocked(urn_of(change.chat.id))
     return None
@@ -119,10 +141,10 @@ def parse_update(update: Update) -> ParsedUpdate | None:
 def _from_message(
     message_id: str, message: Message, edited: bool = False
 ) -> TelegramInbound | None:
-    if message.chat.type != ChatType.PRIVATE:
+    if message.chat is None or message.chat.type != ChatType.PRIVATE:
         return None
     has_media = any(message[kind] for kind in MEDIA_KINDS)
-    text = message.text if message.text is not None else message.caption or ""
+    text = clean_text(message.text if message.text is not None else message.caption or "")
     if not has_media and message.text is None:
         return None  # a service message (pinned, shared users…): nothing the respondent said
     return TelegramInbound(

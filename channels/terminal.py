@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import TextIO
 
-from bot.messages import Inbound
+from bot.messages import Inbound, clean_text
 from dibot.turns import TurnHandler
 
 PROMPT = "> "
@@ -42,7 +42,7 @@ def run_chat(
             channel="terminal",
             message_id=f"terminal-{uuid.uuid4()}",
             urn=urn,
-            inbound=Inbound(text=text),
+            inbound=Inbound(text=clean_text(text)),
             language=language,
             language_chosen=language is not None,
         )

@@ -13,14 +13,14 @@ records the opt-out, but the TwiML carries no message, since Twilio would refuse
 from __future__ import annotations
 
 import logging
-import re
 
 from flask import Blueprint, Response, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from werkzeug.datastructures import MultiDict
 
-from bot.messages import Inbound, Outbound
+from bot.messages import Inbound, Outbound, clean_text
+from channels.identifiers import is_message_id, is_phone_number
 from dibot.runtime import Runtime
 
 CHANNEL = "sms"
@@ -29,8 +29,6 @@ OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END",
 """Twilio blocks the sender on these words alone and confirms it itself; any reply of ours
 would be refused with error 21610."""
 UNSUBSCRIBED_RECIPIENT = "21610"
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-"""Meaningless in an SMS, and PostgreSQL cannot store NUL in text: dropped from bodies."""
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +57,10 @@ def blueprint(runtime: Runtime) -> Blueprint:
         message_id, sender = form.get("MessageSid", ""), form.get("From", "")
         if not message_id or not sender:
             return Response("MessageSid and From are required\n", 400, mimetype="text/plain")
+        if not is_message_id(message_id):
+            return Response("MessageSid is not a message id\n", 400, mimetype="text/plain")
+        if not is_phone_number(sender):
+            return Response("From is not a phone number\n", 400, mimetype="text/plain")
         result = runtime.handler.handle(
             channel=CHANNEL,
             message_id=message_id,
@@ -72,7 +74,8 @@ def blueprint(runtime: Runtime) -> Blueprint:
     @routes.post("/status")
     def delivery_status() -> Response:
         recipient = request.form.get("To", "")
-        if request.form.get("ErrorCode") == UNSUBSCRIBED_RECIPIENT and recipient:
+        unsubscribed = request.form.get("ErrorCode") == UNSUBSCRIBED_RECIPIENT
+        if unsubscribed and recipient and is_phone_number(recipient):
             runtime.handler.mark_opted_out("tel:" + recipient)
         return Response(status=204)
 
@@ -81,7 +84,7 @@ def blueprint(runtime: Runtime) -> Blueprint:
 
 def parse_inbound(form: MultiDict[str, str]) -> Inbound:
     """The words and whether media came with them; nothing else of Twilio's parameters."""
-    text = CONTROL_CHARACTERS.sub("", form.get("Body", ""))
+    text = clean_text(form.get("Body", ""))
     media = form.get("NumMedia", "0").strip()
     return Inbound(text=text, has_media=media.isascii() and media.isdigit() and int(media) > 0)
 

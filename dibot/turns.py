@@ -13,6 +13,8 @@ The rules it keeps:
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,10 +23,12 @@ import sqlalchemy as sa
 
 from bot.engine import step
 from bot.messages import Event, Inbound, Outbound, Turn
-from bot.state import State
+from bot.state import State, StateError
 from flows.model import Flow
 from storage import outbox
 from storage.repository import AnswerRecord, LockedConversation, TurnStore
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -87,7 +91,7 @@ class TurnHandler:
             stored = store.stored_replies(conn, channel, message_id)
             if stored is not None:
                 return TurnResult(replies=stored, duplicate=True, queued=(), events=())
-            turn = step(self._flow, State.from_json(conversation.state), inbound, now)
+            turn = step(self._flow, self._saved_state(conversation), inbound, now)
             assessment_id = self._record(
                 conn, conversation, turn, _Delivery(channel, message_id, now)
             )
@@ -124,6 +128,24 @@ class TurnHandler:
             return State(language=language, language_chosen=True)
         return State(language=self._flow.languages[0])
 
+    def _saved_state(self, conversation: LockedConversation) -> State:
+        """The conversation's saved state; one that cannot be read (a bug, a hand edit, an
+        older dibot's garbage) is set aside rather than failing every turn for ever: the
+        respondent starts again, in their language if that much can be read, with an apology.
+        The log names the conversation and the problem, never the content."""
+        try:
+            return State.from_json(conversation.state)
+        except ValueError as error:
+            log.warning(
+                "conversation %s: saved state unreadable (%s); set aside, starting again",
+                conversation.conversation_id,
+                error if isinstance(error, StateError) else type(error).__name__,
+            )
+        language = _readable_language(conversation.state)
+        if language in self._flow.languages:
+            return State(language=language, language_chosen=True, lost_place=True)
+        return State(language=self._flow.languages[0], lost_place=True)
+
     def mark_unreachable(self, urn: str) -> None:
         """The provider cannot deliver to `urn` (Telegram: bot blocked; Twilio 21610: the
         number sent STOP to Twilio). No outbox message goes to them until they write again."""
@@ -139,7 +161,7 @@ class TurnHandler:
             conversation = self._store.lock_conversation(
                 conn, urn, self._flow, self._new_state(None), now
             )
-            state = State.from_json(conversation.state)
+            state = self._saved_state(conversation)
             if not state.opted_out:
                 self._store.save_conversation(
                     conn,
@@ -196,6 +218,15 @@ class TurnHandler:
             elif kind in ("consented", "declined"):
                 store.set_consent(conn, respondent_id, now if kind == "consented" else None)
         return assessment_id
+
+
+def _readable_language(saved: str) -> str | None:
+    try:
+        data = json.loads(saved)
+    except ValueError:
+        return None
+    language = data.get("language") if isinstance(data, dict) else None
+    return language if isinstance(language, str) else None
 
 
 def _question(event: Event) -> str:

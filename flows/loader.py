@@ -106,9 +106,10 @@ LEADS = (
     "section_skills",
     "language_changed",
     "edited",
+    "lost_place",
 )
 """Messages that stand before a question or prompt in the same SMS ("which" too, filled)."""
-PROMPT_ONLY_LEADS = frozenset({"cannot_skip", "restarting"})
+PROMPT_ONLY_LEADS = frozenset({"cannot_skip", "restarting", "lost_place"})
 """Leads said only before a numbered prompt (consent, mode…), never before a question."""
 QUESTION_ONLY_LEADS = frozenset(
     {"ack", "skipped", "auto_skip", "back", "section_blockers", "section_skills", "edited"}

@@ -374,3 +374,11 @@ def test_a_conversation_already_in_the_skills_is_not_sent_back_to_the_skills_cho
 
     assert turn.state.question == "CM.interest"
     assert turn.outbound[0].text.startswith("Got it. 12/22 If you could text, email")
+
+
+def test_every_state_field_has_a_type_the_loader_checks() -> None:
+    from dataclasses import fields
+
+    from bot.state import FIELD_TYPES
+
+    assert set(FIELD_TYPES) == {field.name for field in fields(State)}

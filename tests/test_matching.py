@@ -235,3 +235,23 @@ def test_signs_that_look_like_digits_and_huge_numbers_are_no_answer_and_no_crash
 @pytest.mark.parametrize(("text", "option"), [("٢", 2), ("२", 2), ("①", 1), ("003", 3)])
 def test_decimal_digits_of_any_script_are_numbers(flow: Flow, text: str, option: int) -> None:
     assert on(flow, "skill", text) == Match(option)
+
+
+def test_long_replies_are_never_cached_so_memory_stays_bounded() -> None:
+    from bot.matching import CACHED_MAX_CHARS, _normalise_cached
+
+    before = _normalise_cached.cache_info()
+    for number in range(200):
+        normalise(f"{number} " + "a long reply that no option could ever be " * 100)
+    after = _normalise_cached.cache_info()
+
+    assert after.currsize == before.currsize
+    assert normalise("Ÿ" * (CACHED_MAX_CHARS + 1)) == "y" * (CACHED_MAX_CHARS + 1)  # still folded
+
+
+def test_inbound_text_is_cleaned_and_bounded_once_at_the_edge() -> None:
+    from bot.messages import MAX_TEXT_CHARS, clean_text
+
+    assert clean_text("2\x00\ud800\x1b") == "2"
+    assert clean_text("line\nbreak\tkept") == "line\nbreak\tkept"
+    assert len(clean_text("9" * 100_000)) == MAX_TEXT_CHARS

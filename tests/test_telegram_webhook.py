@@ -383,3 +383,31 @@ def test_the_webhook_sends_its_own_reply_and_leaves_older_rows_to_the_worker(
     assert fake.sent(OTHER_CHAT) == []
     statuses = {row["urn"]: row["status"] for row in outbox_rows(engine)}
     assert statuses == {URN: "sent", f"telegram:{OTHER_CHAT}": "pending"}
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        pytest.param({**text_update(CHAT, "Hi"), "update_id": 10**128}, id="update-id-129-digits"),
+        pytest.param({**text_update(CHAT, "Hi"), "update_id": -(10**20)}, id="update-id-negative"),
+        pytest.param(
+            {"update_id": 7, "message": {"message_id": 1, "date": 1_790_000_000, "text": "Hi"}},
+            id="message-without-chat",
+        ),
+        pytest.param(text_update(10**30, "Hi"), id="chat-id-30-digits"),
+    ],
+)
+def test_updates_no_telegram_would_send_are_acknowledged_and_change_nothing(
+    client: FlaskClient, fake: FakeTelegram, engine: sa.Engine, update: dict[str, Any]
+) -> None:
+    assert post(client, update) == 200  # never a 5xx Telegram would retry for ever
+    assert inbox_count(engine) == 0
+    assert fake.sent() == []
+
+
+def test_text_with_lone_surrogates_and_nul_is_read_without_them(
+    client: FlaskClient, fake: FakeTelegram, engine: sa.Engine
+) -> None:
+    assert post(client, text_update(CHAT, "Hi\ud800\x00 there")) == 200
+    assert inbox_count(engine) == 1
+    assert fake.sent()

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from bot.state import State
 from dibot.turns import TurnHandler
+from flows.loader import load_flow
 from flows.model import Flow
 from storage.database import make_engine
 from storage.models import (
@@ -275,22 +276,67 @@ def test_a_new_flow_version_carries_on_with_the_same_questions(
         assert conn.execute(sa.select(conversations.c.flow_version)).scalar_one() == newer.version
 
 
-def test_a_corrupt_state_fails_the_turn_and_stores_nothing(
+@pytest.mark.parametrize(
+    "saved",
+    [
+        pytest.param('{"schema": 99}', id="another-schema"),
+        pytest.param("not json at all", id="not-json"),
+        pytest.param('{"schema": 1, "stage": "asking", "misses": "07700900123"}', id="wrong-type"),
+        pytest.param('{"schema": 1, "stage": "asking", "last_seen": "yesterday"}', id="bad-time"),
+        pytest.param('{"schema": 1, "stage": "asking", "secret": 1}', id="unknown-field"),
+    ],
+)
+def test_a_state_that_cannot_be_read_is_set_aside_and_the_respondent_starts_again(
+    engine: sa.Engine,
+    handler: TurnHandler,
+    flow: Flow,
+    saved: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    start_quick_check(handler, URN)
+    send(handler, URN, "2")
+    with engine.begin() as conn:
+        conn.execute(sa.update(conversations).values(state=saved))
+
+    result = send(handler, URN, "3")  # not a 500 for ever: an apology and a fresh start
+
+    first = result.replies[0].text
+    assert first.startswith("Sorry, we lost your place in the check. Let's start again.")
+    assert not result.duplicate
+    assert stored_answers(engine, URN) == [(quick_questions(flow)[0], 2, "2")]  # kept
+    assert conversation_state(engine, URN).stage in ("language", "consent")
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "set aside" in logged
+    assert "07700900123" not in logged
+    assert "yesterday" not in logged
+
+
+def test_a_welsh_respondent_whose_state_is_lost_hears_the_apology_in_welsh(
+    engine: sa.Engine,
+) -> None:
+    handler = TurnHandler(engine, load_flow(), clock=lambda: NOW)
+    send(handler, URN, "Helo")
+    send(handler, URN, "2")  # Cymraeg
+    with engine.begin() as conn:
+        broken = '{"schema": 1, "language": "cy", "stage": "nowhere"}'
+        conn.execute(sa.update(conversations).values(state=broken))
+
+    reply = send(handler, URN, "1").replies[0].text
+
+    assert reply.startswith("Mae'n ddrwg gennym, rydym wedi colli eich lle")
+
+
+def test_a_state_saved_with_a_naive_time_is_read_as_the_same_clock(
     engine: sa.Engine, handler: TurnHandler, flow: Flow
 ) -> None:
     start_quick_check(handler, URN)
-    good_state = conversation_state(engine, URN).to_json()
+    state = conversation_state(engine, URN).evolve(last_seen=NOW.replace(tzinfo=None).isoformat())
     with engine.begin() as conn:
-        conn.execute(sa.update(conversations).values(state='{"schema": 99}'))
-    inbox_before = count_rows(engine, inbox)
+        conn.execute(sa.update(conversations).values(state=state.to_json()))
 
-    with pytest.raises(ValueError, match="schema"):
-        send(handler, URN, "2", "SM-retried")
-    assert count_rows(engine, inbox) == inbox_before
+    result = send(handler, URN, "2")
 
-    with engine.begin() as conn:
-        conn.execute(sa.update(conversations).values(state=good_state))
-    assert not send(handler, URN, "2", "SM-retried").duplicate
+    assert result.replies[0].text.startswith("Got it. 2/22")
     assert stored_answers(engine, URN) == [(quick_questions(flow)[0], 2, "2")]
 
 

@@ -461,3 +461,42 @@ def test_two_messages_at_the_same_moment_answer_consecutive_questions(
     responses = post_at_once(app, [inbound("2"), inbound("3")])
     assert len({messages(response)[0] for response in responses}) == 2
     assert count(app, "answers") == 2  # one answer per question: two questions answered
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("From", "+44" + "7" * 94, "From is not a phone number"),
+        ("From", "+447700900123\x00", "From is not a phone number"),
+        ("From", "07700 900123; DROP TABLE", "From is not a phone number"),
+        ("MessageSid", "SM" + "a" * 127, "MessageSid is not a message id"),
+        ("MessageSid", "SM\x00" + "a" * 32, "MessageSid is not a message id"),
+    ],
+)
+def test_provider_ids_no_twilio_would_send_are_a_specific_400_on_every_database(
+    app: Flask, client: FlaskClient, field: str, value: str, said: str
+) -> None:
+    response = post(client, inbound("Hello", **{field: value}))
+
+    assert (response.status_code, response.get_data(as_text=True)) == (400, said + "\n")
+    assert value not in response.get_data(as_text=True)
+    assert count(app, "respondents") == count(app, "inbox") == 0
+
+
+@pytest.mark.parametrize(
+    "body", ["❶", "➀", "⓵", "፩", "1" * 5000, "2" * 4301, "٣" * 3, "x" * 20_000]
+)
+def test_digit_lookalikes_and_huge_bodies_get_a_reply_never_a_500(
+    client: FlaskClient, body: str
+) -> None:
+    reach_first_question(client)
+    (reply,) = messages(post(client, inbound(body)))
+    assert reply.startswith("Sorry") or "1/22" in reply
+
+
+def test_a_21610_for_a_number_too_long_or_never_seen_creates_nobody(
+    app: Flask, client: FlaskClient
+) -> None:
+    params = {"MessageSid": "SM" + "e" * 32, "ErrorCode": "21610", "To": "+44" + "7" * 120}
+    assert post(client, params, path=STATUS).status_code == 204
+    assert count(app, "respondents") == 0
