@@ -57,6 +57,22 @@ def test_polled_updates_are_answered_in_order(
     assert {row["status"] for row in outbox_rows(engine)} == {"sent"}
 
 
+def test_digit_lookalikes_and_huge_digit_runs_are_answered_at_once_by_polling(
+    fake: FakeTelegram, config: Config, handler: TurnHandler, engine: sa.Engine
+) -> None:
+    """Each once failed its turn, and polling retried it (about 10 s a time) before moving on."""
+    for text in ("/start", "❶", "፩", "9" * 5000, "⓵"):
+        fake.push_update(text_update(CHAT, text))
+
+    taken = run_polling(config, handler, engine=engine, max_updates=5, poll_timeout=1)
+
+    assert taken == 5
+    said = texts(fake, CHAT)
+    assert len(said) == 5
+    assert all(text.startswith("Sorry, please reply with a number") for text in said[1:3])
+    assert len(fake.calls_to("getUpdates")) == 1 + 1  # one batch, and the call that confirms it
+
+
 def test_taken_updates_are_not_taken_again(
     fake: FakeTelegram, config: Config, handler: TurnHandler, engine: sa.Engine
 ) -> None:
