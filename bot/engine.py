@@ -20,7 +20,7 @@ The rules it keeps:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -47,7 +47,7 @@ from flows.model import (
     Step,
     TopicBreak,
 )
-from scoring import priorities_message, profile
+from scoring import change_line, priorities_message, profile
 
 MISSES_BEFORE_OFFER = 2
 MISSES_BEFORE_AUTO_SKIP = 3
@@ -64,6 +64,48 @@ def step(flow: Flow, state: State, inbound: Inbound, now: datetime) -> Turn:
     return _Step(flow, state, inbound, now).run()
 
 
+@dataclass(frozen=True)
+class CheckinPlan:
+    """A re-assessment months after a baseline: the same mode, only the questions the baseline
+    answered (so gains compare like with like), and those answers, to say what changed."""
+
+    mode: str
+    keys: tuple[str, ...]
+    baseline: Mapping[str, int]
+    since: Mapping[str, str]
+    """When the baseline was, per language ("March 2027"), as the shell formats dates."""
+
+
+def invite(flow: Flow, state: State, now: datetime) -> Turn:
+    """The first message to an enrolled respondent who has not written yet: what their own
+    first text would get (the language choice or the privacy notice). Nothing for anyone
+    already talking, or opted out."""
+    if state.stage != "new" or state.opted_out:
+        return Turn(state)
+    return _Step(flow, state, Inbound(""), now).first_prompt("")
+
+
+def invite_to_checkin(flow: Flow, state: State, plan: CheckinPlan, now: datetime) -> Turn:
+    """Ask a respondent to start a check-in; their earlier assessment stays as it was stored.
+    Nothing for someone opted out, or who never agreed to take part."""
+    if state.opted_out or state.stage in ("new", "language", "consent", "declined"):
+        return Turn(state)
+    invited = without_assessment(state).evolve(
+        stage="checkin",
+        kind="checkin",
+        mode=plan.mode,
+        only=plan.keys,
+        baseline=dict(plan.baseline),
+        since=dict(plan.since),
+        resting=False,
+        unanswered=0,
+    )
+    unfinished = state.stage in ("asking", "paused", "resume", "restart") and state.mode
+    events = (Event("assessment_abandoned", mode=state.mode),) if unfinished else ()
+    invitation = _Step(flow, invited, Inbound(""), now)
+    return invitation.reply(invitation.checkin_prompt(""), invited, *events)
+
+
 def without_assessment(state: State) -> State:
     """Back at the choice of quick or full, with no answers: the language and consent stay."""
     return state.evolve(
@@ -76,6 +118,10 @@ def without_assessment(state: State) -> State:
         history=(),
         skills_basis=None,
         misses=0,
+        kind="baseline",
+        only=(),
+        baseline={},
+        since={},
     )
 
 
@@ -258,9 +304,26 @@ class _Step:
     def restart_prompt(self, lead: str) -> Outbound:
         return prompt_message(self.flow, self.flow.prompts["restart"], self.state.language, lead)
 
+    def checkin_prompt(self, lead: str) -> Outbound:
+        return prompt_message(
+            self.flow,
+            self.flow.prompts["checkin"],
+            self.state.language,
+            lead,
+            questions=sum(
+                isinstance(step, Question) for step in self.mode.steps if self.in_checkin(step)
+            ),
+        )
+
     def priorities(self) -> Outbound:
         summary = profile(self.flow, self.state.answers)
-        return Outbound(priorities_message(self.flow, summary, self.state.language))
+        language = self.state.language
+        change = ""
+        if self.state.kind == "checkin":
+            since = self.state.since.get(language) or self.state.since.get(self.flow.languages[0])
+            baseline, answers = self.state.baseline, self.state.answers
+            change = change_line(self.flow, baseline, answers, since or "", language)
+        return Outbound(priorities_message(self.flow, summary, language, change=change))
 
     def current(self, lead: str) -> Outbound:
         """What the respondent is being asked now, again, with `lead` before it."""
@@ -277,6 +340,8 @@ class _Step:
             return self.resume_prompt(lead)
         if stage == "restart":
             return self.restart_prompt(lead)
+        if stage == "checkin":
+            return self.checkin_prompt(lead)
         return Outbound(join_lead(lead, self.text("done_again")))
 
     def progress_number(self) -> int:
@@ -338,6 +403,8 @@ class _Step:
         if command == "start":
             if stage == "declined":
                 return self.start_consent("")
+            if stage == "checkin":
+                return self.start_checkin()
             if stage == "resume":
                 return self.carry_on("")
             if stage == "paused":
@@ -376,7 +443,7 @@ class _Step:
 
     def prompt_key(self) -> str | None:
         stage = self.state.stage
-        if stage in ("language", "consent", "mode", "resume", "restart"):
+        if stage in ("language", "consent", "mode", "resume", "restart", "checkin"):
             return stage
         if stage == "declined":
             return "consent"  # the consent prompt is shown again to anyone who writes
@@ -424,6 +491,10 @@ class _Step:
             return self.carry_on("") if match.option == 1 else self.start_again()
         if stage == "restart":
             return self.start_again() if match.option == 1 else self.carry_on("")
+        if stage == "checkin":
+            if match.option == 1:
+                return self.start_checkin()
+            return self.reply_text(self.text("checkin_later"), self.state.evolve(resting=True))
         current = self.current_step()
         if isinstance(current, TopicBreak):
             return self.pass_topic(current, skip_topic=match.option == 2)
@@ -433,7 +504,7 @@ class _Step:
 
     def options_now(self) -> tuple[Option, ...]:
         stage = self.state.stage
-        if stage in ("language", "consent", "mode", "resume", "restart"):
+        if stage in ("language", "consent", "mode", "resume", "restart", "checkin"):
             return self.flow.prompts[stage].options
         current = self.current_step()
         if isinstance(current, TopicBreak):
@@ -472,6 +543,10 @@ class _Step:
         mode_id = MODE_BY_OPTION[option - 1]
         self.state = without_assessment(self.state).evolve(mode=mode_id)
         return self.advance("", Event("assessment_started", mode=mode_id))
+
+    def start_checkin(self) -> Turn:
+        self.state = self.state.evolve(resting=False, misses=0)
+        return self.advance("", Event("assessment_started", mode=self.state.mode))
 
     def carry_on(self, lead: str) -> Turn:
         if self.next_step(self.state) is None:
@@ -562,7 +637,7 @@ class _Step:
         mode = self.flow.modes[state.mode or ""]
         done = set(state.history)
         for candidate in mode.steps:
-            if candidate.key in done:
+            if candidate.key in done or not self.in_checkin(candidate, state):
                 continue
             if isinstance(candidate, SkillsChoice) and (
                 not self.lacks_device(state) or self.skills_begun(mode, state)
@@ -580,6 +655,19 @@ class _Step:
                 continue
             return candidate
         return None
+
+    def in_checkin(self, step: Step, state: State | None = None) -> bool:
+        """Whether a check-in asks this step (anything else asks every step): the questions
+        its baseline answered, the topic breaks before them, and no skills choice (made then)."""
+        only = (state or self.state).only
+        if not only:
+            return True
+        if isinstance(step, Question):
+            return step.key in only
+        if isinstance(step, TopicBreak):
+            asked = (self.flow.questions.get(key) for key in only)
+            return any(question and question.heading == step.heading for question in asked)
+        return False
 
     def skills_begun(self, mode: Mode, state: State) -> bool:
         """Whether skills were asked already (a conversation begun before the skills choice

@@ -23,12 +23,14 @@ Stage = Literal[
     "paused",  # the respondent said LATER; `question` is where they resume
     "resume",  # back after a long gap: carry on or start again?
     "restart",  # RESTART said: confirm before clearing answers
+    "checkin",  # invited to a check-in months after their baseline: start, or not now
     "done",  # finished; the priorities message was sent
     "declined",  # said no at consent
 ]
 STAGES: tuple[str, ...] = get_args(Stage)
 
 STATE_SCHEMA = 1
+KINDS = ("baseline", "checkin")
 
 
 class StateError(ValueError):
@@ -59,6 +61,14 @@ class State:
     unanswered: int = 0
     """Messages in a row that answered nothing (nonsense, media, stale taps, texts after the
     end), across questions: past a few the engine falls silent, so an auto-reply never loops."""
+    kind: str = "baseline"
+    """"baseline", or "checkin": a re-assessment months later that asks only `only`."""
+    only: tuple[str, ...] = ()
+    """The question keys a check-in asks (those answered at its baseline); () asks them all."""
+    baseline: Mapping[str, int] = field(default_factory=dict)
+    """A check-in's baseline answers (question key -> option), to say what changed."""
+    since: Mapping[str, str] = field(default_factory=dict)
+    """When the baseline was, per language ("March 2027", "Mawrth 2027"), as the shell wrote it."""
     skills_basis: str | None = None
     """How the skills are answered by a respondent offered the skills choice (no device or no
     connection): "not_asked" (skipped, recorded as not asked) or "as_if" (as if they had one);
@@ -76,6 +86,8 @@ class State:
     def to_json(self) -> str:
         data = asdict(self)
         data["answers"] = dict(self.answers)
+        data["baseline"] = dict(self.baseline)
+        data["since"] = dict(self.since)
         data["schema"] = STATE_SCHEMA
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
@@ -95,7 +107,7 @@ class State:
         for name, value in data.items():
             if not FIELD_TYPES[name](value):
                 raise StateError(f"conversation state field {name} has the wrong type")
-        for name in ("skipped", "topics_skipped", "history"):
+        for name in ("skipped", "topics_skipped", "history", "only"):
             data[name] = tuple(cast(list[str], data.get(name, [])))
         last_seen = data.get("last_seen")
         if last_seen is not None:
@@ -126,6 +138,12 @@ def _keys(value: object) -> bool:
     return isinstance(value, list) and all(isinstance(key, str) for key in value)
 
 
+def _labels(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(key, str) and isinstance(label, str) for key, label in value.items()
+    )
+
+
 def _answers(value: object) -> bool:
     return isinstance(value, dict) and all(
         isinstance(key, str) and isinstance(number, int) and not isinstance(number, bool)
@@ -146,6 +164,10 @@ FIELD_TYPES: dict[str, Callable[[object], bool]] = {
     "misses": _count,
     "resting": _flag,
     "unanswered": _count,
+    "kind": lambda value: value in KINDS,
+    "only": _keys,
+    "baseline": _answers,
+    "since": _labels,
     "skills_basis": _optional_text,
     "opted_out": _flag,
     "lost_place": _flag,

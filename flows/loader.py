@@ -63,7 +63,7 @@ SECTION_ASPECTS: Mapping[Section, tuple[Aspect, ...]] = {
 COMMANDS = ("help", "back", "skip", "repeat", "later", "restart", "stop", "start", "opt_in")
 ONLY_WHILE_OPTED_OUT = frozenset({"opt_in"})
 """Commands that mean something only to a respondent who has opted out (Twilio's YES)."""
-PROMPTS = ("consent", "mode", "topic", "skills", "resume", "restart")
+PROMPTS = ("consent", "mode", "topic", "skills", "resume", "restart", "checkin")
 PROMPT_MEANINGS: Mapping[str, tuple[str, ...]] = {
     "consent": ("agree", "decline"),
     "mode": ("quick check", "full assessment"),
@@ -71,6 +71,7 @@ PROMPT_MEANINGS: Mapping[str, tuple[str, ...]] = {
     "skills": ("skip the skills", "answer them as if"),
     "resume": ("carry on", "start again"),
     "restart": ("start again", "carry on"),
+    "checkin": ("start the check-in", "not yet"),
 }
 """What the engine does with each option of each prompt, in order."""
 QUESTION_PROMPTS = frozenset({"topic", "skills"})
@@ -118,7 +119,7 @@ QUESTION_ONLY_LEADS = frozenset(
 REASKS = ("reask", "offer_skip")
 WHICH = "which"
 """The lead that asks which of two options a reply meant."""
-WHOLE = ("help", "later", "declined", "opted_out", "done_again")
+WHOLE = ("help", "later", "declined", "opted_out", "done_again", "checkin_later", "reminder")
 PROMPT_PARTS = ("language_prompt",)
 """Messages that are parts of a prompt rather than messages of their own."""
 PRIORITY_MESSAGES = (
@@ -135,6 +136,10 @@ PRIORITY_MESSAGES = (
     "priorities_help_skills",
     "priorities_end",
     "priorities_checkin",
+    "change_better_one",
+    "change_better_many",
+    "change_worse",
+    "change_same",
     "list_and",
 )
 """The parts of the priorities message (scoring/message.py puts them together)."""
@@ -147,11 +152,16 @@ RUNTIME_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
     "priorities_first_barriers": frozenset({"barriers"}),
     "priorities_item": frozenset({"rank", "name"}),
     "priorities_checkin": frozenset({"date"}),
+    "change_better_one": frozenset({"since"}),
+    "change_better_many": frozenset({"n", "since"}),
+    "change_worse": frozenset({"since"}),
+    "change_same": frozenset({"since"}),
     "list_and": frozenset({"first", "last"}),
 }
 PROMPT_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
     "topic": frozenset({"topic", "skills", "questions"}),
     "resume": frozenset({"n", "total"}),
+    "checkin": frozenset({"questions"}),
 }
 PROMPT_OPTION_PLACEHOLDERS = frozenset({"quick_total", "full_min", "full_max"})
 TASK = frozenset({"task"})
@@ -1023,7 +1033,10 @@ def _every_message(flow: Flow, language: str) -> list[tuple[str, str]]:
                 for h in flow.headings
             ]
         for values, at in variants:
-            body = f"{fill(prompt.text[language], n=999, total=999, **values)}\n{options}"
+            filled = fill(
+                prompt.text[language], **{"n": 999, "total": 999, "questions": 999, **values}
+            )
+            body = f"{filled}\n{options}"
             if key == LANGUAGE_PROMPT:
                 where = "messages.toml: messages.language_prompt (all languages together)"
                 messages.append((body, where))  # the first message: no lead, no re-ask text

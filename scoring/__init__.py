@@ -6,7 +6,7 @@ use this one package.
 from scoring.cohort import CohortSummary, HeadingMeans, cohort_summary
 from scoring.formula import Formula, FormulaError, compile_formula
 from scoring.gains import Gains, HeadingGain, UnitGain, gains
-from scoring.message import priorities_message, worst_case_messages
+from scoring.message import change_line, priorities_message, worst_case_messages
 from scoring.priorities import Priority, priorities
 from scoring.profile import HeadingScore, Profile, UnitScore, profile
 
@@ -22,6 +22,7 @@ __all__ = [
     "Profile",
     "UnitGain",
     "UnitScore",
+    "change_line",
     "cohort_summary",
     "compile_formula",
     "gains",

@@ -13,6 +13,8 @@ What the resident most needs comes first and is never dropped:
    that order, each left out when the council gave none;
 6. `priorities_end`, the council's general signposting (left out when empty);
 7. `priorities_checkin` with the date, when a check-in is planned.
+After a check-in, one line before all of it says what changed since the baseline
+(`change_line`): more confident with n things, some harder, or much the same.
 With no missing basic, no barrier and no priority, lines 1-4 are one line instead:
 `priorities_none` ("doing well") only when they answered some skill and none is low, else
 `priorities_unclear`, never "doing well" to someone with low skills or no answers.
@@ -25,12 +27,13 @@ a council whose texts leave no room for the neediest resident fails then, naming
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.render import fill, pick
 from flows.model import HELP_NEEDS, Flow, Texts
 from flows.segments import count_segments
+from scoring.gains import gains
 from scoring.priorities import priorities
 from scoring.profile import Profile, unit_order
 
@@ -53,13 +56,15 @@ class Findings:
     """The kinds of help (HELP_NEEDS) their answers call for."""
     doing_well: bool = False
     """They answered some skill and none is low: said only when nothing else is."""
+    change: str = ""
+    """After a check-in, what changed since the baseline (`change_line`), said first."""
 
 
 def priorities_message(
-    flow: Flow, profile: Profile, language: str, checkin: str | None = None
+    flow: Flow, profile: Profile, language: str, checkin: str | None = None, change: str = ""
 ) -> str:
     """The message for this profile; `checkin` is when the council will text again, if a
-    check-in is planned (e.g. "March 2027")."""
+    check-in is planned (e.g. "March 2027"); `change`, after a check-in, what changed."""
     ranked = priorities(flow, profile)[: flow.priority.top]
     headings = {heading.id for heading in flow.headings}
     findings = Findings(
@@ -69,8 +74,28 @@ def priorities_message(
         topics=bool(ranked) and ranked[0].unit in headings,
         needs=help_needs(flow, profile),
         doing_well=_doing_well(flow, profile),
+        change=change,
     )
     return compose(flow, language, findings, checkin)
+
+
+def change_line(
+    flow: Flow,
+    baseline: Mapping[str, int],
+    answers: Mapping[str, int],
+    since: str,
+    language: str,
+) -> str:
+    """One line on what changed since the baseline, from skills answered both times: more
+    confident with n things, else some things harder, else much the same."""
+    compared = gains(flow, baseline, answers).units
+    better = sum(unit.gain > 0 for unit in compared)
+    worse = sum(unit.gain < 0 for unit in compared)
+    if better:
+        key = "change_better_one" if better == 1 else "change_better_many"
+    else:
+        key = "change_worse" if worse else "change_same"
+    return fill(flow.text(key, language), n=better, since=since)
 
 
 def help_needs(flow: Flow, profile: Profile) -> tuple[str, ...]:
@@ -98,7 +123,7 @@ def compose(flow: Flow, language: str, findings: Findings, checkin: str | None =
     def text(key: str, **values: object) -> str:
         return fill(flow.text(key, language), **values)
 
-    kept: list[str] = []
+    kept: list[str] = [findings.change] if findings.change else []
     droppable: list[str] = []
     if not (findings.basics or findings.barriers or findings.names):
         kept.append(text("priorities_none" if findings.doing_well else "priorities_unclear"))
@@ -146,11 +171,18 @@ def worst_case_messages(flow: Flow, language: str) -> list[str]:
         count_segments(flow.text("priorities_learn_topics", language)).units
         > count_segments(flow.text("priorities_learn_items", language)).units
     )
-    needy = Findings(basics, barriers, names, topics, HELP_NEEDS)
+    change = max(
+        (
+            fill(flow.text(key, language), n=48, since=CHECKIN_DATE_SAMPLE)
+            for key in ("change_better_one", "change_better_many", "change_worse", "change_same")
+        ),
+        key=lambda line: count_segments(line).units,
+    )
+    needy = Findings(basics, barriers, names, topics, HELP_NEEDS, change=change)
     return [
         compose(flow, language, needy, CHECKIN_DATE_SAMPLE),
-        compose(flow, language, Findings(needs=HELP_NEEDS), CHECKIN_DATE_SAMPLE),
-        compose(flow, language, Findings(doing_well=True), CHECKIN_DATE_SAMPLE),
+        compose(flow, language, Findings(needs=HELP_NEEDS, change=change), CHECKIN_DATE_SAMPLE),
+        compose(flow, language, Findings(doing_well=True, change=change), CHECKIN_DATE_SAMPLE),
     ]
 
 
