@@ -30,6 +30,8 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
+from storage.privacy import KEY_VARIABLE
+
 HOST = "127.0.0.1"
 WORKERS = 2
 STARTUP_LIMIT_SECONDS = 60
@@ -127,10 +129,13 @@ def _dibot_command() -> list[str]:
 @contextmanager
 def serving(database_url: str, workdir: Path, settings: Mapping[str, str]) -> Iterator[Server]:
     """`dibot serve` with WORKERS sync workers on a free port, healthy before the block runs
-    and stopped after it. Only `settings` and the database URL configure it: the caller's own
-    DIBOT_ variables are left out, and `workdir` holds no config.toml."""
+    and stopped after it. Only `settings` and the database URL (with its encryption key,
+    `DIBOT_PRIVACY_ENCRYPTION_KEY`, if set) configure it: the caller's other DIBOT_ variables
+    are left out, and `workdir` holds no config.toml."""
     port = free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DIBOT_")}
+    if KEY_VARIABLE in os.environ:  # the database's encryption key goes with its URL
+        environment[KEY_VARIABLE] = os.environ[KEY_VARIABLE]
     environment.update(
         DIBOT_SERVER_HOST=HOST,
         DIBOT_SERVER_PORT=str(port),

@@ -63,6 +63,7 @@ from flows.model import Flow
 from storage.database import make_engine
 from storage.migrate import upgrade
 from storage.models import Answer, InboxEntry, table
+from storage.privacy import KEY_VARIABLE, new_key
 
 DATABASE_URL_VARIABLE = "DIBOT_DATABASE_URL"
 SCRATCH_SCHEMA = "dibot_bench"
@@ -381,6 +382,8 @@ def fresh_database(postgresql_url: str | None, workdir: Path, name: str) -> Iter
         yield url
         return
     _reset_scratch_schema(postgresql_url, create=True)
+    # The scratch schema's encryption key, unless one is given: thrown away with the schema.
+    os.environ.setdefault(KEY_VARIABLE, new_key())
     try:
         url = scratch_url(postgresql_url)
         upgrade(url)

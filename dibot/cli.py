@@ -1,11 +1,14 @@
-"""The `dibot` command: serve, db upgrade, chat, telegram (polling or webhook set-up), worker.
+"""The `dibot` command: serve, db upgrade, chat, telegram (polling or webhook set-up), worker,
+and the personal-data commands (retention, erase, sar, db rekey: `dibot.privacy_commands`).
 
 Every command reads the same configuration (`--config FILE`, else `$DIBOT_CONFIG`, else
 `./config.toml`, else defaults, with `DIBOT_<SECTION>_<KEY>` on top). A configuration or flow
 that cannot be used is reported in one line and exits with status 2, never a traceback; a
 database that cannot be used (unreachable, or for `serve` not at the latest migration) exits
 with status 1. The services residents reach (serve, worker, telegram polling) warn in one line
-at start-up while the council's texts are still the shipped placeholders.
+at start-up while the council's texts are still the shipped placeholders. An encryption key that
+is missing, or does not open the database's data, stops every command that needs it in one line
+(exit status 2) before it reads or writes anything.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from typing import Any
 
 from sqlalchemy.exc import NoSuchTableError, OperationalError, ProgrammingError
 
+from dibot import privacy_commands
 from dibot.config import Config, ConfigError, CouncilConfig, load_config
-from dibot.runtime import Runtime, load_configured_flow
+from dibot.runtime import Runtime, check_privacy, configured_keys, load_configured_flow
 from flows.loader import FlowError
+from storage.privacy import PrivacyKeyError
 
 USAGE_ERROR = 2
 FAILURE = 1
@@ -34,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(arguments.config)
         return command(arguments, config)
-    except (ConfigError, FlowError) as error:
+    except (ConfigError, FlowError, PrivacyKeyError) as error:
         print(f"dibot: {error}", file=sys.stderr)
         return USAGE_ERROR
     except OperationalError as error:
@@ -79,6 +84,7 @@ def serve(arguments: argparse.Namespace, config: Config) -> int:
     except SchemaNotCurrent as error:
         print(f"dibot: {error}", file=sys.stderr)
         return FAILURE
+    check_privacy(config)
     warn_of_placeholder_council_texts(config)
     gunicorn_server(config, create_app(config, flow=flow)).run()
     return 0
@@ -126,11 +132,27 @@ def gunicorn_server(config: Config, app: Any) -> Any:
 
 
 def db_upgrade(arguments: argparse.Namespace, config: Config) -> int:
-    """Apply the migrations (an SQLite file and its directory are created if missing)."""
+    """Apply the migrations (an SQLite file and its directory are created if missing, and with
+    no key configured its key file, once), then check the keys open the database's data."""
     from storage.migrate import upgrade
 
-    upgrade(config.database.url)
+    upgrade(config.database.url, keys=lambda: configured_keys(config, create=True))
+    check_privacy(config)
+    warn_of_open_directory(config)
     return 0
+
+
+def warn_of_open_directory(config: Config) -> None:
+    """One line when others may list the SQLite database's directory (dibot makes it 0700)."""
+    from storage.database import sqlite_file
+
+    path = sqlite_file(config.database.url)
+    if path is not None and path.parent.stat().st_mode & 0o077:
+        print(
+            f"dibot: warning: {path.parent} is open to other users: `chmod 700` it, "
+            "as it holds personal data",
+            file=sys.stderr,
+        )
 
 
 def chat(arguments: argparse.Namespace, config: Config) -> int:
@@ -207,6 +229,7 @@ def worker(arguments: argparse.Namespace, config: Config) -> int:
 def _telegram_runtime(config: Config) -> Runtime:
     if not config.telegram.bot_token:
         raise ConfigError("[telegram] bot_token is not set (DIBOT_TELEGRAM_BOT_TOKEN)")
+    check_privacy(config)
     return Runtime(config)
 
 
@@ -244,6 +267,11 @@ def _parser() -> argparse.ArgumentParser:
         "upgrade", parents=[config_option], help="apply the database migrations"
     )
     upgrade.set_defaults(command=db_upgrade)
+    database_commands.add_parser(
+        "rekey",
+        parents=[config_option],
+        help="encrypt all personal data again under the first [privacy] encryption_key",
+    ).set_defaults(command=privacy_commands.db_rekey)
     chat_command = command("chat", chat, "talk to the bot in the terminal as a respondent")
     chat_command.add_argument(
         "--urn", default="terminal:local", help="who you are to the bot (default terminal:local)"
@@ -274,6 +302,20 @@ def _parser() -> argparse.ArgumentParser:
         help="remove the webhook (updates then wait for long polling), print its status and exit",
     )
     command("worker", worker, "send queued outbound messages")
+    command(
+        "retention",
+        privacy_commands.retention,
+        "remove typed text and messages older than the [privacy] retention periods",
+    )
+    erase = command(
+        "erase", privacy_commands.erase_person, "remove everything held about one person"
+    )
+    privacy_commands.add_person_options(erase)
+    sar = command(
+        "sar", privacy_commands.subject_access_export, "export everything held about one person"
+    )
+    privacy_commands.add_person_options(sar)
+    sar.add_argument("--out", metavar="FILE", required=True, help="the JSON file to write (new)")
     return parser
 
 

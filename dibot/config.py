@@ -4,7 +4,8 @@ The file is `--config FILE`, else `$DIBOT_CONFIG`, else `./config.toml` if prese
 defaults below. Every key has a default that runs locally with SQLite; `config.example.toml`
 documents each one. Unknown sections or keys, and `DIBOT_*` variables that name no setting, are
 errors, so a typo never passes silently; so are values no command could use (a port outside
-1-65535, no workers, a database other than SQLite or PostgreSQL). A file's values keep their TOML
+1-65535, no workers, a database other than SQLite or PostgreSQL, a retention period below its
+minimum, an encryption key that is not one). A file's values keep their TOML
 type (`port = "8000"` is an error); the environment's are text, read as the key's type.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 from sqlalchemy.exc import ArgumentError
 
 from storage.database import database_url
+from storage.privacy import PrivacyKeyError, parse_keys
 
 
 class ConfigError(ValueError):
@@ -90,6 +92,18 @@ class FlowConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    encryption_key: str = ""
+    """Fernet keys, comma-separated, the first encrypting (see `storage.privacy`). Empty: with
+    SQLite, the key file beside the database; PostgreSQL must be given one."""
+    raw_text_days: int = 30
+    """Days an answer's typed text is kept (encrypted) before `dibot retention` removes it;
+    0 keeps none at all. The option and score are always kept."""
+    inbox_days: int = 7
+    """Days inbox messages (the duplicate window) and sent outbox messages are kept."""
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -97,6 +111,7 @@ class Config:
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     council: CouncilConfig = field(default_factory=CouncilConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
 
 def _coerce(section: str, key: str, value: Any, default: Any, *, text: bool) -> Any:
@@ -199,6 +214,21 @@ def _validate(config: Config) -> Config:
             f"[database] url names {drivername!r}: dibot supports SQLite and PostgreSQL only "
             f"({SUPPORTED_DATABASES})"
         )
+    return _validate_privacy(config)
+
+
+def _validate_privacy(config: Config) -> Config:
+    """Retention periods that mean something, and keys that are keys (never quoted)."""
+    privacy = config.privacy
+    if privacy.raw_text_days < 0:
+        raise ConfigError(f"[privacy] raw_text_days must be 0 or more, not {privacy.raw_text_days}")
+    if privacy.inbox_days < 1:
+        raise ConfigError(f"[privacy] inbox_days must be at least 1, not {privacy.inbox_days}")
+    if privacy.encryption_key.strip():
+        try:
+            parse_keys(privacy.encryption_key)
+        except PrivacyKeyError as error:
+            raise ConfigError(str(error)) from None
     return config
 
 

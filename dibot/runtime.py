@@ -4,12 +4,16 @@ The flow is plain data: it is loaded and validated once per process, when the ru
 (before gunicorn forks, so the workers share it). The engine and the handler are built on first
 use, which in `dibot serve` is inside a worker, never in the parent that forks them. Council
 texts given for a language the flow does not offer are a configuration error, not ignored.
+The engine carries the database's encryption keys (`[privacy] encryption_key`, else the SQLite
+key file beside the database), so whatever uses it can read the URNs it holds.
 """
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 
+import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from dibot.config import Config, ConfigError
@@ -17,6 +21,14 @@ from dibot.turns import TurnHandler
 from flows.loader import load_flow
 from flows.model import Flow
 from storage.database import make_engine
+from storage.privacy import (
+    KEY_VARIABLE,
+    Keys,
+    Privacy,
+    database_keys,
+    keys_option,
+    open_privacy,
+)
 
 
 def council_parameters(config: Config) -> dict[str, str]:
@@ -60,6 +72,29 @@ def load_configured_flow(config: Config) -> Flow:
     return flow
 
 
+def configured_keys(config: Config, *, create: bool = False) -> Keys:
+    """The database's keys as configured (PrivacyKeyError: none, or not keys). A `Config`
+    made in code (as tests make them) without a key falls back on DIBOT_PRIVACY_ENCRYPTION_KEY,
+    as `load_config` would have read it."""
+    given = config.privacy.encryption_key or os.environ.get(KEY_VARIABLE, "")
+    return database_keys(config.database.url, given, create=create)
+
+
+def check_privacy(config: Config) -> Privacy:
+    """Open the database's lookup key with the configured keys: PrivacyKeyError when they are
+    missing or wrong, before a service starts taking turns it could not store."""
+    engine = make_engine(
+        config.database.url,
+        poolclass=sa.NullPool,
+        hide_parameters=True,
+        execution_options=keys_option(configured_keys(config)),
+    )
+    try:
+        return open_privacy(engine)
+    finally:
+        engine.dispose()
+
+
 class Runtime:
     """What a process needs to take turns: the flow now, the engine and handler when first used."""
 
@@ -73,10 +108,20 @@ class Runtime:
     @cached_property
     def engine(self) -> Engine:
         # Statement parameters hold phone numbers and message bodies: keep them out of errors.
-        return make_engine(self.config.database.url, hide_parameters=True)
+        return make_engine(
+            self.config.database.url,
+            hide_parameters=True,
+            execution_options=keys_option(lambda: self.keys),
+        )
+
+    @cached_property
+    def keys(self) -> Keys:
+        """The database's keys, read when first needed (the health check needs none)."""
+        return configured_keys(self.config)
 
     @cached_property
     def handler(self) -> TurnHandler:
         if self._given_handler is not None:
             return self._given_handler
-        return TurnHandler(self.engine, self.flow)
+        keep = self.config.privacy.raw_text_days > 0
+        return TurnHandler(self.engine, self.flow, keep_raw_text=keep)

@@ -8,7 +8,10 @@ The rules it keeps:
 - one respondent's turns run one at a time (row lock on PostgreSQL, `BEGIN IMMEDIATE` on
   SQLite), so two messages at once answer two consecutive questions;
 - if anything fails, nothing of the turn is stored, and the provider's retry starts afresh;
-- what to say, and to whom (an opted-out respondent included), is the engine's decision.
+- what to say, and to whom (an opted-out respondent included), is the engine's decision;
+- the respondent is found by one keyed hash of their URN, which is stored only encrypted, and
+  what they typed is kept encrypted or not at all (`storage.privacy`); a provider's news about
+  someone never stored (a 21610 for a number that never texted) stores nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from bot.messages import Event, Inbound, Outbound, Turn
 from bot.state import State, StateError
 from flows.model import Flow
 from storage import outbox
+from storage.privacy import Privacy, open_privacy
 from storage.repository import AnswerRecord, LockedConversation, TurnStore
 
 log = logging.getLogger(__name__)
@@ -60,12 +64,29 @@ class TurnHandler:
     """Takes turns for one flow on one database; safe to share between threads."""
 
     def __init__(
-        self, engine: sa.Engine, flow: Flow, clock: Callable[[], datetime] = utc_now
+        self,
+        engine: sa.Engine,
+        flow: Flow,
+        clock: Callable[[], datetime] = utc_now,
+        *,
+        keep_raw_text: bool = True,
     ) -> None:
+        """`keep_raw_text` False: answers keep their option and score, never what was typed.
+        The keys are the engine's (`storage.privacy.keys_of`), read with the database's lookup
+        key on the first turn."""
         self._engine = engine
         self._flow = flow
         self._clock = clock
         self._store = TurnStore(engine.dialect.name)
+        self._keep_raw_text = keep_raw_text
+        self._opened: Privacy | None = None
+
+    @property
+    def privacy(self) -> Privacy:
+        """The database's keys and lookup key, read once."""
+        if self._opened is None:
+            self._opened = open_privacy(self._engine)
+        return self._opened
 
     def handle(
         self,
@@ -83,10 +104,10 @@ class TurnHandler:
         of the flow's languages other than the default. With `language_chosen` it is the
         respondent's own choice (`dibot chat --lang`), so the default language counts too."""
         now = self._clock()
-        store = self._store
+        store, privacy = self._store, self.privacy
         with self._engine.begin() as conn:
             conversation = store.lock_conversation(
-                conn, urn, self._flow, self._new_state(language, language_chosen), now
+                conn, urn, self._flow, self._new_state(language, language_chosen), now, privacy
             )
             stored = store.stored_replies(conn, channel, message_id)
             if stored is not None:
@@ -149,18 +170,21 @@ class TurnHandler:
     def mark_unreachable(self, urn: str) -> None:
         """The provider cannot deliver to `urn` (Telegram: bot blocked; Twilio 21610: the
         number sent STOP to Twilio). No outbox message goes to them until they write again."""
+        privacy = self.privacy
         with self._engine.begin() as conn:
-            self._store.set_unreachable(conn, urn)
+            self._store.set_unreachable(conn, urn, privacy)
 
     def mark_opted_out(self, urn: str) -> None:
         """Twilio refused a send with 21610: the number opted out at Twilio (it sent STOP
         there, perhaps in a message we never saw). Mirror it in the respondent's record and
-        conversation, so nothing more is sent until they text START, as after our own STOP."""
+        conversation, so nothing more is sent until they text START, as after our own STOP.
+        A number never stored stays so: nothing is kept about someone who never texted."""
         now = self._clock()
+        privacy = self.privacy
         with self._engine.begin() as conn:
-            conversation = self._store.lock_conversation(
-                conn, urn, self._flow, self._new_state(None), now
-            )
+            conversation = self._store.find_conversation(conn, urn, privacy)
+            if conversation is None:
+                return
             state = self._saved_state(conversation)
             if not state.opted_out:
                 self._store.save_conversation(
@@ -202,7 +226,8 @@ class TurnHandler:
                     channel=delivery.channel,
                     provider_message_id=delivery.message_id,
                 )
-                store.save_answer(conn, assessment_id, answer)
+                kept = self.privacy if self._keep_raw_text else None
+                store.save_answer(conn, assessment_id, answer, kept)
             elif kind == "cleared" and assessment_id is not None:
                 store.clear_answer(conn, assessment_id, _question(event))
             elif kind == "skills_basis_chosen" and assessment_id is not None:

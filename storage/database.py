@@ -7,9 +7,11 @@ before its first statement and gets a plain deferred `BEGIN`, which under WAL do
 writer (the health check must not queue behind turns for the busy timeout). PostgreSQL
 (psycopg 3) needs nothing special here; the turn handler locks rows itself. A PostgreSQL URL that
 names no driver (`postgresql://…`, `postgres://…`) means psycopg 3, the driver dibot installs,
-not SQLAlchemy's default psycopg2: `database_url` reads it so, here and in configuration. No
-engine is built at import time, and no pooled connection is ever used in a process other than
-the one that opened it (after `fork()` the child opens its own).
+not SQLAlchemy's default psycopg2: `database_url` reads it so, here and in configuration. An
+SQLite file is created 0600 (SQLite gives its -wal and -shm files the same mode) in a directory
+created 0700: it holds personal data. No engine is built at import time, and no pooled
+connection is ever used in a process other than the one that opened it (after `fork()` the
+child opens its own).
 """
 
 from __future__ import annotations
@@ -66,11 +68,50 @@ def read_only(connection: sa.Connection) -> sa.Connection:
     return connection.execution_options(**{READ_ONLY_OPTION: True})
 
 
+PRIVATE_FILE = 0o600
+PRIVATE_DIRECTORY = 0o700
+SQLITE_COMPANIONS = ("", "-wal", "-shm")
+"""Suffixes of an SQLite database's files."""
+
+
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file of an SQLite database URL (None: PostgreSQL, in-memory or a `file:` URI)."""
+    parsed = database_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    return None if database.startswith("file:") else Path(database).expanduser()
+
+
+def make_private(url: str | URL) -> None:
+    """Make an existing SQLite database's files 0600 (those made before dibot made them so)."""
+    path = sqlite_file(url)
+    if path is None:
+        return
+    for suffix in SQLITE_COMPANIONS:
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            companion.chmod(PRIVATE_FILE)
+
+
+def _create_private_file(path: Path) -> None:
+    """An empty file (an empty SQLite database) readable by its owner only."""
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
+
+
 def _sqlite_engine(url: URL, options: dict[str, Any]) -> sa.Engine:
-    database = url.database or ""
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIRECTORY)
     engine = sa.create_engine(url, **options)
+
+    if path is not None:
+        private_path = path
+
+        @event.listens_for(engine, "do_connect")
+        def create_private(*_: Any) -> None:
+            _create_private_file(private_path)
 
     @event.listens_for(engine, "connect")
     def set_up(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

@@ -4,12 +4,20 @@ The migration scripts ship inside the `storage` package, so this works the same 
 checkout and from an installed wheel. All pending migrations run in one transaction. Nothing
 but `upgrade` writes: a database that is never migrated, behind the scripts, or at a revision
 they do not have (a newer dibot's) is reported, never changed, and is not at the latest.
+
+Migrations that touch personal data get the encryption keys from `upgrade` (a migration that
+needs none never asks, so none are looked for). On SQLite they run with foreign keys off (a
+table rebuilt by batch mode must not cascade its drop into its children), checked after. A
+migration that rewrote clear values asks for the database to be compacted after the commit, so
+no free page or WAL frame keeps the clear text. An SQLite database's files end up 0600.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection
+import os
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +28,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.exc import DBAPIError
 
-from storage.database import database_url, make_engine, read_only
+from storage.database import database_url, make_engine, make_private, read_only
+from storage.privacy import KEY_VARIABLE, Keys, database_keys
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version"
@@ -41,16 +50,71 @@ def alembic_config(url: str | None = None, scripts: Path = MIGRATIONS) -> Config
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at `url` up to `revision` (default: the latest)."""
-    engine = make_engine(url)
+KEYS_ATTRIBUTE = "privacy_keys"
+COMPACT_ATTRIBUTE = "compact_after"
+
+
+def upgrade(
+    url: str, revision: str = "head", keys: Keys | Callable[[], Keys] | None = None
+) -> None:
+    """Bring the database at `url` up to `revision` (default: the latest). A migration that
+    needs the encryption keys gets `keys`, or else the default ones (`storage.privacy`), an
+    SQLite key file being created if the database holds nothing encrypted yet. `keys` may be a
+    function giving them, called only if a migration needs them."""
+    engine = make_engine(url, poolclass=sa.NullPool)
+    config = alembic_config(url)
+    config.attributes[KEYS_ATTRIBUTE] = _keys_provider(url, keys)
     try:
-        with engine.begin() as connection:
-            config = alembic_config(url)
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+        _migrate(engine, config, revision)
+        _compact(engine, config.attributes.get(COMPACT_ATTRIBUTE, ()))
     finally:
         engine.dispose()
+    make_private(url)
+
+
+def _keys_provider(url: str, keys: Keys | Callable[[], Keys] | None) -> Callable[[], Keys]:
+    if isinstance(keys, Keys):
+        given = keys
+        return lambda: given
+    if keys is not None:
+        return keys
+    return lambda: database_keys(url, os.environ.get(KEY_VARIABLE, ""), create=True)
+
+
+def _migrate(engine: sa.Engine, config: Config, revision: str) -> None:
+    with migrating(engine) as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+@contextmanager
+def migrating(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection in a transaction for migrations: on SQLite with foreign keys off (batch
+    mode rebuilds a table by dropping it, which would cascade into its children), and every
+    foreign key checked before the commit."""
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:  # outside any transaction, where SQLite honours it
+            driver = connection.connection.driver_connection
+            driver.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+        with connection.begin():
+            yield connection
+            if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+                raise RuntimeError("the migration left rows whose foreign keys point nowhere")
+
+
+def _compact(engine: sa.Engine, tables: Collection[str]) -> None:
+    """Rewrite the database without the pages that held clear values (after the commit)."""
+    if not tables:
+        return
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection:
+            raw = connection.connection.driver_connection
+            raw.execute("VACUUM")  # type: ignore[union-attr]
+            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql(f"VACUUM FULL {', '.join(tables)}")
 
 
 @dataclass(frozen=True)

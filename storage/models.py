@@ -3,8 +3,10 @@
 The staff side may use these through the ORM; the turn's hot path uses their `__table__`s with
 statements built once (see `storage.repository`). Times are stored in UTC and always come
 back timezone-aware, on SQLite as on PostgreSQL. Ids are 64-bit on PostgreSQL and SQLite's
-rowid on SQLite. Of what respondents send, only the raw text of an answer is kept; the inbox
-keeps the replies it got (for duplicates), the outbox what is to be sent.
+rowid on SQLite. Of what respondents send, only the raw text of an answer is kept, encrypted,
+for `privacy.raw_text_days`; the inbox keeps the replies it got (for duplicates) for
+`privacy.inbox_days`, the outbox what is to be sent. A respondent's URN is never stored in clear:
+`urn_cipher` is its Fernet token and `urn_digest` the keyed hash that finds it (`storage.privacy`).
 """
 
 from __future__ import annotations
@@ -53,13 +55,25 @@ class Base(DeclarativeBase):
     type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime()}  # noqa: RUF012
 
 
+class PrivacyKey(Base):
+    """A key the database needs, encrypted with `[privacy] encryption_key`: the lookup key of
+    URN digests (see `storage.privacy`)."""
+
+    __tablename__ = "privacy_keys"
+
+    name: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    wrapped: Mapped[str] = mapped_column(sa.Text)
+
+
 class Respondent(Base):
-    """A person, addressed by a URN such as "tel:+447700900123" or "telegram:123456"."""
+    """A person, addressed by a URN such as "tel:+447700900123" or "telegram:123456", which is
+    stored only encrypted (`urn_cipher`) and found by its keyed hash (`urn_digest`)."""
 
     __tablename__ = "respondents"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    urn: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    urn_cipher: Mapped[str] = mapped_column(sa.Text)
+    urn_digest: Mapped[bytes] = mapped_column(sa.LargeBinary(32), unique=True)
     language: Mapped[str] = mapped_column(sa.String(16))
     consented_at: Mapped[datetime | None]
     """When they agreed after the privacy notice; None until then, or after they said no."""
@@ -134,7 +148,8 @@ class Answer(Base):
     """The option number chosen (as shown), or None: skipped."""
     score: Mapped[int | None]
     raw: Mapped[str | None] = mapped_column(sa.Text)
-    """What the respondent typed (or the button they tapped)."""
+    """What the respondent typed (or the button they tapped), encrypted (a Fernet token);
+    None once `dibot retention` has removed it, or when it is not kept at all."""
     answered_at: Mapped[datetime]
     channel: Mapped[str] = mapped_column(sa.String(16))
     provider_message_id: Mapped[str] = mapped_column(sa.String(128))

@@ -8,7 +8,8 @@ delivery status callbacks and staff can see. Two workers never claim the same ro
 who cannot be reached, or who opted out (except the reply to their STOP), are never handed out:
 they are marked failed, with the error saying which ("unreachable" or "opted out"). A worker
 that claimed a row it must not send yet (pacing) releases it: pending again, its claim not
-counted as an attempt.
+counted as an attempt. A row's respondent is handed out with their URN decrypted with the
+engine's keys (`storage.privacy.keys_of`): the database holds it only encrypted.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sqlalchemy as sa
 from bot.messages import Button, Outbound
 from storage.codec import dump_buttons, load_buttons
 from storage.models import OutboxEntry, Respondent, table
+from storage.privacy import Keys, keys_of
 
 outbox = table(OutboxEntry)
 respondents = table(Respondent)
@@ -74,7 +76,7 @@ _due = (
     sa.select(
         outbox.c.id,
         outbox.c.channel,
-        respondents.c.urn,
+        respondents.c.urn_cipher,
         outbox.c.text,
         outbox.c.buttons,
         outbox.c.attempts,
@@ -191,12 +193,14 @@ def _claim(engine: sa.Engine, due: sa.Select[Any], params: dict[str, Any]) -> li
         unreachable = [row.id for row in rows if row.blocked and row.unreachable]
         opted_out = [row.id for row in rows if row.blocked and not row.unreachable]
         claimed = [row for row in rows if not row.blocked]
+        # Decrypted before anything is marked: a wrong key fails the claim, changing nothing.
+        messages = [_message(row, keys_of(engine)) for row in claimed]
         for ids, error in ((unreachable, UNREACHABLE_ERROR), (opted_out, OPTED_OUT_ERROR)):
             if ids:
                 conn.execute(_give_up_blocked, {"ids": ids, "error": error, "now": now})
         if claimed:
             conn.execute(_mark_sending, {"ids": [row.id for row in claimed], "now": now})
-    return [_message(row) for row in claimed]
+    return messages
 
 
 def mark_sent(engine: sa.Engine, message_id: int, provider_message_id: str, now: datetime) -> None:
@@ -235,11 +239,11 @@ def release(engine: sa.Engine, message_id: int, not_before: datetime, now: datet
     return result.rowcount == 1
 
 
-def _message(row: sa.Row[Any]) -> OutboxMessage:
+def _message(row: sa.Row[Any], keys: Keys) -> OutboxMessage:
     return OutboxMessage(
         id=row.id,
         channel=row.channel,
-        urn=row.urn,
+        urn=keys.decrypt(row.urn_cipher),
         text=row.text,
         buttons=load_buttons(row.buttons),
         attempts=row.attempts + 1,

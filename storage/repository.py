@@ -4,7 +4,9 @@ The turn is the hot path, so this is Core, not the ORM: no session, no identity 
 statement built per call. Nothing here begins or commits a transaction: the turn handler owns
 the one transaction per turn. `lock_conversation` is what serialises one respondent's turns:
 `SELECT … FOR UPDATE` on PostgreSQL; on SQLite the transaction's `BEGIN IMMEDIATE` already
-holds the write lock.
+holds the write lock. A respondent is found by the digest of their URN (one HMAC per turn) and
+their URN is encrypted only when they are first stored; typed text is stored encrypted, or not
+at all (see `storage.privacy`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from storage.models import (
     UTCDateTime,
     table,
 )
+from storage.privacy import Privacy, keys_of, load_privacy
 
 respondents = table(Respondent)
 conversations = table(Conversation)
@@ -97,19 +100,20 @@ class TurnStore:
         self._lock = (
             sa.select(r.c.id, c.c.id, c.c.assessment_id, c.c.state, r.c.unreachable)
             .join_from(r, c, c.c.respondent_id == r.c.id)
-            .where(r.c.urn == sa.bindparam("urn"))
+            .where(r.c.urn_digest == sa.bindparam("digest"))
             .with_for_update(of=c)
         )
         self._add_respondent = (
             insert(r)
             .values(
-                urn=sa.bindparam("urn"),
+                urn_cipher=sa.bindparam("cipher"),
+                urn_digest=sa.bindparam("digest"),
                 language=sa.bindparam("language"),
                 opted_out=False,
                 unreachable=False,
                 created_at=sa.bindparam("now"),
             )
-            .on_conflict_do_nothing(index_elements=[r.c.urn])
+            .on_conflict_do_nothing(index_elements=[r.c.urn_digest])
         )
         created = _param("now", UTCDateTime())
         self._add_conversation = (
@@ -123,7 +127,7 @@ class TurnStore:
                     _param("state", sa.Text()),
                     created,
                     created,
-                ).where(r.c.urn == sa.bindparam("urn")),
+                ).where(r.c.urn_digest == sa.bindparam("digest")),
             )
             .on_conflict_do_nothing(index_elements=[c.c.respondent_id])
         )
@@ -214,10 +218,20 @@ class TurnStore:
             sa.update(r).where(r.c.id == sa.bindparam("respondent_id")).values(unreachable=False)
         )
         self._set_unreachable = (
-            sa.update(r).where(r.c.urn == sa.bindparam("target_urn")).values(unreachable=True)
+            sa.update(r)
+            .where(r.c.urn_digest == sa.bindparam("target_digest"))
+            .values(unreachable=True)
         )
 
     # --- the conversation ----------------------------------------------------------------
+
+    def find_conversation(
+        self, conn: sa.Connection, urn: str, privacy: Privacy | None = None
+    ) -> LockedConversation | None:
+        """The respondent's conversation, locked, if they were ever stored; creates nothing."""
+        digest = _privacy(conn, privacy).digest(urn)
+        row = conn.execute(self._lock, {"digest": digest}).first()
+        return None if row is None else LockedConversation(*row)
 
     def lock_conversation(
         self,
@@ -226,26 +240,36 @@ class TurnStore:
         flow: Flow,
         initial_state: State,
         now: datetime,
+        privacy: Privacy | None = None,
     ) -> LockedConversation:
         """The respondent's conversation, locked; respondent and conversation are created on
-        their first message (concurrent first messages wait for each other, then agree)."""
-        row = conn.execute(self._lock, {"urn": urn}).first()
+        their first message (concurrent first messages wait for each other, then agree).
+        `privacy` is the database's (`storage.privacy.open_privacy`); a turn passes it, anyone
+        else may leave it to be read here."""
+        privacy = _privacy(conn, privacy)
+        digest = privacy.digest(urn)
+        row = conn.execute(self._lock, {"digest": digest}).first()
         if row is None:
             conn.execute(
                 self._add_respondent,
-                {"urn": urn, "language": initial_state.language, "now": now},
+                {
+                    "cipher": privacy.encrypt(urn),
+                    "digest": digest,
+                    "language": initial_state.language,
+                    "now": now,
+                },
             )
             conn.execute(
                 self._add_conversation,
                 {
-                    "urn": urn,
+                    "digest": digest,
                     "flow_id": flow.id,
                     "flow_version": flow.version,
                     "state": initial_state.to_json(),
                     "now": now,
                 },
             )
-            row = conn.execute(self._lock, {"urn": urn}).one()
+            row = conn.execute(self._lock, {"digest": digest}).one()
         return LockedConversation(*row)
 
     def save_conversation(
@@ -328,9 +352,19 @@ class TurnStore:
     def abandon_assessment(self, conn: sa.Connection, assessment_id: int, now: datetime) -> None:
         conn.execute(self._abandon_assessment, {"assessment_id": assessment_id, "now": now})
 
-    def save_answer(self, conn: sa.Connection, assessment_id: int, answer: AnswerRecord) -> None:
-        """Insert the answer, or replace the one the question already has. NUL characters
-        are dropped from the raw text: PostgreSQL cannot store them."""
+    def save_answer(
+        self,
+        conn: sa.Connection,
+        assessment_id: int,
+        answer: AnswerRecord,
+        privacy: Privacy | None = None,
+    ) -> None:
+        """Insert the answer, or replace the one the question already has. The raw text is
+        stored only encrypted, with `privacy`'s keys: without them it is not stored at all. NUL
+        characters are dropped from it (as PostgreSQL's text would have to)."""
+        raw = answer.raw
+        if raw is not None:
+            raw = None if privacy is None else privacy.encrypt(raw.replace("\x00", ""))
         item_id, _, aspect = answer.question.partition(".")
         conn.execute(
             self._save_answer,
@@ -341,7 +375,7 @@ class TurnStore:
                 "aspect": aspect,
                 "option": answer.option,
                 "score": answer.score,
-                "raw": None if answer.raw is None else answer.raw.replace("\x00", ""),
+                "raw": raw,
                 "answered_at": answer.answered_at,
                 "channel": answer.channel,
                 "provider_message_id": answer.provider_message_id,
@@ -379,5 +413,13 @@ class TurnStore:
     def set_reachable(self, conn: sa.Connection, respondent_id: int) -> None:
         conn.execute(self._set_reachable, {"respondent_id": respondent_id})
 
-    def set_unreachable(self, conn: sa.Connection, urn: str) -> None:
-        conn.execute(self._set_unreachable, {"target_urn": urn})
+    def set_unreachable(
+        self, conn: sa.Connection, urn: str, privacy: Privacy | None = None
+    ) -> None:
+        digest = _privacy(conn, privacy).digest(urn)
+        conn.execute(self._set_unreachable, {"target_digest": digest})
+
+
+def _privacy(conn: sa.Connection, privacy: Privacy | None) -> Privacy:
+    """`privacy`, or the database's own read with the connection's keys."""
+    return privacy if privacy is not None else load_privacy(conn, keys_of(conn))

@@ -3,7 +3,9 @@
 - `database_url`: an SQLite file in the test's tmp_path, migrated. When the environment sets
   DIBOT_DATABASE_URL (CI's second run: postgresql+psycopg://postgres@127.0.0.1:5432/test), that
   database instead: its `public` schema is dropped and recreated before each test, then
-  migrated. Point it only at a scratch database.
+  migrated. Point it only at a scratch database. PostgreSQL must be given its encryption key:
+  unless DIBOT_PRIVACY_ENCRYPTION_KEY is set, the run sets it to `TEST_KEY` (SQLite uses the
+  key file `dibot db upgrade` makes beside the database).
 - `engine`: `storage.database.make_engine(database_url)`, disposed after the test.
 - `flow`: the shipped questionnaire in English only, loaded once per session.
 
@@ -25,9 +27,14 @@ from flows.loader import load_flow
 from flows.model import Flow
 from storage.database import make_engine
 from storage.migrate import upgrade
+from storage.privacy import KEY_VARIABLE
+from tests.processes import TEST_KEY
 
 DATABASE_URL_VARIABLE = "DIBOT_DATABASE_URL"
 pytest_plugins = ["tests.telegram_fixtures"]
+
+if os.environ.get(DATABASE_URL_VARIABLE):
+    os.environ.setdefault(KEY_VARIABLE, TEST_KEY)
 
 
 def reset_postgresql(url: str) -> None:

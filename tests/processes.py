@@ -28,9 +28,19 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+KEY_VARIABLE = "DIBOT_PRIVACY_ENCRYPTION_KEY"
+TEST_KEY = "aQT7Yt2X1bJQ2bZm6f0Cq8W1kqzv0F3o9b1q2r3s4t4="
+"""The Fernet key of the tests' PostgreSQL databases; never a real one."""
+
+
 def environment(**settings: str) -> dict[str, str]:
-    """This environment without any DIBOT_ setting of the developer's, plus `settings`."""
+    """This environment without any DIBOT_ setting of the developer's, plus `settings`; a
+    PostgreSQL database gets the run's encryption key (TEST_KEY, unless the run was given one)
+    unless `settings` give one."""
     clean = {name: value for name, value in os.environ.items() if not name.startswith("DIBOT_")}
+    url = settings.get("DIBOT_DATABASE_URL", "")
+    if url.startswith("postgres"):
+        settings.setdefault(KEY_VARIABLE, os.environ.get(KEY_VARIABLE, TEST_KEY))
     return {**clean, **settings}
 
 

@@ -14,6 +14,7 @@ from bot.state import State
 from dibot.config import Config, DatabaseConfig, FlowConfig, TelegramConfig
 from flows.model import Flow
 from tests.fake_telegram import FakeTelegram
+from tests.people import urn_digest, urn_of
 
 SECRET = "s3cret-webhook-token_0123456789"
 
@@ -57,11 +58,13 @@ def outbox_rows(engine: sa.Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         result = conn.execute(
             sa.text(
-                "SELECT o.id, o.status, o.error, o.attempts, o.provider_message_id, r.urn"
+                "SELECT o.id, o.status, o.error, o.attempts, o.provider_message_id,"
+                " r.urn_cipher AS urn"
                 " FROM outbox o JOIN respondents r ON r.id = o.respondent_id ORDER BY o.id"
             )
         )
-        return [dict(row._mapping) for row in result]
+        rows = [dict(row._mapping) for row in result]
+    return [{**row, "urn": urn_of(engine, row["urn"])} for row in rows]
 
 
 def inbox_count(engine: sa.Engine) -> int:
@@ -72,6 +75,7 @@ def inbox_count(engine: sa.Engine) -> int:
 def unreachable(engine: sa.Engine, urn: str) -> bool | None:
     with engine.connect() as conn:
         value = conn.execute(
-            sa.text("SELECT unreachable FROM respondents WHERE urn = :urn"), {"urn": urn}
+            sa.text("SELECT unreachable FROM respondents WHERE urn_digest = :digest"),
+            {"digest": urn_digest(engine, urn)},
         ).scalar_one_or_none()
     return None if value is None else bool(value)

@@ -19,6 +19,12 @@ respondents = table(Respondent)
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 
+def person(urn: str) -> dict[str, object]:
+    """A respondent's URN columns: these tests are about connections, not keys, so the URN
+    stands in for its own cipher and digest (`tests/test_privacy.py` is about those)."""
+    return {"urn_cipher": urn, "urn_digest": urn.encode()}
+
+
 def test_sqlite_connections_are_durable_and_wait_for_the_lock(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'a' / 'b' / 'dibot.db'}")
     with engine.connect() as conn:
@@ -44,7 +50,9 @@ def test_sqlite_writers_take_turns_instead_of_failing(tmp_path: Path) -> None:
     engine = make_engine(url)
     with engine.begin() as conn:
         conn.execute(
-            sa.insert(respondents).values(urn="terminal:counter", language="0", created_at=NOW)
+            sa.insert(respondents).values(
+                **person("terminal:counter"), language="0", created_at=NOW
+            )
         )
     barrier = threading.Barrier(8)
     errors: list[BaseException] = []
@@ -73,7 +81,7 @@ def test_sqlite_writers_take_turns_instead_of_failing(tmp_path: Path) -> None:
 
 def _write_in_child(engine: sa.Engine, urn: str) -> None:
     with engine.begin() as conn:
-        conn.execute(sa.insert(respondents).values(urn=urn, language="en", created_at=NOW))
+        conn.execute(sa.insert(respondents).values(**person(urn), language="en", created_at=NOW))
 
 
 def test_a_forked_child_opens_its_own_connections(engine: sa.Engine) -> None:
@@ -86,7 +94,7 @@ def test_a_forked_child_opens_its_own_connections(engine: sa.Engine) -> None:
     assert child.exitcode == 0
     _write_in_child(engine, "terminal:parent-after")  # the parent's connection still works
     with engine.connect() as conn:
-        urns = set(conn.execute(sa.select(respondents.c.urn)).scalars())
+        urns = set(conn.execute(sa.select(respondents.c.urn_cipher)).scalars())
     assert urns == {"terminal:parent-before", "terminal:child", "terminal:parent-after"}
 
 
@@ -94,7 +102,7 @@ def test_naive_times_are_refused(engine: sa.Engine) -> None:
     with pytest.raises(sa.exc.StatementError, match="naive datetime"), engine.begin() as conn:
         conn.execute(
             sa.insert(respondents).values(
-                urn="terminal:naive", language="en", created_at=datetime(2026, 1, 1)
+                **person("terminal:naive"), language="en", created_at=datetime(2026, 1, 1)
             )
         )
 
@@ -103,7 +111,7 @@ def test_times_come_back_in_utc(engine: sa.Engine) -> None:
     local = datetime(2026, 11, 25, 12, 0, tzinfo=timezone(timedelta(hours=2)))
     with engine.begin() as conn:
         conn.execute(
-            sa.insert(respondents).values(urn="terminal:tz", language="en", created_at=local)
+            sa.insert(respondents).values(**person("terminal:tz"), language="en", created_at=local)
         )
     with engine.connect() as conn:
         stored = conn.execute(sa.select(respondents.c.created_at)).scalar_one()
@@ -120,18 +128,20 @@ def test_sqlite_read_only_work_does_not_wait_for_a_writer(tmp_path: Path) -> Non
     engine = make_engine(url, poolclass=sa.pool.QueuePool, pool_size=1, max_overflow=0)
     with engine.begin() as conn:
         conn.execute(
-            sa.insert(respondents).values(urn="terminal:committed", language="en", created_at=NOW)
+            sa.insert(respondents).values(
+                **person("terminal:committed"), language="en", created_at=NOW
+            )
         )
     writer = sqlite3.connect(database, isolation_level=None, timeout=0)
     try:
         writer.execute("BEGIN IMMEDIATE")
         writer.execute("DELETE FROM respondents")
         with engine.connect() as conn:
-            urns = list(read_only(conn).execute(sa.select(respondents.c.urn)).scalars())
+            urns = list(read_only(conn).execute(sa.select(respondents.c.urn_cipher)).scalars())
         assert writer.in_transaction
         writer.execute("ROLLBACK")
         with engine.connect() as conn:  # the same pooled connection, without the option
-            conn.execute(sa.select(respondents.c.urn)).all()
+            conn.execute(sa.select(respondents.c.urn_cipher)).all()
             with pytest.raises(sqlite3.OperationalError, match="database is locked"):
                 writer.execute("BEGIN IMMEDIATE")
     finally:

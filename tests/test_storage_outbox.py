@@ -14,6 +14,7 @@ from dibot.turns import TurnHandler
 from flows.model import Flow
 from storage import outbox
 from storage.models import OutboxEntry, Respondent, table
+from tests.people import respondent_columns
 from tests.turn_helpers import NOW, send
 
 respondents, outbox_table = table(Respondent), table(OutboxEntry)
@@ -24,7 +25,12 @@ def add_respondent(engine: sa.Engine, urn: str, *, opted_out: bool = False) -> i
     with engine.begin() as conn:
         respondent_id: int = conn.execute(
             sa.insert(respondents)
-            .values(urn=urn, language="en", opted_out=opted_out, created_at=NOW)
+            .values(
+                **respondent_columns(engine, urn),
+                language="en",
+                opted_out=opted_out,
+                created_at=NOW,
+            )
             .returning(respondents.c.id)
         ).scalar_one()
     return respondent_id

@@ -42,6 +42,7 @@ from tests.fake_telegram import (
     tap_update,
     text_update,
 )
+from tests.people import urn_digest
 from tests.telegram_support import SECRET, FakeClock, outbox_rows, telegram_config
 from tests.transcript import START, TEST_COUNCIL_CONFIG, Exchange, all_transcripts, parse
 
@@ -165,9 +166,9 @@ def stored_answers(engine: sa.Engine, urn: str) -> dict[str, int]:
                 "SELECT a.question, a.option FROM answers a "
                 "JOIN conversations c ON c.assessment_id = a.assessment_id "
                 "JOIN respondents r ON r.id = c.respondent_id "
-                "WHERE a.option IS NOT NULL AND r.urn = :urn"
+                "WHERE a.option IS NOT NULL AND r.urn_digest = :digest"
             ),
-            {"urn": urn},
+            {"digest": urn_digest(engine, urn)},
         ).all()
     return {str(question): int(option) for question, option in rows}
 

@@ -21,6 +21,7 @@ from storage.models import (
     Respondent,
     table,
 )
+from tests.people import urn_digest, urn_of
 from tests.turn_helpers import (
     CHANNEL,
     NOW,
@@ -45,7 +46,7 @@ def conversation_state(engine: sa.Engine, urn: str) -> State:
     query = (
         sa.select(conversations.c.state)
         .join(respondents, conversations.c.respondent_id == respondents.c.id)
-        .where(respondents.c.urn == urn)
+        .where(respondents.c.urn_digest == urn_digest(engine, urn))
     )
     with engine.connect() as conn:
         return State.from_json(conn.execute(query).scalar_one())
@@ -67,7 +68,8 @@ def test_a_first_message_creates_the_respondent_and_asks_for_consent(
     with engine.connect() as conn:
         respondent = conn.execute(sa.select(respondents)).one()
         conversation = conn.execute(sa.select(conversations)).one()
-    assert (respondent.urn, respondent.language, respondent.opted_out) == (URN, "en", False)
+    urn = urn_of(engine, respondent.urn_cipher)
+    assert (urn, respondent.language, respondent.opted_out) == (URN, "en", False)
     assert respondent.created_at == NOW
     assert (conversation.flow_id, conversation.flow_version) == (flow.id, flow.version)
 
@@ -84,7 +86,7 @@ def test_answers_are_stored_with_score_raw_text_and_message_id(
         assessment = conn.execute(sa.select(assessments)).one()
     item, _, aspect = first.partition(".")
     assert (answer.question, answer.item_id, answer.aspect) == (first, item, aspect)
-    assert (answer.option, answer.score, answer.raw) == (2, 1, " 2 ")
+    assert (answer.option, answer.score, urn_of(engine, answer.raw)) == (2, 1, " 2 ")
     assert (answer.channel, answer.provider_message_id) == (CHANNEL, "SM-answer-1")
     assert answer.answered_at == NOW
     assert (assessment.mode, assessment.flow_version) == ("quick", flow.version)
@@ -399,8 +401,8 @@ def test_consent_is_recorded_when_given_and_not_when_refused(
     send(handler, other, "Hi")
     send(handler, other, "2")
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(respondents.c.urn, respondents.c.consented_at)).all()
-    assert {str(urn): at for urn, at in rows} == {URN: NOW, other: None}
+        rows = conn.execute(sa.select(respondents.c.urn_cipher, respondents.c.consented_at)).all()
+    assert {urn_of(engine, cipher): at for cipher, at in rows} == {URN: NOW, other: None}
 
 
 def skills_basis(engine: sa.Engine, urn: str) -> str | None:
@@ -408,7 +410,7 @@ def skills_basis(engine: sa.Engine, urn: str) -> str | None:
     query = (
         sa.select(assessments.c.skills_basis)
         .join(respondents, assessments.c.respondent_id == respondents.c.id)
-        .where(respondents.c.urn == urn)
+        .where(respondents.c.urn_digest == urn_digest(engine, urn))
     )
     with engine.connect() as conn:
         basis: str | None = conn.execute(query).scalar_one()

@@ -12,6 +12,8 @@ from bot.messages import Inbound
 from dibot.turns import TurnHandler, TurnResult
 from flows.model import Flow, Question
 from storage.models import Answer, Assessment, Respondent, table
+from storage.privacy import keys_of
+from tests.people import urn_digest
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 CHANNEL = "twilio"
@@ -47,14 +49,20 @@ def quick_questions(flow: Flow) -> list[str]:
 
 
 def stored_answers(engine: sa.Engine, urn: str) -> list[tuple[str, int | None, str | None]]:
-    """(question, option, raw) of every answer of the respondent, in the order stored."""
+    """(question, option, raw) of every answer of the respondent, in the order stored, the raw
+    text decrypted."""
     answers, assessments, respondents = table(Answer), table(Assessment), table(Respondent)
     query = (
         sa.select(answers.c.question, answers.c.option, answers.c.raw)
         .join_from(answers, assessments, answers.c.assessment_id == assessments.c.id)
         .join(respondents, assessments.c.respondent_id == respondents.c.id)
-        .where(respondents.c.urn == urn)
+        .where(respondents.c.urn_digest == urn_digest(engine, urn))
         .order_by(answers.c.id)
     )
     with engine.connect() as conn:
-        return [(row.question, row.option, row.raw) for row in conn.execute(query)]
+        rows = conn.execute(query).all()
+    return [(row.question, row.option, _decrypted(engine, row.raw)) for row in rows]
+
+
+def _decrypted(engine: sa.Engine, token: str | None) -> str | None:
+    return None if token is None else keys_of(engine).decrypt(token)

@@ -1,6 +1,7 @@
 """Alembic's environment: migrations run in one transaction, on the connection that
 `storage.migrate` hands over, or else on an engine built by `storage.database.make_engine`
-from the configured URL, so SQLite gets the same set-up as the service.
+from the configured URL, so SQLite gets the same set-up as the service (and, as with
+`storage.migrate.upgrade`, its foreign keys off while migrating: see `migrating`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import sqlalchemy as sa
 from alembic import context
 
 from storage.database import make_engine
+from storage.migrate import migrating
 from storage.models import Base
 
 config = context.config
@@ -35,7 +37,7 @@ def run_online() -> None:
         raise RuntimeError("no database URL: set sqlalchemy.url or use storage.migrate.upgrade")
     engine = make_engine(url)
     try:
-        with engine.begin() as connection:
+        with migrating(engine) as connection:
             run_migrations(connection)
     finally:
         engine.dispose()
