@@ -21,8 +21,9 @@ With no missing basic, no barrier and no priority, lines 1-4 are one line instea
 
 Names in a line are joined with ", " and the flow's `list_and`. The message must fit its
 language's `[segments.priorities]` budget; when it does not, the lower-ranked priorities are
-dropped, last first, and nothing else. The loader checks `worst_case_messages` at start-up, so
-a council whose texts leave no room for the neediest resident fails then, naming its texts.
+dropped, last first, then the check-in date, then the line on what changed, and nothing else.
+The loader checks `worst_case_messages` at start-up, so a council whose texts leave no room
+for what the neediest resident most needs fails then, naming its texts.
 """
 
 from __future__ import annotations
@@ -118,13 +119,16 @@ def _doing_well(flow: Flow, profile: Profile) -> bool:
 
 
 def compose(flow: Flow, language: str, findings: Findings, checkin: str | None = None) -> str:
-    """The message for these findings, within the language's priorities budget."""
+    """The message for these findings, within the language's priorities budget: when it does
+    not fit, the lower priorities go first (the last first), then the check-in date, then
+    the line on what changed; never what the resident most needs."""
 
     def text(key: str, **values: object) -> str:
         return fill(flow.text(key, language), **values)
 
-    kept: list[str] = [findings.change] if findings.change else []
-    droppable: list[str] = []
+    change = [findings.change] if findings.change else []
+    kept: list[str] = []
+    lower: list[str] = []
     if not (findings.basics or findings.barriers or findings.names):
         kept.append(text("priorities_none" if findings.doing_well else "priorities_unclear"))
     else:
@@ -144,16 +148,19 @@ def compose(flow: Flow, language: str, findings: Findings, checkin: str | None =
                 for rank, name in enumerate(findings.names, 1)
             ]
             kept.append(items[0])
-            droppable = items[1:]
-    tail = [text(f"priorities_help_{need}") for need in findings.needs]
-    tail.append(text("priorities_end"))
-    if checkin:
-        tail.append(text("priorities_checkin", date=checkin))
-    tail = [line for line in tail if line]
+            lower = items[1:]
+    helps = [text(f"priorities_help_{need}") for need in findings.needs]
+    tail = [line for line in (*helps, text("priorities_end")) if line]
+    date = [text("priorities_checkin", date=checkin)] if checkin else []
+
+    def message() -> str:
+        return "\n".join((*change, *kept, *lower, *tail, *date))
+
     budget = flow.priorities_budgets[language]
-    while droppable and not fits("\n".join((*kept, *droppable, *tail)), budget):
-        droppable.pop()
-    return "\n".join((*kept, *droppable, *tail))
+    for optional in (lower, date, change):
+        while optional and not fits(message(), budget):
+            optional.pop()
+    return message()
 
 
 def worst_case_messages(flow: Flow, language: str) -> list[str]:

@@ -247,10 +247,22 @@ def test_every_worst_case_fits_three_gsm7_segments(flow: Flow) -> None:
     for text in cases:
         assert_fits_three_gsm7_segments(text)
     lines = cases[0].splitlines()
+    # no room for the line on what changed and the check-in date: they give way, nothing else
+    assert lines[0] == "Your priorities:"
     assert lines[1] == "First, you need: a device, internet access and a place to go online."
     assert lines[2].startswith("What holds you back: cost, poor signal, ")
     assert lines[3:5] == ["Things to learn next:", "1. Checking news and travel times"]
-    assert lines[-5:-1] == [DEVICE_HELP, DATA_HELP, SKILLS_HELP, SIGNPOSTING]
+    assert lines[-4:] == [DEVICE_HELP, DATA_HELP, SKILLS_HELP, SIGNPOSTING]
+
+
+def test_after_a_check_in_what_changed_comes_first_when_there_is_room(flow: Flow) -> None:
+    answers = {"TR03.skill": WITH_HELP, "TR03.interest": DEFINITELY}
+    change = "You are more confident with 3 things since March 2027."
+
+    text = priorities_message(flow, profile(flow, answers), "en", "June 2027", change=change)
+
+    assert text.splitlines()[:2] == [change, "Your priorities:"]
+    assert text.splitlines()[-1] == "We'll text you again in June 2027."
 
 
 def everything_wrong(flow: Flow, basics: int) -> dict[str, int]:
