@@ -66,6 +66,9 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 log = logging.getLogger(__name__)
 # httpx logs every request URL at INFO, and Bot API URLs carry the token.
 logging.getLogger("httpx").setLevel(logging.WARNING)
+# python-telegram-bot logs at DEBUG its Bot API URL (the token again) and every call with its
+# parameters and answer: chat ids and the texts sent.
+logging.getLogger("telegram").setLevel(logging.INFO)
 
 
 class BotUnavailable(TelegramError):
