@@ -18,7 +18,9 @@ and advances the offset past an update only once its turn has committed. A datab
 holds the offset (the update comes again once the database is back); any other failure of one
 update is tried again, and after `POISON_LIMIT` failures in a row that update is skipped, so one
 bad update cannot stop the bot. The worker (`run_worker`) sends whatever the outbox still holds,
-within Telegram's rate limits. Both stop between updates or rows on SIGTERM or SIGINT.
+within Telegram's rate limits, retrying only what Telegram certainly did not take and keeping
+each chat's replies in order (see `channels.telegram_outbox`); at start it warns of any replies
+whose fate is unknown. Both stop between updates or rows on SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -42,7 +44,15 @@ from telegram import Update
 from telegram.error import TelegramError
 
 from channels.telegram_bot import STANDARD_TIMEOUTS, BotThread, Timeouts
-from channels.telegram_outbox import Clock, Pacer, SystemClock, send_paced, send_row
+from channels.telegram_outbox import (
+    DEFAULT_POLICY,
+    Clock,
+    Pacer,
+    RetryPolicy,
+    SystemClock,
+    send_paced,
+    send_row,
+)
 from channels.telegram_parse import (
     ALLOWED_UPDATES,
     ChatBlocked,
@@ -80,10 +90,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class WorkerStep:
-    """What one claim of the worker came to: nothing due (`claimed` False), a row sent or
-    tried (`held_until` None), or a row released until `held_until` for pacing."""
+    """What one claim of the worker came to: nothing due (`claimed` False), or a row handed to
+    Telegram (`tried`) or not, which may go again from `held_until` (released for pacing, or
+    to be retried) unless that is None."""
 
     claimed: bool
+    tried: bool = False
     held_until: datetime | None = None
 
 
@@ -101,10 +113,12 @@ class TelegramChannel:
         *,
         timeouts: Timeouts = STANDARD_TIMEOUTS,
         budget: float | None = None,
+        policy: RetryPolicy = DEFAULT_POLICY,
     ) -> None:
         self._handler = handler
         self._engine = engine
         self._budget = budget
+        self.policy = policy
         self.clock: Clock = clock if clock is not None else SystemClock()
         token = config.telegram.bot_token
         self.bot = BotThread(config.telegram, timeouts) if token else None
@@ -147,29 +161,35 @@ class TelegramChannel:
 
     def _send_own(self, bot: BotThread, queued: tuple[int, ...], deadline: float | None) -> None:
         """Claim the turn's own rows and send them in order, each only while a whole read
-        timeout is left before `deadline`; those left unsent are released for the worker."""
+        timeout is left before `deadline` and the one before it was sent; those left unsent
+        are released for the worker (which keeps them behind one waiting for a retry)."""
         engine = self._engine()
         untried: Sequence[OutboxMessage] = ()
         try:
-            untried = outbox.claim_ids(engine, CHANNEL, queued, self.clock.now())
+            untried = outbox.claim_ids(
+                engine, CHANNEL, queued, self.clock.now(), self.policy.claim_lease
+            )
             while untried:
                 wait = self._wait(deadline)
                 if wait is not None and wait < bot.timeouts.read:
                     log.info("telegram: %d replies left to the worker (no time)", len(untried))
                     break
                 row, untried = untried[0], untried[1:]
-                send_row(
+                outcome = send_row(
                     bot,
                     engine,
                     row,
                     mark_unreachable=self._unreachable,
                     clock=self.clock,
                     timeout=wait,
+                    policy=self.policy,
                 )
+                if outcome is None or outcome.delivery.verdict != "sent":
+                    break
         finally:
             now = self.clock.now()
             for row in untried:
-                outbox.release(engine, row.id, now, now)
+                outbox.release(engine, row, now, now)
 
     def _wait(self, deadline: float | None) -> float | None:
         """How long the next Bot call may take: None for the Bot's own limit."""
@@ -179,15 +199,15 @@ class TelegramChannel:
 
     def send_due(self, pacer: Pacer, stop: threading.Event) -> WorkerStep:
         """Claim the oldest due outbox row and send it, paced, or release it for later. One row
-        at a time: a row claimed and not yet tried when the process dies would be stuck, as a
-        claimed row is never sent again automatically (it may have gone)."""
+        at a time: a row claimed and not yet begun when the process dies waits out its lease
+        before another worker takes it."""
         if self.bot is None:
             return WorkerStep(claimed=False)
         engine = self._engine()
-        rows = outbox.claim(engine, CHANNEL, 1, self.clock.now())
+        rows = outbox.claim(engine, CHANNEL, 1, self.clock.now(), self.policy.claim_lease)
         if not rows:
             return WorkerStep(claimed=False)
-        held_until = send_paced(
+        attempt = send_paced(
             self.bot,
             engine,
             rows[0],
@@ -195,8 +215,9 @@ class TelegramChannel:
             clock=self.clock,
             stop=stop,
             mark_unreachable=self._unreachable,
+            policy=self.policy,
         )
-        return WorkerStep(claimed=True, held_until=held_until)
+        return WorkerStep(claimed=True, tried=attempt.tried, held_until=attempt.again_at)
 
     def take_update(self, update: Update) -> None:
         """Parse, take and follow up one polled update. Raises whatever taking it raised, with
@@ -338,19 +359,29 @@ def run_worker(
     clock: Clock | None = None,
     idle_wait: float = IDLE_WAIT,
     until_empty: bool = False,
+    pacer: Pacer | None = None,
+    timeouts: Timeouts = STANDARD_TIMEOUTS,
+    policy: RetryPolicy = DEFAULT_POLICY,
 ) -> int:
     """Send pending Telegram outbox rows until `stop` is set (or, with `until_empty`, until
-    none is due and none this worker held back for pacing still waits); returns how many rows
-    were sent or tried."""
+    none is due and none this worker held back, for pacing or a retry, still waits); returns
+    how many rows were sent or tried. `pacer`, `timeouts` and `policy` are Telegram's limits,
+    the Bot's HTTP timeouts and the retry and lease policy (tests make them short)."""
     stop = stop if stop is not None else threading.Event()
     database = engine if engine is not None else _engine_for(config)
     channel = TelegramChannel(
-        config, lambda: handler, lambda: database, clock if clock is not None else SystemClock(stop)
+        config,
+        lambda: handler,
+        lambda: database,
+        clock if clock is not None else SystemClock(stop),
+        timeouts=timeouts,
+        policy=policy,
     )
-    pacer = Pacer()
+    pacer = pacer if pacer is not None else Pacer()
+    _warn_of_unknown(database)
     tried = 0
     held: list[datetime] = []
-    """When the rows this worker released for pacing may go."""
+    """When the rows this worker released for pacing, or is to retry, may go."""
     try:
         with _stopped_by_signals(stop):
             while not stop.is_set():
@@ -361,9 +392,8 @@ def run_worker(
                     channel.clock.sleep(ERROR_WAIT)
                     continue
                 if step.claimed:
-                    if step.held_until is None:
-                        tried += 1
-                    else:
+                    tried += step.tried
+                    if step.held_until is not None:
                         held.append(step.held_until)
                     continue
                 now = channel.clock.now()
@@ -375,6 +405,21 @@ def run_worker(
     finally:
         channel.close()
     return tried
+
+
+def _warn_of_unknown(engine: sa.Engine) -> None:
+    """One line for the operator while replies of unknown fate wait for staff."""
+    try:
+        count = outbox.count_unknown(engine, CHANNEL)
+    except SQLAlchemyError as error:
+        log.error("telegram outbox unreadable (%s)", type(error).__name__)
+        return
+    if count:
+        log.warning(
+            "telegram outbox: replies of unknown fate: %d (status 'unknown', never resent"
+            " automatically; see the README, 'When a Telegram send fails')",
+            count,
+        )
 
 
 @contextlib.contextmanager

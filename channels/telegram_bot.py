@@ -15,7 +15,9 @@ gives up learns which side of the request it stopped on: `TimeoutError` once the
 begun (its request may have reached Telegram), `BotUnavailable` when the Bot was still being
 set up (nothing left this process, so it is safe to try again).
 Exception text from the library can hold the bot token (a rejected token is quoted in full),
-so `redact()` is applied before anything is logged or stored.
+so `redact()` is applied before anything is logged or stored. Bot API calls go through a
+`DeliveryRequest`, whose errors say whether Telegram can have the request (getUpdates, which
+may always be repeated, through a plain `HTTPXRequest`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from telegram import Bot
 from telegram.error import TelegramError
 from telegram.request import HTTPXRequest
 
+from channels.telegram_request import DeliveryRequest
 from dibot.config import TelegramConfig
 
 T = TypeVar("T")
@@ -155,7 +158,7 @@ class BotThread:
                 )
                 thread.start()
                 timeouts = self.timeouts
-                request = HTTPXRequest(
+                request = DeliveryRequest(
                     connect_timeout=timeouts.connect,
                     read_timeout=timeouts.read,
                     write_timeout=timeouts.write,

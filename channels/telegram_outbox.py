@@ -1,26 +1,32 @@
 """Sending claimed Telegram outbox rows and recording each outcome, within Telegram's limits.
 
-Every row handed to `send_row` has been claimed ("sending"), and leaves that state only through
-what the send proved:
+The rule it keeps: a row is sent again only when Telegram certainly did not take it, and
+nothing is handed to Telegram before the row is marked "sending" (so a worker that dies
+holding a claim it had not begun is replaced by the next claim, and one that dies mid-send
+leaves an "unknown" row, never a resend; see `storage.outbox`). Every row handed to `send_row`
+has been claimed; `send_row` begins it (or finds the claim lost and sends nothing) and records
+what the send proved (see `channels.telegram_send`):
 - sent: `mark_sent` with Telegram's message id;
 - blocked (403): the respondent is marked unreachable and the row failed, never retried;
-- retry (Telegram certainly did not take it): pending again from `retry_at`, which is
-  Telegram's `retry_after` for a 429, else a growing back-off; given up after `MAX_ATTEMPTS`;
+- retry (Telegram certainly did not take it): pending again after `RetryPolicy.delay`, an
+  exponential back-off with jitter, capped, and never sooner than a 429's `retry_after`;
+  given up (failed) once the row is older than `RetryPolicy.give_up_after`;
 - failed (400): failed, never retried;
-- unknown (no answer after the request went out): failed with the reason, never retried,
-  because Telegram may have delivered it and a resend would be a double.
+- unknown (the request went out and no answer came): "unknown", never resent, because
+  Telegram may have delivered it; staff see it (README, "When a Telegram send fails").
 
 `Pacer` keeps sends about 1 a second per chat and 30 a second overall, and holds a chat back
 for as long as a 429 said. The worker never waits holding a claim for longer than
 `PACING_SLEEP_LIMIT`: a row whose chat must wait longer is released (pending again from when
-it may go, its claim not counted as an attempt), so one chat held back never stalls the others,
-and a worker stopped mid-way leaves nothing in "sending" that it did not send. Time comes from
-a `Clock`, so tests run without sleeping.
+it may go, no attempt counted), so one chat held back never stalls the others, and a worker
+stopped mid-way leaves nothing claimed that it did not send. Time comes from a `Clock`, so
+tests run without sleeping.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,9 +46,10 @@ PER_CHAT_INTERVAL = 1.0
 PACING_SLEEP_LIMIT = 0.2
 """The longest pacing pause (seconds) slept through holding a claimed row."""
 OVERALL_INTERVAL = 1.0 / 30
-MAX_ATTEMPTS = 8
-FIRST_BACKOFF = timedelta(seconds=5)
-MAX_BACKOFF = timedelta(minutes=30)
+FIRST_BACKOFF = timedelta(seconds=2)
+MAX_BACKOFF = timedelta(minutes=10)
+GIVE_UP_AFTER = timedelta(hours=24)
+"""A row that still could not go this long after it was queued is failed: too late to help."""
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +71,48 @@ class SystemClock:
 
     def sleep(self, seconds: float) -> None:
         self.stop.wait(seconds)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When a send Telegram certainly did not take goes again, and how long claims hold."""
+
+    first_backoff: timedelta = FIRST_BACKOFF
+    max_backoff: timedelta = MAX_BACKOFF
+    give_up_after: timedelta = GIVE_UP_AFTER
+    claim_lease: timedelta = outbox.CLAIM_LEASE
+    send_lease: timedelta = outbox.SEND_LEASE
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def delay(self, attempts: int, retry_after: timedelta | None = None) -> timedelta:
+        """After the `attempts`-th try: between half and all of `first_backoff` doubled per
+        earlier try, capped at `max_backoff`; never less than Telegram's `retry_after`."""
+        doubled = self.first_backoff * (1 << min(max(attempts - 1, 0), 20))
+        jittered = min(doubled, self.max_backoff) * (0.5 + 0.5 * self.rng.random())
+        return max(jittered, retry_after or timedelta(0))
+
+    def gives_up(self, row: OutboxMessage, now: datetime) -> bool:
+        return row.created_at is not None and now - row.created_at >= self.give_up_after
+
+
+DEFAULT_POLICY = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One begun send: how it went, and when the row goes again (None: it is settled)."""
+
+    delivery: Delivery
+    retry_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What a worker did with one claimed row: whether it was handed to Telegram (`tried`),
+    and when it may go again (released for pacing, or to be retried; None: settled)."""
+
+    tried: bool
+    again_at: datetime | None = None
 
 
 @dataclass
@@ -100,24 +149,28 @@ def send_paced(
     clock: Clock,
     stop: threading.Event,
     mark_unreachable: Callable[[str], None],
-) -> datetime | None:
-    """Send one claimed row when the pacer allows, or release it. Returns None once it was
-    sent (or tried); else when the released row may go."""
+    policy: RetryPolicy = DEFAULT_POLICY,
+) -> Attempt:
+    """Send one claimed row when the pacer allows, or release it."""
     chat_id = chat_id_of(row.urn)
     now = clock.now()
     pause = pacer.wait(chat_id, now)
     if pause > PACING_SLEEP_LIMIT:
         not_before = now + timedelta(seconds=pause)
-        outbox.release(engine, row.id, not_before, now)
-        return not_before
+        outbox.release(engine, row, not_before, now)
+        return Attempt(tried=False, again_at=not_before)
     if pause > 0:
         clock.sleep(pause)
     if stop.is_set():
         now = clock.now()
-        outbox.release(engine, row.id, now, now)
-        return now
-    send_row(bot, engine, row, mark_unreachable=mark_unreachable, clock=clock, pacer=pacer)
-    return None
+        outbox.release(engine, row, now, now)
+        return Attempt(tried=False, again_at=now)
+    outcome = send_row(
+        bot, engine, row, mark_unreachable=mark_unreachable, clock=clock, pacer=pacer, policy=policy
+    )
+    if outcome is None:
+        return Attempt(tried=False)  # its claim was lost: another worker's now
+    return Attempt(tried=True, again_at=outcome.retry_at)
 
 
 def send_row(
@@ -129,17 +182,23 @@ def send_row(
     clock: Clock,
     pacer: Pacer | None = None,
     timeout: float | None = None,
-) -> Delivery:
-    """Send one claimed row now (waiting at most `timeout` seconds) and record how it went."""
+    policy: RetryPolicy = DEFAULT_POLICY,
+) -> Outcome | None:
+    """Begin one claimed row, send it now (waiting at most `timeout` seconds) and record how
+    it went. None, with nothing sent, when the claim no longer holds the row."""
     chat_id = chat_id_of(row.urn)
+    lease = max(policy.send_lease, timedelta(seconds=2 * bot.timeouts.call_limit))
+    if not outbox.begin(engine, row, clock.now(), lease):
+        log.warning("telegram outbox %d: its claim ran out before the send; not sent", row.id)
+        return None
     delivery = send_now(bot, chat_id, Outbound(row.text, row.buttons), timeout)
     now = clock.now()
     if pacer is not None:
         pacer.sent(chat_id, now)
-    retry_at = record(engine, row, delivery, now, mark_unreachable)
+    retry_at = record(engine, row, delivery, now, mark_unreachable, policy)
     if pacer is not None and retry_at is not None and delivery.retry_after is not None:
         pacer.hold(chat_id, retry_at)
-    return delivery
+    return Outcome(delivery, retry_at)
 
 
 def record(
@@ -148,25 +207,24 @@ def record(
     delivery: Delivery,
     now: datetime,
     mark_unreachable: Callable[[str], None],
+    policy: RetryPolicy = DEFAULT_POLICY,
 ) -> datetime | None:
-    """Store the outcome of one send; returns when it will be tried again, if it will."""
+    """Store the outcome of one begun send; returns when it will be tried again, if it will."""
     error = delivery.error or delivery.verdict
     if delivery.verdict == "sent":
-        outbox.mark_sent(engine, row.id, delivery.provider_message_id or "", now)
+        outbox.mark_sent(engine, row, delivery.provider_message_id or "", now)
         return None
     log.warning("telegram outbox %d: %s (%s)", row.id, delivery.verdict, error)
+    if delivery.verdict == "unknown":
+        outbox.mark_unknown(engine, row, f"not confirmed, not resent: {error}", now)
+        return None
+    if delivery.verdict == "retry" and not policy.gives_up(row, now):
+        retry_at = now + policy.delay(row.attempts, delivery.retry_after)
+        outbox.retry(engine, row, error, now, retry_at)
+        return retry_at
     if delivery.verdict == "blocked":
         mark_unreachable(row.urn)
-    retry_at = None
-    if delivery.verdict == "retry" and row.attempts < MAX_ATTEMPTS:
-        retry_at = now + (delivery.retry_after or backoff(row.attempts))
-    elif delivery.verdict == "unknown":
-        error = f"not confirmed, not resent: {error}"
-    outbox.mark_failed(engine, row.id, error, now, retry_at)
-    return retry_at
-
-
-def backoff(attempts: int) -> timedelta:
-    """5 s, 10 s, 20 s… up to 30 minutes, after the `attempts`-th failed try."""
-    doubled: timedelta = FIRST_BACKOFF * 2 ** min(max(attempts - 1, 0), 16)
-    return min(doubled, MAX_BACKOFF)
+    elif delivery.verdict == "retry":
+        error = f"gave up after {row.attempts} tries: {error}"
+    outbox.mark_failed(engine, row, error, now)
+    return None

@@ -5,15 +5,18 @@ An `Outbound` is sent as its text, with its buttons as an inline keyboard, one b
 bytes; a message with such a payload goes without a keyboard, since every choice is also
 numbered in the text and can be typed.
 
-A failed send is judged by whether Telegram certainly did not take the message:
+A failed send is judged by whether Telegram certainly did not take the message (the Bot's
+`DeliveryRequest` tells the two apart, see `channels.telegram_request`):
 - "blocked": 403, the respondent blocked the bot (they become unreachable; never retried);
-- "retry": Telegram answered with an error of its own (429 with `retry_after`, a 5xx with a
-  JSON body, a rejected token) or the request never left (connection refused, connect or
-  pool timeout): it is safe to send again later;
+- "retry": Telegram cannot have it, so it is safe to send again later: a 429 (with its
+  `retry_after`), a 5xx error answer (JSON or a gateway's HTML page, but not 504), a rejected
+  token, a connection refused or reset before any answer, a request not sent in full, or a
+  Bot that could not be set up;
 - "failed": Telegram refused the message itself (400: bad chat, text too long): never retried;
-- "unknown": the request may have reached Telegram and no answer came back (read timeout,
-  dropped connection, a gateway's HTML error page). It is never sent again automatically, as
-  that could deliver it twice.
+- "unknown": the whole request went out and no answer says what became of it (read timeout,
+  connection closed without an answer, 504, a 2xx that is not Telegram's, a caller that gave
+  up once the send had begun). It is never sent again automatically, as that could deliver it
+  twice. Any failure this module cannot place is unknown too.
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Literal
 
-import httpx
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import (
     BadRequest,
     ChatMigrated,
+    Conflict,
     Forbidden,
+    InvalidToken,
     NetworkError,
     RetryAfter,
     TelegramError,
@@ -36,10 +40,9 @@ from telegram.error import (
 
 from bot.messages import Button, Outbound
 from channels.telegram_bot import BotThread, BotUnavailable
+from channels.telegram_request import CONNECT_FAILURES, MaybeDelivered, NotDelivered
 
 MAX_CALLBACK_DATA_BYTES = 64
-NOT_SENT_CAUSES = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-"""httpx failures that happen before any byte of the request reaches the server."""
 
 Verdict = Literal["sent", "blocked", "retry", "failed", "unknown"]
 
@@ -113,13 +116,20 @@ def judge(error: TelegramError) -> Delivery:
         return Delivery("blocked", error=reason)
     if isinstance(error, BadRequest | ChatMigrated):
         return Delivery("failed", error=reason)
-    if isinstance(error, BotUnavailable):
-        return Delivery("retry", error=reason)
-    if isinstance(error, NetworkError):
-        cause = error.__cause__
-        if isinstance(cause, NOT_SENT_CAUSES):
-            return Delivery("retry", error=reason)
-        if cause is None:
-            return Delivery("retry", error=reason)  # Telegram's own JSON error answer (5xx)
+    if isinstance(error, NotDelivered | BotUnavailable | InvalidToken | Conflict):
+        return Delivery("retry", error=reason)  # answered and refused, or never sent
+    if isinstance(error, MaybeDelivered):
         return Delivery("unknown", error=reason)
-    return Delivery("retry", error=reason)  # InvalidToken, Conflict: answered, not accepted
+    if isinstance(error, NetworkError):
+        return _judge_unclassified(error, reason)
+    return Delivery("unknown", error=reason)
+
+
+def _judge_unclassified(error: NetworkError, reason: str) -> Delivery:
+    """A network error from a request other than `DeliveryRequest`: sent again only when
+    nothing can have left, or when Telegram itself answered (PTB raises its error answers
+    with no cause)."""
+    cause = error.__cause__
+    if cause is None or isinstance(cause, CONNECT_FAILURES):
+        return Delivery("retry", error=reason)
+    return Delivery("unknown", error=reason)

@@ -173,14 +173,14 @@ class InboxEntry(Base):
     """[{"text": …, "buttons": [{"label": …, "payload": …}]}], see `storage.codec`."""
 
 
-OUTBOX_STATUSES = ("pending", "sending", "sent", "failed")
+OUTBOX_STATUSES = ("pending", "claimed", "sending", "sent", "failed", "unknown")
 
 
 class OutboxEntry(Base):
     """A message to send outside the webhook response, written in the turn's transaction.
 
-    pending → sending (claimed by a worker) → sent | failed, or back to pending for a retry.
-    A row left in "sending" is never sent again automatically: the provider may have it.
+    pending → claimed (leased to a worker) → sending → sent | failed | unknown, or back to
+    pending for a retry; the states and their rules are in `storage.outbox`.
     """
 
     __tablename__ = "outbox"
@@ -205,6 +205,10 @@ class OutboxEntry(Base):
     next_attempt_at: Mapped[datetime]
     provider_message_id: Mapped[str | None] = mapped_column(sa.String(128))
     error: Mapped[str | None] = mapped_column(sa.Text)
+    lease_until: Mapped[datetime | None]
+    """Until when the claim holding it ("claimed" or "sending") holds it."""
+    lease_token: Mapped[str | None] = mapped_column(sa.String(32))
+    """Which claim holds it."""
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -1,22 +1,40 @@
 """The outbox: replies and check-ins written in a turn's transaction, sent later by workers.
 
-A row goes pending → sending (claimed) → sent | failed, or back to pending with a later
-`next_attempt_at` for a retry. A row left in "sending" (the worker died after the provider may
-have accepted it) is never sent again automatically: a double send is worse than a gap that
-delivery status callbacks and staff can see. Two workers never claim the same row (PostgreSQL:
-`FOR UPDATE SKIP LOCKED`; SQLite: the claim runs under `BEGIN IMMEDIATE`). Rows for respondents
-who cannot be reached, or who opted out (except the reply to their STOP), are never handed out:
-they are marked failed, with the error saying which ("unreachable" or "opted out"). A worker
-that claimed a row it must not send yet (pacing) releases it: pending again, its claim not
-counted as an attempt. A row's respondent is handed out with their URN decrypted with the
-engine's keys (`storage.privacy.keys_of`): the database holds it only encrypted.
+The rule it keeps: a row is handed to the provider automatically only while nothing shows the
+provider may already have it, so a message is never sent twice by the machine; whatever may
+have gone and is not confirmed is set aside as "unknown" for staff. A row's states:
+
+- pending: waiting to be claimed, from `next_attempt_at`.
+- claimed: a worker holds it until `lease_until` (`lease_token` says which claim) and has sent
+  nothing yet. A claim whose lease ran out (its worker died or stalled) is due again, and the
+  next claim takes it with a new token; the old holder can then no longer begin.
+- sending: the holder has begun handing it to the provider (`begin`, which counts an attempt
+  and extends the lease to the longest a send may take). Only its holder records the outcome:
+  - sent: the provider accepted it (`mark_sent`, with its message id);
+  - pending again: the provider certainly did not take it (`retry`, from `retry_at`);
+  - failed: it must not or cannot go (`mark_failed`), never retried;
+  - unknown: it may have gone and no answer says so (`mark_unknown`), never resent.
+  A "sending" row whose lease ran out (its worker died mid-send) becomes unknown at the next
+  claim, since the provider may have it.
+- A claimed row its holder must not send yet (pacing, stopping) is released: pending again,
+  no attempt counted.
+
+Two workers never claim the same row (PostgreSQL: `FOR UPDATE SKIP LOCKED`; SQLite: the claim
+runs under `BEGIN IMMEDIATE`). Per respondent and channel, rows go in order: a row is claimed
+only when no earlier row of theirs is pending, claimed or sending (a webhook claiming its own
+turn's replies together counts only rows outside them), so a reply never overtakes one waiting
+to be retried. Rows for respondents who cannot be reached, or who opted out (except the reply
+to their STOP), are never handed out: they are marked failed, with the error saying which
+("unreachable" or "opted out"). A row's respondent is handed out with their URN decrypted with
+the engine's keys (`storage.privacy.keys_of`): the database holds it only encrypted.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,6 +49,14 @@ respondents = table(Respondent)
 
 OPTED_OUT_ERROR = "opted out"
 UNREACHABLE_ERROR = "unreachable"
+LEASE_LOST_ERROR = "its worker stopped while sending: not confirmed, not resent"
+CLAIM_LEASE = timedelta(seconds=60)
+"""How long a claim holds a row it has not begun to send (a webhook holds its turn's replies
+for its whole budget)."""
+SEND_LEASE = timedelta(seconds=120)
+"""How long a row stays "sending" before it is taken for lost: longer than any send lasts."""
+UNSETTLED = ("pending", "claimed", "sending")
+"""A row in one of these still holds back its respondent's later rows."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +67,10 @@ class OutboxMessage:
     text: str
     buttons: tuple[Button, ...]
     attempts: int
-    """Claims so far, this one included."""
+    """Tries this one included: sends begun before it, plus one."""
+    lease_token: str = ""
+    """The claim that holds it: only that claim may begin, settle or release it."""
+    created_at: datetime | None = None
 
 
 _queue = (
@@ -72,76 +101,135 @@ _blocked = respondents.c.unreachable | (
 """Never send to someone unreachable; to someone opted out, only what a turn of theirs queued
 since they opted out (the engine's confirmation of STOP): no check-in, nothing older."""
 
-_due = (
-    sa.select(
-        outbox.c.id,
-        outbox.c.channel,
-        respondents.c.urn_cipher,
-        outbox.c.text,
-        outbox.c.buttons,
-        outbox.c.attempts,
-        _blocked.label("blocked"),
-        respondents.c.unreachable,
+_now = sa.bindparam("now", type_=outbox.c.next_attempt_at.type)
+_ready = sa.or_(
+    (outbox.c.status == "pending") & (outbox.c.next_attempt_at <= _now),
+    (outbox.c.status == "claimed") & (outbox.c.lease_until <= _now),
+)
+"""Due now: pending and its time has come, or claimed by a claim whose lease ran out."""
+
+
+def _first_in_line(exempt_ids: bool) -> sa.ColumnElement[bool]:
+    """No earlier row of the same respondent and channel is still unsettled (rows being
+    claimed together, `ids`, not counted when `exempt_ids`). Rows that must not go are given
+    up wherever they are in line."""
+    earlier = outbox.alias("earlier")
+    waiting = sa.select(earlier.c.id).where(
+        earlier.c.respondent_id == outbox.c.respondent_id,
+        earlier.c.channel == outbox.c.channel,
+        earlier.c.id < outbox.c.id,
+        earlier.c.status.in_(UNSETTLED),
     )
-    .join_from(outbox, respondents, outbox.c.respondent_id == respondents.c.id)
+    if exempt_ids:
+        waiting = waiting.where(earlier.c.id.not_in(sa.bindparam("ids", expanding=True)))
+    return ~waiting.exists()
+
+
+def _due_rows(exempt_ids: bool) -> sa.Select[Any]:
+    return (
+        sa.select(
+            outbox.c.id,
+            outbox.c.channel,
+            respondents.c.urn_cipher,
+            outbox.c.text,
+            outbox.c.buttons,
+            outbox.c.attempts,
+            outbox.c.created_at,
+            _blocked.label("blocked"),
+            respondents.c.unreachable,
+        )
+        .join_from(outbox, respondents, outbox.c.respondent_id == respondents.c.id)
+        .where(
+            outbox.c.channel == sa.bindparam("channel"),
+            _ready,
+            _first_in_line(exempt_ids) | _blocked,
+        )
+        .order_by(outbox.c.id)
+        .limit(sa.bindparam("limit"))
+        .with_for_update(of=outbox, skip_locked=True)
+    )
+
+
+_due = _due_rows(exempt_ids=False)
+_due_by_id = _due_rows(exempt_ids=True).where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+_lose_expired_sends = (
+    sa.update(outbox)
     .where(
-        outbox.c.status == "pending",
-        outbox.c.channel == sa.bindparam("channel"),
-        outbox.c.next_attempt_at <= sa.bindparam("now", type_=outbox.c.next_attempt_at.type),
+        outbox.c.channel == sa.bindparam("of_channel"),
+        outbox.c.status == "sending",
+        outbox.c.lease_until <= _now,
     )
-    .order_by(outbox.c.id)
-    .limit(sa.bindparam("limit"))
-    .with_for_update(of=outbox, skip_locked=True)
+    .values(status="unknown", error=LEASE_LOST_ERROR, updated_at=_now)
 )
 
-_due_by_id = _due.where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
-
-_mark_sending = (
+_mark_claimed = (
     sa.update(outbox)
     .where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
-    .values(status="sending", attempts=outbox.c.attempts + 1, updated_at=sa.bindparam("now"))
+    .values(
+        status="claimed",
+        lease_token=sa.bindparam("token"),
+        lease_until=sa.bindparam("lease_until", type_=outbox.c.next_attempt_at.type),
+        updated_at=_now,
+    )
 )
 
 _give_up_blocked = (
     sa.update(outbox)
     .where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
-    .values(status="failed", error=sa.bindparam("error"), updated_at=sa.bindparam("now"))
+    .values(status="failed", error=sa.bindparam("error"), updated_at=_now)
+)
+
+
+def _held(status: str) -> sa.ColumnElement[bool]:
+    """The row is in `status` under the claim `token`."""
+    return sa.and_(
+        outbox.c.id == sa.bindparam("message_id"),
+        outbox.c.status == status,
+        outbox.c.lease_token == sa.bindparam("token"),
+    )
+
+
+_begin = (
+    sa.update(outbox)
+    .where(_held("claimed"), outbox.c.lease_until > _now)
+    .values(
+        status="sending",
+        attempts=outbox.c.attempts + 1,
+        lease_until=sa.bindparam("lease_until", type_=outbox.c.next_attempt_at.type),
+        updated_at=_now,
+    )
 )
 
 _release = (
     sa.update(outbox)
-    .where(outbox.c.id == sa.bindparam("message_id"), outbox.c.status == "sending")
+    .where(_held("claimed"))
     .values(
         status="pending",
-        attempts=outbox.c.attempts - 1,
         next_attempt_at=sa.bindparam("not_before", type_=outbox.c.next_attempt_at.type),
-        updated_at=sa.bindparam("now"),
+        lease_token=None,
+        lease_until=None,
+        updated_at=_now,
     )
 )
 
-_mark_sent = (
+_settle = (
     sa.update(outbox)
-    .where(outbox.c.id == sa.bindparam("message_id"), outbox.c.status == "sending")
-    .values(
-        status="sent",
-        provider_message_id=sa.bindparam("provider_message_id"),
-        error=None,
-        updated_at=sa.bindparam("now"),
-    )
-)
-
-_mark_failed = (
-    sa.update(outbox)
-    .where(outbox.c.id == sa.bindparam("message_id"), outbox.c.status == "sending")
+    .where(_held("sending"))
     .values(
         status=sa.bindparam("status"),
         error=sa.bindparam("error"),
+        provider_message_id=sa.bindparam("provider_message_id"),
         next_attempt_at=sa.func.coalesce(
             sa.bindparam("retry_at", type_=outbox.c.next_attempt_at.type),
             outbox.c.next_attempt_at,
         ),
-        updated_at=sa.bindparam("now"),
+        updated_at=_now,
     )
+)
+
+_count_unknown = sa.select(sa.func.count()).where(
+    outbox.c.channel == sa.bindparam("channel"), outbox.c.status == "unknown"
 )
 
 
@@ -169,77 +257,149 @@ def queue(
     return outbox_id
 
 
-def claim(engine: sa.Engine, channel: str, limit: int, now: datetime) -> list[OutboxMessage]:
-    """Up to `limit` due messages for `channel`, oldest first, now marked "sending"."""
-    return _claim(engine, _due, {"channel": channel, "now": now, "limit": limit})
+def claim(
+    engine: sa.Engine,
+    channel: str,
+    limit: int,
+    now: datetime,
+    lease: timedelta = CLAIM_LEASE,
+) -> list[OutboxMessage]:
+    """Up to `limit` due messages for `channel`, oldest first, each the first in line for its
+    respondent, now claimed until `now + lease`."""
+    return _claim(engine, _due, {"channel": channel, "now": now, "limit": limit}, lease)
 
 
 def claim_ids(
-    engine: sa.Engine, channel: str, ids: Sequence[int], now: datetime
+    engine: sa.Engine,
+    channel: str,
+    ids: Sequence[int],
+    now: datetime,
+    lease: timedelta = CLAIM_LEASE,
 ) -> list[OutboxMessage]:
-    """Like `claim`, for these rows only (those still due): a webhook sends its own turn's
-    replies at once, not whatever older rows wait for the worker."""
+    """Like `claim`, for these rows only (those due and not behind an older unsettled row): a
+    webhook sends its own turn's replies at once, not whatever older rows wait for the worker."""
     if not ids:
         return []
     params = {"channel": channel, "now": now, "limit": len(ids), "ids": list(ids)}
-    return _claim(engine, _due_by_id, params)
+    return _claim(engine, _due_by_id, params, lease)
 
 
-def _claim(engine: sa.Engine, due: sa.Select[Any], params: dict[str, Any]) -> list[OutboxMessage]:
-    """Mark the due rows "sending" and hand them out; give up on those that must not go."""
+def _claim(
+    engine: sa.Engine, due: sa.Select[Any], params: dict[str, Any], lease: timedelta
+) -> list[OutboxMessage]:
+    """Settle lost sends as unknown, give up on due rows that must not go, and claim the
+    rest. Rows given up on may uncover later ones, so it looks again until it claims some or
+    none is due."""
     now = params["now"]
+    token = secrets.token_hex(8)
     with engine.begin() as conn:
-        rows = conn.execute(due, params).all()
-        unreachable = [row.id for row in rows if row.blocked and row.unreachable]
-        opted_out = [row.id for row in rows if row.blocked and not row.unreachable]
-        claimed = [row for row in rows if not row.blocked]
-        # Decrypted before anything is marked: a wrong key fails the claim, changing nothing.
-        messages = [_message(row, keys_of(engine)) for row in claimed]
-        for ids, error in ((unreachable, UNREACHABLE_ERROR), (opted_out, OPTED_OUT_ERROR)):
-            if ids:
-                conn.execute(_give_up_blocked, {"ids": ids, "error": error, "now": now})
-        if claimed:
-            conn.execute(_mark_sending, {"ids": [row.id for row in claimed], "now": now})
-    return messages
+        conn.execute(_lose_expired_sends, {"of_channel": params["channel"], "now": now})
+        while True:
+            rows = conn.execute(due, params).all()
+            claimed = [row for row in rows if not row.blocked]
+            # Decrypted before anything is marked: a wrong key fails the claim, changing nothing.
+            messages = [_message(row, keys_of(engine), token) for row in claimed]
+            _give_up(conn, rows, now)
+            if claimed:
+                conn.execute(
+                    _mark_claimed,
+                    {
+                        "ids": [row.id for row in claimed],
+                        "token": token,
+                        "lease_until": now + lease,
+                        "now": now,
+                    },
+                )
+            if claimed or len(rows) == 0:
+                return messages
 
 
-def mark_sent(engine: sa.Engine, message_id: int, provider_message_id: str, now: datetime) -> None:
-    """The provider accepted the message. Only a claimed ("sending") row changes."""
-    with engine.begin() as conn:
-        conn.execute(
-            _mark_sent,
-            {"message_id": message_id, "provider_message_id": provider_message_id, "now": now},
-        )
+def _give_up(conn: sa.Connection, rows: Sequence[sa.Row[Any]], now: datetime) -> None:
+    unreachable = [row.id for row in rows if row.blocked and row.unreachable]
+    opted_out = [row.id for row in rows if row.blocked and not row.unreachable]
+    for ids, error in ((unreachable, UNREACHABLE_ERROR), (opted_out, OPTED_OUT_ERROR)):
+        if ids:
+            conn.execute(_give_up_blocked, {"ids": ids, "error": error, "now": now})
 
 
-def mark_failed(
-    engine: sa.Engine, message_id: int, error: str, now: datetime, retry_at: datetime | None
-) -> None:
-    """The send failed: give up (`retry_at` None) or try again from `retry_at`."""
-    with engine.begin() as conn:
-        conn.execute(
-            _mark_failed,
-            {
-                "message_id": message_id,
-                "status": "failed" if retry_at is None else "pending",
-                "error": error,
-                "retry_at": retry_at,
-                "now": now,
-            },
-        )
+def begin(
+    engine: sa.Engine, message: OutboxMessage, now: datetime, lease: timedelta = SEND_LEASE
+) -> bool:
+    """Record that the send starts now, before anything goes to the provider: "sending", one
+    more attempt, held until `now + lease`. False (and nothing changes) when the claim no
+    longer holds the row (its lease ran out): then it must not be sent."""
+    params = {"lease_until": now + lease, "now": now}
+    return _update(engine, _begin, message, params)
 
 
-def release(engine: sa.Engine, message_id: int, not_before: datetime, now: datetime) -> bool:
-    """Hand a claimed row back unsent: pending from `not_before`, its claim not counted as an
-    attempt. Only a "sending" row changes; whether one did."""
+def release(engine: sa.Engine, message: OutboxMessage, not_before: datetime, now: datetime) -> bool:
+    """Hand a claimed row back unsent: pending from `not_before`, no attempt counted. Only a
+    row still claimed by this claim (not begun) changes; whether it did."""
+    return _update(engine, _release, message, {"not_before": not_before, "now": now})
+
+
+def mark_sent(
+    engine: sa.Engine, message: OutboxMessage, provider_message_id: str, now: datetime
+) -> bool:
+    """The provider accepted the message."""
+    return _settle_as(engine, message, "sent", now, provider_message_id=provider_message_id)
+
+
+def retry(
+    engine: sa.Engine, message: OutboxMessage, error: str, now: datetime, at: datetime
+) -> bool:
+    """The provider certainly did not take it: pending again from `at`."""
+    return _settle_as(engine, message, "pending", now, error=error, retry_at=at)
+
+
+def mark_failed(engine: sa.Engine, message: OutboxMessage, error: str, now: datetime) -> bool:
+    """It must not or cannot go: final, never retried."""
+    return _settle_as(engine, message, "failed", now, error=error)
+
+
+def mark_unknown(engine: sa.Engine, message: OutboxMessage, error: str, now: datetime) -> bool:
+    """It may have gone and nothing confirms it: final, never resent, listed for staff."""
+    return _settle_as(engine, message, "unknown", now, error=error)
+
+
+def count_unknown(engine: sa.Engine, channel: str) -> int:
+    """Rows of `channel` whose fate is unknown (see the module docstring)."""
+    with engine.connect() as conn:
+        return int(conn.execute(_count_unknown, {"channel": channel}).scalar_one())
+
+
+def _settle_as(
+    engine: sa.Engine,
+    message: OutboxMessage,
+    status: str,
+    now: datetime,
+    *,
+    error: str | None = None,
+    provider_message_id: str | None = None,
+    retry_at: datetime | None = None,
+) -> bool:
+    """Record a send's outcome; only the claim that began it can, and only once."""
+    params = {
+        "status": status,
+        "error": error,
+        "provider_message_id": provider_message_id,
+        "retry_at": retry_at,
+        "now": now,
+    }
+    return _update(engine, _settle, message, params)
+
+
+def _update(
+    engine: sa.Engine, statement: sa.Update, message: OutboxMessage, params: dict[str, Any]
+) -> bool:
     with engine.begin() as conn:
         result = conn.execute(
-            _release, {"message_id": message_id, "not_before": not_before, "now": now}
+            statement, {"message_id": message.id, "token": message.lease_token, **params}
         )
     return result.rowcount == 1
 
 
-def _message(row: sa.Row[Any], keys: Keys) -> OutboxMessage:
+def _message(row: sa.Row[Any], keys: Keys, token: str) -> OutboxMessage:
     return OutboxMessage(
         id=row.id,
         channel=row.channel,
@@ -247,4 +407,6 @@ def _message(row: sa.Row[Any], keys: Keys) -> OutboxMessage:
         text=row.text,
         buttons=load_buttons(row.buttons),
         attempts=row.attempts + 1,
+        lease_token=token,
+        created_at=row.created_at,
     )

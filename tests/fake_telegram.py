@@ -9,13 +9,28 @@ as a Telegram under load does). `getUpdates` long-polls a queue of updates
 the test pushes, and treats `offset` as Telegram does: updates below it are confirmed and never
 served again. The webhook set with setWebhook is remembered for getWebhookInfo, whose
 `pending_update_count` is the queue's length and whose last error a test can set.
+
+Provider faults (`inject` for the next sendMessage requests, `fault_mix` for a seeded mix of
+all that follow) come in two sorts, told apart by whether the fake read the request:
+- it did not act on the request: a 429 with `retry_after`, a JSON 500, a gateway's HTML 502,
+  or a reset of the connection before reading it (decided on a peek at the request line, so
+  the request stays unread and the close is a TCP reset);
+- it acted on it (as `deliveries` records) and the client cannot know: the answer held back
+  beyond the client's read timeout (`delay`), or the connection closed without an answer
+  (`drop`).
+`injected` lists every fault with the request it met (None for a reset: never read).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import random
+import socket
+import struct
 import threading
+import time
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,10 +61,36 @@ JSON_VALUED = frozenset(
 must stay a string even when it reads "1"."""
 
 
+FAULT_KINDS = ("429", "500", "502", "reset", "delay", "drop")
+UNANSWERED = frozenset({"delay", "drop"})
+"""Faults after which the fake holds the request (delivered) and the client cannot know."""
+BAD_GATEWAY_PAGE = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+
+
 @dataclass(frozen=True)
 class Call:
     method: str
     params: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class FaultMix:
+    """Each sendMessage request meets fault `kind` with probability `rates[kind]`, drawn in
+    arrival order from `random.Random(seed)`; `retry_after` (whole seconds) is what a 429
+    says, `delay` how long a delayed answer is held."""
+
+    rates: Mapping[str, float]
+    seed: int = 7
+    retry_after: int = 1
+    delay: float = 1.0
+
+    def draw(self, rng: random.Random) -> str | None:
+        roll, edge = rng.random(), 0.0
+        for kind in FAULT_KINDS:
+            edge += self.rates.get(kind, 0.0)
+            if roll < edge:
+                return kind
+        return None
 
 
 @dataclass
@@ -70,6 +111,11 @@ class _State:
     webhook: dict[str, Any] = field(default_factory=dict)
     webhook_error: tuple[int, str] | None = None
     closed: bool = False
+    mix: FaultMix | None = None
+    rng: random.Random = field(default_factory=random.Random)
+    forced: list[str] = field(default_factory=list)
+    injected: list[tuple[str, Call | None]] = field(default_factory=list)
+    deliveries: list[Call] = field(default_factory=list)
 
 
 class FakeTelegram:
@@ -155,6 +201,16 @@ class FakeTelegram:
         with self._changed:
             self._state.stalls[(method, chat_id)] = (seconds, times)
 
+    def inject(self, *kinds: str) -> None:
+        """The next sendMessage requests meet these faults (of `FAULT_KINDS`), in order."""
+        with self._changed:
+            self._state.forced.extend(kinds)
+
+    def fault_mix(self, mix: FaultMix) -> None:
+        """From now on, sendMessage requests meet faults drawn from `mix`."""
+        with self._changed:
+            self._state.mix, self._state.rng = mix, random.Random(mix.seed)
+
     def webhook_failed(self, message: str, at: int = 1_790_000_000) -> None:
         """Telegram's last attempt to call the webhook failed (as getWebhookInfo reports)."""
         with self._changed:
@@ -184,6 +240,21 @@ class FakeTelegram:
             if chat_id is None or call.params.get("chat_id") == chat_id
         ]
 
+    @property
+    def deliveries(self) -> list[Call]:
+        """sendMessage requests the fake acted on (a real Telegram would deliver them), in the
+        order they arrived: answered, or read and then left without an answer."""
+        with self._changed:
+            return list(self._state.deliveries)
+
+    @property
+    def injected(self) -> list[tuple[str, Call | None]]:
+        with self._changed:
+            return list(self._state.injected)
+
+    def injected_counts(self) -> Counter[str]:
+        return Counter(kind for kind, _ in self.injected)
+
     def wait_for(self, method: str, count: int, timeout: float = 10.0) -> list[Call]:
         """Block until `count` calls to `method` arrived (or the timeout passed)."""
         with self._changed:
@@ -194,12 +265,33 @@ class FakeTelegram:
 
     # The server side.
 
-    def _answer(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
-        """(status, body), or None to hang up."""
-        chat_id = params.get("chat_id")
+    def _fault_for(self, request_line: bytes) -> str | None:
+        """The fault the request beginning with `request_line` meets, if any."""
+        if b"/sendMessage" not in request_line.split(b"\r\n", 1)[0]:
+            return None
         with self._changed:
-            self._state.calls.append(Call(method, params))
+            state = self._state
+            fault = state.forced.pop(0) if state.forced else None
+            if fault is None and state.mix is not None:
+                fault = state.mix.draw(state.rng)
+            if fault == "reset":
+                state.injected.append((fault, None))
+            return fault
+
+    def _answer(
+        self, method: str, params: dict[str, Any], fault: str | None = None
+    ) -> tuple[int, dict[str, Any] | str] | None:
+        """(status, body: JSON, or an HTML page), or None to hang up."""
+        chat_id = params.get("chat_id")
+        call = Call(method, params)
+        with self._changed:
+            self._state.calls.append(call)
             self._changed.notify_all()
+            if fault is not None:
+                self._state.injected.append((fault, call))
+                if fault in UNANSWERED:
+                    self._state.deliveries.append(call)
+                return self._faulty_answer(fault, method, params)
             for key in ((method, chat_id), (method, None)):
                 seconds, times = self._state.stalls.get(key, (0.0, 0))
                 if times > 0:
@@ -209,23 +301,48 @@ class FakeTelegram:
             for key in ((method, chat_id), (method, None)):
                 if self._state.hang_up.get(key, 0) > 0:
                     self._state.hang_up[key] -= 1
+                    if method == "sendMessage":
+                        self._state.deliveries.append(call)
                     return None
             for key in ((method, chat_id), (method, None)):
-                fault = self._state.faults.get(key)
-                if fault is not None and fault.times > 0:
-                    fault.times -= 1
+                refusal = self._state.faults.get(key)
+                if refusal is not None and refusal.times > 0:
+                    refusal.times -= 1
                     body: dict[str, Any] = {
                         "ok": False,
-                        "error_code": fault.status,
-                        "description": fault.description,
+                        "error_code": refusal.status,
+                        "description": refusal.description,
                     }
-                    if fault.retry_after is not None:
-                        body["parameters"] = {"retry_after": fault.retry_after}
-                    return fault.status, body
+                    if refusal.retry_after is not None:
+                        body["parameters"] = {"retry_after": refusal.retry_after}
+                    return refusal.status, body
             if method in ("setWebhook", "deleteWebhook", "getWebhookInfo"):
                 return 200, {"ok": True, "result": self._webhook(method, params)}
+            if method == "sendMessage":
+                self._state.deliveries.append(call)
         if method == "getUpdates":
             return 200, {"ok": True, "result": self._updates(params)}
+        return 200, {"ok": True, "result": self._result(method, params)}
+
+    def _faulty_answer(
+        self, fault: str, method: str, params: Mapping[str, Any]
+    ) -> tuple[int, dict[str, Any] | str] | None:
+        """Called with the lock held, for a request the fake read."""
+        mix = self._state.mix or FaultMix({})
+        if fault == "429":
+            return 429, {
+                "ok": False,
+                "error_code": 429,
+                "description": f"Too Many Requests: retry after {mix.retry_after}",
+                "parameters": {"retry_after": mix.retry_after},
+            }
+        if fault == "500":
+            return 500, {"ok": False, "error_code": 500, "description": "Internal Server Error"}
+        if fault == "502":
+            return 502, BAD_GATEWAY_PAGE
+        if fault == "drop":
+            return None
+        self._changed.wait_for(lambda: self._state.closed, timeout=mix.delay)  # "delay"
         return 200, {"ok": True, "result": self._result(method, params)}
 
     def _result(self, method: str, params: Mapping[str, Any]) -> Any:
@@ -293,6 +410,35 @@ class FakeTelegram:
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True  # headers and body go in two writes
 
+            fault: str | None = None
+
+            def handle_one_request(self) -> None:
+                self.fault = fake._fault_for(self._peek())
+                if self.fault == "reset":
+                    self._reset()
+                    return
+                super().handle_one_request()
+
+            def _peek(self) -> bytes:
+                """The start of the next request, left unread (b"" once the client closed)."""
+                data = b""
+                for _ in range(100):
+                    try:
+                        data = self.connection.recv(4096, socket.MSG_PEEK)
+                    except OSError:
+                        return b""
+                    if not data or b"\r\n" in data:
+                        break
+                    time.sleep(0.001)
+                return data
+
+            def _reset(self) -> None:
+                """Close without reading the request: a TCP reset, with the data unread."""
+                linger = struct.pack("ii", 1, 0)
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                self.connection.close()  # the socket goes once rfile is closed, in finish()
+                self.close_connection = True
+
             def do_POST(self) -> None:
                 self._serve()
 
@@ -311,18 +457,21 @@ class FakeTelegram:
                     self._reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
                     return
                 answer = fake._answer(
-                    path[len(prefix) :], _decode(raw, self.headers.get("Content-Type", ""))
+                    path[len(prefix) :],
+                    _decode(raw, self.headers.get("Content-Type", "")),
+                    self.fault,
                 )
                 if answer is None:
                     self.close_connection = True
                     return
                 self._reply(*answer)
 
-            def _reply(self, status: int, body: Mapping[str, Any]) -> None:
-                payload = json.dumps(body).encode()
+            def _reply(self, status: int, body: Mapping[str, Any] | str) -> None:
+                html = isinstance(body, str)
+                payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", "text/html" if html else "application/json")
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)

@@ -1,5 +1,7 @@
-"""The outbox hands each due message to exactly one worker, retries only what the worker
-says failed, never re-sends what may have gone, and never sends to someone who opted out."""
+"""The outbox hands each due message to exactly one worker, one respondent's in order, retries
+only what the worker says certainly did not go, never re-sends what may have gone (a send begun
+and not settled becomes "unknown" once its lease runs out), takes back a claim whose worker
+died before it began, and never sends to someone who opted out."""
 
 from __future__ import annotations
 
@@ -65,56 +67,113 @@ def test_a_queued_message_is_claimed_once_and_marked_sent(engine: sa.Engine) -> 
     respondent = add_respondent(engine, "telegram:2001")
     message_id = queue(engine, respondent, "Hello")
     assert outbox.claim(engine, "sms", 10, NOW) == []  # another channel's worker
-    claimed = outbox.claim(engine, "telegram", 10, NOW)
-    assert claimed == [
-        outbox.OutboxMessage(
-            id=message_id,
-            channel="telegram",
-            urn="telegram:2001",
-            text="Hello",
-            buttons=(Button("1 Yes", "consent:1"),),
-            attempts=1,
-        )
-    ]
+    [claimed] = outbox.claim(engine, "telegram", 10, NOW)
+    assert (claimed.id, claimed.channel, claimed.urn, claimed.text) == (
+        message_id,
+        "telegram",
+        "telegram:2001",
+        "Hello",
+    )
+    assert (claimed.buttons, claimed.attempts) == ((Button("1 Yes", "consent:1"),), 1)
+    assert status_of(engine, message_id) == ("claimed", 0, None, None)
     assert outbox.claim(engine, "telegram", 10, NOW) == []
-    outbox.mark_sent(engine, message_id, "tg-77", NOW)
+    assert outbox.mark_sent(engine, claimed, "tg-77", NOW) is False  # not begun: nothing went
+    assert outbox.begin(engine, claimed, NOW) is True
+    assert outbox.begin(engine, claimed, NOW) is False  # once
+    assert status_of(engine, message_id) == ("sending", 1, None, None)
+    assert outbox.mark_sent(engine, claimed, "tg-77", NOW) is True
     assert status_of(engine, message_id) == ("sent", 1, "tg-77", None)
 
 
 def test_claims_come_oldest_first_up_to_the_limit(engine: sa.Engine) -> None:
-    respondent = add_respondent(engine, "telegram:2002")
-    ids = [queue(engine, respondent, f"message {n}") for n in range(5)]
+    people = [add_respondent(engine, f"telegram:20{n}2") for n in range(5)]
+    ids = [queue(engine, respondent, f"message {n}") for n, respondent in enumerate(people)]
     assert [m.id for m in outbox.claim(engine, "telegram", 2, NOW)] == ids[:2]
     assert [m.id for m in outbox.claim(engine, "telegram", 10, NOW)] == ids[2:]
+
+
+def test_one_respondents_messages_go_one_at_a_time_in_order(engine: sa.Engine) -> None:
+    respondent = add_respondent(engine, "telegram:2012")
+    first, second = queue(engine, respondent, "first"), queue(engine, respondent, "second")
+    [claimed] = outbox.claim(engine, "telegram", 10, NOW)
+    assert claimed.id == first
+    assert outbox.claim(engine, "telegram", 10, NOW) == []  # behind the claimed one
+    outbox.begin(engine, claimed, NOW)
+    outbox.retry(engine, claimed, "500: Internal Server Error", NOW, LATER)
+    assert outbox.claim(engine, "telegram", 10, NOW) == []  # behind one waiting for its retry
+    [again] = outbox.claim(engine, "telegram", 10, LATER)
+    assert again.id == first
+    outbox.begin(engine, again, LATER)
+    outbox.mark_unknown(engine, again, "no answer", LATER)  # settled, if not known
+    assert [m.id for m in outbox.claim(engine, "telegram", 10, LATER)] == [second]
 
 
 def test_a_failure_with_a_retry_time_is_claimed_again_only_from_then(engine: sa.Engine) -> None:
     respondent = add_respondent(engine, "telegram:2003")
     message_id = queue(engine, respondent, "Hello")
-    outbox.claim(engine, "telegram", 10, NOW)
-    outbox.mark_failed(engine, message_id, "429 retry_after 300", NOW, retry_at=LATER)
+    [claimed] = outbox.claim(engine, "telegram", 10, NOW)
+    outbox.begin(engine, claimed, NOW)
+    assert outbox.retry(engine, claimed, "429 retry_after 300", NOW, LATER) is True
     assert status_of(engine, message_id) == ("pending", 1, None, "429 retry_after 300")
     assert outbox.claim(engine, "telegram", 10, LATER - timedelta(seconds=1)) == []
     [again] = outbox.claim(engine, "telegram", 10, LATER)
     assert (again.id, again.attempts) == (message_id, 2)
+    assert outbox.mark_sent(engine, claimed, "stale", LATER) is False  # the old claim is spent
 
 
 def test_a_failure_without_a_retry_time_is_final(engine: sa.Engine) -> None:
     respondent = add_respondent(engine, "telegram:2004")
     message_id = queue(engine, respondent, "Hello")
-    outbox.claim(engine, "telegram", 10, NOW)
-    outbox.mark_failed(engine, message_id, "400 chat not found", NOW, retry_at=None)
+    [claimed] = outbox.claim(engine, "telegram", 10, NOW)
+    outbox.begin(engine, claimed, NOW)
+    outbox.mark_failed(engine, claimed, "400 chat not found", NOW)
     assert outbox.claim(engine, "telegram", 10, LATER) == []
-    outbox.mark_sent(engine, message_id, "late", LATER)  # a final status never goes back
+    assert outbox.mark_sent(engine, claimed, "late", LATER) is False  # final stays final
     assert status_of(engine, message_id) == ("failed", 1, None, "400 chat not found")
 
 
-def test_a_message_left_sending_is_never_sent_again_automatically(engine: sa.Engine) -> None:
+def test_a_claim_whose_worker_died_before_sending_is_claimed_again_after_its_lease(
+    engine: sa.Engine,
+) -> None:
     respondent = add_respondent(engine, "telegram:2005")
     message_id = queue(engine, respondent, "Hello")
-    outbox.claim(engine, "telegram", 10, NOW)  # the worker dies before recording the send
-    assert outbox.claim(engine, "telegram", 10, NOW + timedelta(days=1)) == []
-    assert status_of(engine, message_id)[0] == "sending"
+    lease = timedelta(seconds=30)
+    [dead] = outbox.claim(engine, "telegram", 10, NOW, lease)  # and its worker dies
+    assert outbox.claim(engine, "telegram", 10, NOW + lease - timedelta(seconds=1)) == []
+    [taken] = outbox.claim(engine, "telegram", 10, NOW + lease)
+    assert (taken.id, taken.attempts) == (message_id, 1)  # nothing was sent: no attempt
+    assert taken.lease_token != dead.lease_token
+    late = NOW + lease
+    assert outbox.begin(engine, dead, late) is False  # the old claim can no longer send
+    assert outbox.release(engine, dead, late, late) is False
+    assert outbox.begin(engine, taken, late) is True
+    assert outbox.mark_sent(engine, taken, "tg-1", late) is True
+
+
+def test_a_claim_cannot_begin_once_its_lease_ran_out(engine: sa.Engine) -> None:
+    respondent = add_respondent(engine, "telegram:2013")
+    message_id = queue(engine, respondent, "Hello")
+    [claimed] = outbox.claim(engine, "telegram", 10, NOW, timedelta(seconds=5))
+    assert outbox.begin(engine, claimed, NOW + timedelta(seconds=5)) is False
+    assert status_of(engine, message_id) == ("claimed", 0, None, None)
+
+
+def test_a_send_whose_worker_died_becomes_unknown_never_resent(engine: sa.Engine) -> None:
+    respondent = add_respondent(engine, "telegram:2014")
+    message_id = queue(engine, respondent, "Hello")
+    later_one = queue(engine, respondent, "the next question")
+    [claimed] = outbox.claim(engine, "telegram", 10, NOW)
+    outbox.begin(engine, claimed, NOW, lease=timedelta(minutes=2))  # and its worker dies
+    assert outbox.claim(engine, "telegram", 10, NOW + timedelta(minutes=1)) == []
+    assert outbox.count_unknown(engine, "telegram") == 0
+    [after] = outbox.claim(engine, "telegram", 10, NOW + timedelta(minutes=2))
+    assert after.id == later_one  # the lost one is settled as unknown, and the next goes
+    status, attempts, _, error = status_of(engine, message_id)
+    assert (status, attempts) == ("unknown", 1)
+    assert error == outbox.LEASE_LOST_ERROR
+    assert outbox.count_unknown(engine, "telegram") == 1
+    assert outbox.count_unknown(engine, "sms") == 0
+    assert outbox.mark_sent(engine, claimed, "too late", NOW + timedelta(minutes=3)) is False
 
 
 def test_nothing_goes_to_someone_opted_out_or_unreachable(engine: sa.Engine) -> None:
@@ -133,12 +192,25 @@ def test_nothing_goes_to_someone_opted_out_or_unreachable(engine: sa.Engine) -> 
 
 
 def test_a_turn_claims_its_own_replies_and_nothing_else(engine: sa.Engine) -> None:
+    other = add_respondent(engine, "telegram:2015")
+    elsewhere = queue(engine, other, "someone else's")
     respondent = add_respondent(engine, "telegram:2010")
-    older, own = queue(engine, respondent, "older"), queue(engine, respondent, "own")
-    assert [m.id for m in outbox.claim_ids(engine, "telegram", [own], NOW)] == [own]
-    assert outbox.claim_ids(engine, "telegram", [own], NOW) == []  # already claimed
+    own = [queue(engine, respondent, "own"), queue(engine, respondent, "own too")]
+    assert [m.id for m in outbox.claim_ids(engine, "telegram", own, NOW)] == own  # together
+    assert outbox.claim_ids(engine, "telegram", own, NOW) == []  # already claimed
     assert outbox.claim_ids(engine, "telegram", [], NOW) == []
-    assert [m.id for m in outbox.claim(engine, "telegram", 10, NOW)] == [older]
+    assert [m.id for m in outbox.claim(engine, "telegram", 10, NOW)] == [elsewhere]
+
+
+def test_a_turns_own_reply_waits_behind_an_older_one_to_the_same_chat(engine: sa.Engine) -> None:
+    respondent = add_respondent(engine, "telegram:2016")
+    older, own = queue(engine, respondent, "older"), queue(engine, respondent, "own")
+    assert outbox.claim_ids(engine, "telegram", [own], NOW) == []  # left to the worker
+    [first] = outbox.claim(engine, "telegram", 10, NOW)
+    assert first.id == older
+    outbox.begin(engine, first, NOW)
+    outbox.mark_sent(engine, first, "tg-1", NOW)
+    assert [m.id for m in outbox.claim_ids(engine, "telegram", [own], NOW)] == [own]
 
 
 def test_the_reply_to_stop_is_sent_but_nothing_queued_before_it_or_by_staff(
@@ -159,20 +231,33 @@ def test_the_reply_to_stop_is_sent_but_nothing_queued_before_it_or_by_staff(
 
 
 def test_workers_claiming_at_once_never_get_the_same_message(engine: sa.Engine) -> None:
-    respondent = add_respondent(engine, "telegram:2009")
-    ids = {queue(engine, respondent, f"message {n}") for n in range(120)}
+    people = [add_respondent(engine, f"telegram:29{n:02}") for n in range(30)]
+    queued = {
+        n: [queue(engine, person, f"message {m}") for m in range(4)]
+        for n, person in enumerate(people)
+    }
+    by_person = {message_id: n for n, ids in queued.items() for message_id in ids}
     barrier = threading.Barrier(4)
-    claimed: list[list[int]] = [[], [], [], []]
+    lock = threading.Lock()
+    claims: list[int] = []
 
-    def worker(index: int) -> None:
+    def worker() -> None:
         barrier.wait()
-        while batch := outbox.claim(engine, "telegram", 3, NOW):
-            claimed[index].extend(message.id for message in batch)
+        while True:
+            with lock:
+                if len(claims) == len(by_person):
+                    return
+            for message in outbox.claim(engine, "telegram", 3, NOW):
+                with lock:  # before the send is settled, so before the next one's claim
+                    claims.append(message.id)
+                outbox.begin(engine, message, NOW)
+                outbox.mark_sent(engine, message, f"tg-{message.id}", NOW)
 
-    threads = [threading.Thread(target=worker, args=(index,)) for index in range(4)]
+    threads = [threading.Thread(target=worker) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
-    every_claim = [message_id for batch in claimed for message_id in batch]
-    assert sorted(every_claim) == sorted(ids)  # each message exactly once
+        thread.join(timeout=60)
+    assert sorted(claims) == sorted(by_person)  # each message exactly once
+    for n, ids in queued.items():  # and each respondent's in order
+        assert [message_id for message_id in claims if by_person[message_id] == n] == ids

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from bot.messages import Button, Outbound
-from channels.telegram_bot import BotThread, BotUnavailable
+from channels.telegram_bot import BotThread, BotUnavailable, Timeouts
 from channels.telegram_send import Delivery, answer_tap, keyboard, send_now
 from dibot.config import TelegramConfig
 from tests.fake_telegram import FakeTelegram, keyboard_labels, keyboard_payloads
@@ -149,3 +149,58 @@ def test_giving_up_once_the_send_had_begun_is_unknown_never_retried(
     delivery = send_now(bot, CHAT, QUESTION, timeout=0.3)
     assert delivery.verdict == "unknown"
     assert len(fake.sent(CHAT)) == 2
+
+
+@pytest.fixture
+def impatient_bot(fake: FakeTelegram) -> Iterator[BotThread]:
+    """A Bot that waits 0.3 s for an answer, less than the fake holds a delayed one."""
+    timeouts = Timeouts(connect=1.0, read=0.3, write=1.0, pool=1.0, margin=1.0)
+    thread = BotThread(TelegramConfig(bot_token=fake.token, api_base_url=fake.base_url), timeouts)
+    yield thread
+    thread.close()
+
+
+@pytest.mark.parametrize(
+    ("fault", "verdict", "received"),
+    [
+        pytest.param("429", "retry", True, id="429-retry-after"),
+        pytest.param("500", "retry", True, id="500-json"),
+        pytest.param("502", "retry", True, id="502-html-page"),
+        pytest.param("reset", "retry", False, id="reset-before-reading"),
+        pytest.param("delay", "unknown", True, id="answer-too-late"),
+        pytest.param("drop", "unknown", True, id="closed-after-reading"),
+    ],
+)
+def test_each_provider_fault_is_judged_by_whether_telegram_can_have_it(
+    fake: FakeTelegram, impatient_bot: BotThread, fault: str, verdict: str, received: bool
+) -> None:
+    deliver(impatient_bot, Outbound("warm the connection"))  # faults meet a kept-alive one
+    fake.inject(fault)
+    delivery = deliver(impatient_bot, QUESTION)
+    assert delivery.verdict == verdict, delivery.error
+    assert len(fake.sent(CHAT)) == 1 + received  # a reset request was never read
+    assert fake.injected_counts() == {fault: 1}
+    if fault == "429":
+        assert delivery.retry_after == timedelta(seconds=1)
+    assert deliver(impatient_bot, Outbound("and after it")).verdict == "sent"
+
+
+def test_a_reset_on_a_new_connection_is_retried_too(
+    fake: FakeTelegram, impatient_bot: BotThread
+) -> None:
+    fake.inject("reset")
+    assert deliver(impatient_bot, QUESTION).verdict == "retry"
+    assert fake.sent() == []
+
+
+def test_a_gateway_timeout_is_unknown_never_retried(fake: FakeTelegram, bot: BotThread) -> None:
+    fake.refuse("sendMessage", CHAT, status=504, description="Gateway Timeout", times=1)
+    assert deliver(bot, QUESTION).verdict == "unknown"  # the gateway had passed it on
+
+
+def test_too_many_requests_without_retry_after_is_retried(
+    fake: FakeTelegram, bot: BotThread
+) -> None:
+    fake.refuse("sendMessage", CHAT, status=429, description="Too Many Requests", times=1)
+    delivery = deliver(bot, QUESTION)
+    assert (delivery.verdict, delivery.retry_after) == ("retry", None)

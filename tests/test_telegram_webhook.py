@@ -276,7 +276,7 @@ def test_no_answer_from_telegram_is_never_resent(
     fake.hang_up_on("sendMessage", CHAT)
     assert post(client, text_update(CHAT, "/start")) == 200
     [row] = outbox_rows(engine)
-    assert row["status"] == "failed"
+    assert row["status"] == "unknown"
     assert "not resent" in row["error"]
     later = FakeClock(datetime.now(UTC) + timedelta(hours=1))
     run_worker(config, handler, engine=engine, clock=later, until_empty=True)
@@ -294,7 +294,7 @@ def test_a_slow_send_is_given_up_within_the_request_and_never_resent(
     fake.stall("sendMessage", SLOW, CHAT)
     assert post(client, text_update(CHAT, "/start")) == 200
     [row] = [row for row in outbox_rows(engine) if row["urn"] == URN]
-    assert row["status"] == "failed"
+    assert row["status"] == "unknown"
     assert "not resent" in row["error"]  # it reached Telegram: it may have been delivered
     later = FakeClock(datetime.now(UTC) + timedelta(hours=1))
     run_worker(config, handler, engine=engine, clock=later, until_empty=True)

@@ -9,18 +9,21 @@ from __future__ import annotations
 import signal
 import threading
 from datetime import UTC, datetime, timedelta
+from random import Random
 
 import pytest
 import sqlalchemy as sa
 
-from bot.messages import Inbound
-from channels.telegram import run_worker
+from bot.messages import Inbound, Outbound
+from channels.telegram import TelegramChannel, run_worker
+from channels.telegram_outbox import RetryPolicy
+from channels.telegram_parse import parse_update_json
 from dibot.config import Config
 from dibot.turns import TurnHandler
 from flows.model import Flow
 from storage import outbox
-from tests.fake_telegram import FakeTelegram
-from tests.telegram_support import FakeClock, outbox_rows, telegram_config
+from tests.fake_telegram import FakeTelegram, text_update
+from tests.telegram_support import FakeClock, first_replies, outbox_rows, telegram_config
 
 CHAT = 940001
 OTHER_CHAT = 940002
@@ -126,15 +129,17 @@ def test_a_released_row_goes_back_to_pending_uncounted_and_waits(
     [row] = outbox.claim(engine, "telegram", 10, START)
     later = START + timedelta(seconds=3)
 
-    assert outbox.release(engine, row.id, later, START) is True
-    assert outbox.release(engine, row.id, later, START) is False  # only a claimed row
+    assert outbox.release(engine, row, later, START) is True
+    assert outbox.release(engine, row, later, START) is False  # only a claimed row
     [stored] = outbox_rows(engine)
     assert (stored["status"], stored["attempts"]) == ("pending", 0)
     assert outbox.claim(engine, "telegram", 10, later - timedelta(microseconds=1)) == []
     [again] = outbox.claim(engine, "telegram", 10, later)
     assert again.attempts == 1
-    outbox.mark_sent(engine, again.id, "tg-1", later)
-    assert outbox.release(engine, again.id, later, later) is False  # never a sent row
+    outbox.begin(engine, again, later)
+    assert outbox.release(engine, again, later, later) is False  # never a row being sent
+    outbox.mark_sent(engine, again, "tg-1", later)
+    assert outbox.release(engine, again, later, later) is False  # nor a sent one
     assert outbox_rows(engine)[0]["status"] == "sent"
 
 
@@ -158,3 +163,101 @@ def test_a_row_that_must_not_go_says_why(
 
     assert fake.sent() == []
     assert [(row["status"], row["error"]) for row in outbox_rows(engine)] == [("failed", why)]
+
+
+def retry_later(engine: sa.Engine, clock: FakeClock) -> None:
+    """The oldest row meets a 500 and waits a minute for its retry."""
+    [row] = outbox.claim(engine, "telegram", 1, clock.at)
+    outbox.begin(engine, row, clock.at)
+    outbox.retry(
+        engine, row, "500: Internal Server Error", clock.at, clock.at + timedelta(minutes=1)
+    )
+
+
+def test_a_webhook_reply_never_overtakes_an_earlier_one_waiting_for_a_retry(
+    fake: FakeTelegram,
+    config: Config,
+    handler: TurnHandler,
+    engine: sa.Engine,
+    clock: FakeClock,
+    flow: Flow,
+) -> None:
+    queue_turns(handler, CHAT, "/start")
+    retry_later(engine, clock)
+    channel = TelegramChannel(config, lambda: handler, lambda: engine, clock)
+    try:
+        parsed = parse_update_json(text_update(CHAT, "1"))
+        assert parsed is not None
+        channel.follow_up(parsed, channel.take(parsed))
+    finally:
+        channel.close()
+    assert fake.sent() == []  # the turn's reply waits behind the earlier one
+    clock.at += timedelta(minutes=1)
+    run_worker(config, handler, engine=engine, clock=clock, until_empty=True)
+    first, second = outbox_rows(engine)
+    assert [call.params["text"] for call in fake.sent(CHAT)] == [
+        first_replies(flow, Inbound("/start"))[0].text,
+        first_replies(flow, Inbound("/start"), Inbound("1"))[0].text,
+    ]
+    assert [(first["status"], first["attempts"]), (second["status"], second["attempts"])] == [
+        ("sent", 2),
+        ("sent", 1),
+    ]
+
+
+def test_a_webhook_stops_at_its_first_reply_that_did_not_go_and_leaves_the_rest_in_order(
+    fake: FakeTelegram, config: Config, handler: TurnHandler, engine: sa.Engine, clock: FakeClock
+) -> None:
+    queue_turns(handler, CHAT, "/start")
+    [row] = outbox_rows(engine)
+    with engine.begin() as conn:
+        respondent = conn.execute(
+            sa.text("SELECT respondent_id FROM outbox WHERE id = :id"), {"id": row["id"]}
+        ).scalar_one()
+        later = outbox.queue(
+            conn,
+            channel="telegram",
+            respondent_id=respondent,
+            message=Outbound("and then this"),
+            now=clock.at,
+        )
+    fake.inject("502")
+    channel = TelegramChannel(config, lambda: handler, lambda: engine, clock)
+    try:
+        parsed = parse_update_json(text_update(CHAT, "hello"))
+        assert parsed is not None
+        channel.follow_up(parsed, (row["id"], later))
+    finally:
+        channel.close()
+    assert len(fake.sent(CHAT)) == 1  # the 502; the second was not tried after it
+    assert [r["status"] for r in outbox_rows(engine)] == ["pending", "pending"]
+    clock.at += timedelta(minutes=1)
+    run_worker(config, handler, engine=engine, clock=clock, until_empty=True)
+    texts = [call.params["text"] for call in fake.sent(CHAT)]
+    assert texts[1:] == [texts[0], "and then this"]
+    assert [r["status"] for r in outbox_rows(engine)] == ["sent", "sent"]
+
+
+def test_back_off_doubles_with_jitter_up_to_a_cap_and_never_before_retry_after() -> None:
+    policy = RetryPolicy(
+        first_backoff=timedelta(seconds=2), max_backoff=timedelta(seconds=60), rng=Random(1)
+    )
+    for attempts, ceiling in ((1, 2), (2, 4), (3, 8), (6, 60), (40, 60)):
+        delays = {policy.delay(attempts) for _ in range(50)}
+        assert all(
+            timedelta(seconds=ceiling / 2) <= d <= timedelta(seconds=ceiling) for d in delays
+        )
+        assert len(delays) > 1  # spread out, so retries from many chats do not come together
+    assert policy.delay(1, retry_after=timedelta(seconds=30)) == timedelta(seconds=30)
+
+
+def test_a_reply_that_could_not_go_for_a_day_is_given_up(
+    fake: FakeTelegram, config: Config, handler: TurnHandler, engine: sa.Engine, clock: FakeClock
+) -> None:
+    queue_turns(handler, CHAT, "/start")
+    clock.at += timedelta(hours=24)
+    fake.inject("500")
+    run_worker(config, handler, engine=engine, clock=clock, until_empty=True)
+    [row] = outbox_rows(engine)
+    assert row["status"] == "failed"
+    assert row["error"].startswith("gave up after 1 tries: NotDelivered: 500")
