@@ -73,8 +73,9 @@ request may take, so a webhook is not cut off between its commit and its replies
 
 
 def serve(arguments: argparse.Namespace, config: Config) -> int:
-    """The web service under gunicorn's sync workers (right for SQLite's single writer), only
-    on a database at the latest migration: checked here, before any worker starts."""
+    """The web service under gunicorn, one request at a time per worker process (right for
+    SQLite's single writer), each request read whole before a worker runs it (`dibot.serving`),
+    only on a database at the latest migration: checked here, before any worker starts."""
     from dibot.web import create_app
     from storage.migrate import SchemaNotCurrent, require_current_schema
 
@@ -111,14 +112,21 @@ def warn_of_placeholder_council_texts(config: Config) -> None:
 
 
 def gunicorn_server(config: Config, app: Any) -> Any:
-    """A gunicorn application serving `app` as `config.server` says (not yet running)."""
+    """A gunicorn application serving `app` as `config.server` says (not yet running), on
+    `dibot.serving`'s workers: sync workers that are handed only whole requests, recycled
+    after a bounded number of them."""
     from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+
+    from dibot import serving
 
     class Server(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
         def load_config(self) -> None:
             self.cfg.set("bind", f"{config.server.host}:{config.server.port}")
             self.cfg.set("workers", config.server.workers)
-            self.cfg.set("worker_class", "sync")
+            self.cfg.set("worker_class", serving.BufferingWorker)
+            self.cfg.set("worker_connections", serving.MAX_CONNECTIONS)
+            self.cfg.set("max_requests", serving.MAX_REQUESTS)
+            self.cfg.set("max_requests_jitter", serving.MAX_REQUESTS_JITTER)
             self.cfg.set("timeout", WORKER_TIMEOUT_SECONDS)
             self.cfg.set("graceful_timeout", GRACEFUL_TIMEOUT_SECONDS)
             self.cfg.set("proc_name", "dibot")

@@ -255,7 +255,7 @@ def test_serve_lets_a_telegram_webhook_run_to_its_limits() -> None:
     settings = gunicorn_server(Config(), app=None).cfg
     assert settings.timeout > webhook_limit
     assert settings.graceful_timeout >= settings.timeout
-    assert settings.worker_class_str == "sync"
+    assert settings.worker_class_str == "BufferingWorker"  # a sync worker fed whole requests
 
 
 def test_a_database_without_dibots_tables_is_one_line_not_a_traceback(tmp_path: Path) -> None:
