@@ -116,7 +116,7 @@ def _parse(update: Update) -> ParsedUpdate | None:
     if update.callback_query is not None:
         query = update.callback_query
         chat = query.message.chat if query.message is not None else None
-        if query.data is None or chat is None or chat.type != ChatType.PRIVATE:
+        if not isinstance(query.data, str) or chat is None or chat.type != ChatType.PRIVATE:
             return UnusableTap(query.id)
         return TelegramInbound(
             message_id,
@@ -144,8 +144,9 @@ def _from_message(
     if message.chat is None or message.chat.type != ChatType.PRIVATE:
         return None
     has_media = any(message[kind] for kind in MEDIA_KINDS)
-    text = clean_text(message.text if message.text is not None else message.caption or "")
-    if not has_media and message.text is None:
+    written = _text_or_none(message.text)
+    text = clean_text(written if written is not None else _text_or_none(message.caption) or "")
+    if not has_media and written is None:
         return None  # a service message (pinned, shared users…): nothing the respondent said
     return TelegramInbound(
         message_id,
@@ -156,5 +157,11 @@ def _from_message(
 
 
 def language_of(user: User | None) -> str | None:
-    code = user.language_code if user is not None else None
+    code = _text_or_none(user.language_code) if user is not None else None
     return code.split("-", 1)[0].lower() if code else None
+
+
+def _text_or_none(value: object) -> str | None:
+    """A field Telegram sends as a string, or None when it is absent or of another type (a
+    malformed update is read as far as it goes, never a 500 Telegram would retry for ever)."""
+    return value if isinstance(value, str) else None
