@@ -28,14 +28,15 @@ import json
 import random
 import socket
 import struct
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl
+
+from tests.local_server import LocalServer
 
 BOT_ID = 7000000001
 JSON_VALUED = frozenset(
@@ -118,41 +119,20 @@ class _State:
     deliveries: list[Call] = field(default_factory=list)
 
 
-class FakeTelegram:
+class FakeTelegram(LocalServer[_State]):
     """The server, running in a thread until `close()`; use as a context manager."""
 
     def __init__(self, token: str = "123456:TEST-token") -> None:
         self.token = token
         self._state = _State()
-        self._changed = threading.Condition()
         self._message_ids = itertools.count(1)
         self._update_ids = itertools.count(100_000)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
+        super().__init__()
 
     @property
     def base_url(self) -> str:
         """What `telegram.api_base_url` should say: the token is appended to it."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/bot"
-
-    def __enter__(self) -> FakeTelegram:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        with self._changed:
-            self._state.closed = True
-            self._changed.notify_all()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        return f"{self.origin}/bot"
 
     # What a test arranges.
 

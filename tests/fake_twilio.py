@@ -35,18 +35,18 @@ import json
 import re
 import socket
 import struct
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from twilio.request_validator import RequestValidator
 
 from flows.segments import count_segments
+from tests.local_server import LocalServer
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "fake-twilio-auth-token"
@@ -109,41 +109,20 @@ class _State:
     closed: bool = False
 
 
-class FakeTwilio:
+class FakeTwilio(LocalServer[_State]):
     """The server, running in a thread until `close()`; use as a context manager."""
 
     def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self._state = _State()
-        self._changed = threading.Condition()
         self._sids = itertools.count(1)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
+        super().__init__()
 
     @property
     def base_url(self) -> str:
         """What `twilio.api_base_url` should say."""
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def __enter__(self) -> FakeTwilio:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        with self._changed:
-            self._state.closed = True
-            self._changed.notify_all()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        return self.origin
 
     # What a test arranges.
 
