@@ -12,8 +12,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -36,6 +37,7 @@ from tests.fake_twilio import (
     SERVICE_SENDER,
     FakeTwilio,
 )
+from tests.local_server import LocalServer
 
 RESIDENT = "+447700900123"
 OTHER_RESIDENT = "+447700900124"
@@ -466,40 +468,40 @@ def test_the_fake_posts_a_signed_status_callback(twilio: FakeTwilio) -> None:
     assert RequestValidator(AUTH_TOKEN).validate(url, form, signature)
 
 
-class _Receiver:
+@dataclass
+class _Received:
+    requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    closed: bool = False
+
+
+class _Receiver(LocalServer[_Received]):
     """A webhook receiver on 127.0.0.1 that records each POST and answers 204."""
 
     def __init__(self) -> None:
-        self.requests: list[tuple[str, str, dict[str, str]]] = []
-        receiver = self
+        self._state = _Received()
+        super().__init__()
+
+    @property
+    def requests(self) -> list[tuple[str, str, dict[str, str]]]:
+        return self._state.requests
+
+    @property
+    def url(self) -> str:
+        return self.origin
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        received = self._state
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 form = dict(parse_qsl(self.rfile.read(length).decode()))
                 signature = self.headers.get("X-Twilio-Signature", "")
-                receiver.requests.append((self.path, signature, form))
+                received.requests.append((self.path, signature, form))
                 self.send_response(204)
                 self.end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def __enter__(self) -> _Receiver:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        return Handler
