@@ -59,18 +59,30 @@ def wait_for_health(url: str, server: subprocess.Popen[str]) -> tuple[int, objec
 def serving(cwd: Path, port: int, **settings: str) -> Iterator[subprocess.Popen[str]]:
     """`dibot serve` on 127.0.0.1:`port`, healthy before the block runs, stopped after it."""
     assert DIBOT is not None, "the dibot console script is not installed in this environment"
+    environ = environment(DIBOT_SERVER_PORT=str(port), **settings)
+    health = f"http://127.0.0.1:{port}/healthz"
+    with running([DIBOT, "serve"], cwd, environ, health) as server:
+        yield server
+
+
+@contextmanager
+def running(
+    command: list[str], cwd: Path, environ: dict[str, str], health_url: str
+) -> Iterator[subprocess.Popen[str]]:
+    """A server process, answering 200 at `health_url` before the block runs; SIGTERM after
+    it, then SIGKILL to its whole process group if it has not stopped in time."""
     server = subprocess.Popen(
-        [DIBOT, "serve"],
+        command,
         cwd=cwd,
-        env=environment(DIBOT_SERVER_PORT=str(port), **settings),
+        env=environ,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
     try:
-        status, _ = wait_for_health(f"http://127.0.0.1:{port}/healthz", server)
-        assert status == 200, "dibot serve did not become healthy"
+        status, _ = wait_for_health(health_url, server)
+        assert status == 200, f"{Path(command[0]).name} did not become healthy at {health_url}"
         yield server
     finally:
         if server.poll() is None:

@@ -12,7 +12,6 @@ bounded; only 127.0.0.1 is contacted.
 
 from __future__ import annotations
 
-import os
 import select
 import signal
 import socket
@@ -50,8 +49,8 @@ from tests.processes import (
     STOP_LIMIT_SECONDS,
     environment,
     free_port,
+    running,
     serving,
-    wait_for_health,
 )
 
 HOST = "127.0.0.1"
@@ -326,27 +325,9 @@ def pid_app(
     script = tmp_path / "pid_app.py"
     script.write_text(PID_APP, encoding="utf-8")
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, str(script), str(port), str(workers), str(max_requests)],
-        cwd=tmp_path,
-        env=environment(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        status, _ = wait_for_health(f"http://{HOST}:{port}/", server)
-        assert status == 200, "the pid app did not start"
+    command = [sys.executable, str(script), str(port), str(workers), str(max_requests)]
+    with running(command, tmp_path, environment(), f"http://{HOST}:{port}/") as server:
         yield port, server
-    finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-        try:
-            server.communicate(timeout=STOP_LIMIT_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.communicate()
 
 
 def worker_pid(port: int, seconds: float = 0) -> int:
