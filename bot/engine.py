@@ -21,7 +21,7 @@ The rules it keeps:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from bot.matching import command_of, language_named, match_option
@@ -82,7 +82,12 @@ def invite(flow: Flow, state: State, now: datetime) -> Turn:
     already talking, or opted out."""
     if state.stage != "new" or state.opted_out:
         return Turn(state)
-    return _Step(flow, state, Inbound(""), now).first_prompt("")
+    first = _Step(flow, state, Inbound(""), now).first_prompt("")
+    if first.state.stage != "language":
+        return first  # the privacy notice names the council itself
+    (choice,) = first.outbound
+    lead = flow.text("invitation", state.language)
+    return Turn(first.state, (replace(choice, text=join_lead(lead, choice.text)),))
 
 
 def invite_to_checkin(flow: Flow, state: State, plan: CheckinPlan, now: datetime) -> Turn:

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.exc import NoSuchTableError, OperationalError, ProgrammingError
 
-from dibot import privacy_commands
+from dibot import outreach_commands, privacy_commands
 from dibot.config import Config, ConfigError, CouncilConfig, load_config
 from dibot.runtime import Runtime, check_privacy, configured_keys, load_configured_flow
 from flows.loader import FlowError
@@ -310,6 +310,8 @@ def _parser() -> argparse.ArgumentParser:
         help="remove the webhook (updates then wait for long polling), print its status and exit",
     )
     command("worker", worker, "send queued outbound messages")
+    enrol = command("enrol", outreach_commands.enrol_command, "enrol a resident and invite them")
+    outreach_commands.add_enrol_options(enrol)
     command(
         "retention",
         privacy_commands.retention,

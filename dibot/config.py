@@ -104,6 +104,19 @@ class PrivacyConfig:
 
 
 @dataclass(frozen=True)
+class OutreachConfig:
+    timezone: str = "Europe/London"
+    """The council's clock: quiet hours and check-in dates are read in it."""
+    quiet_hours: str = "09:00-20:00"
+    """When outreach texts may go (invitations, follow-ups, reminders, check-ins); empty: any
+    time. Replies to a resident's own message are never held."""
+    quiet_days: str = "mon-sat"
+    """The days outreach texts may go (e.g. "mon-fri", "mon,wed,sat"); empty: every day."""
+    lawful_basis: str = "public_task"
+    """Recorded with each enrolment: the UK GDPR basis the council relies on."""
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -112,6 +125,7 @@ class Config:
     council: CouncilConfig = field(default_factory=CouncilConfig)
     flow: FlowConfig = field(default_factory=FlowConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    outreach: OutreachConfig = field(default_factory=OutreachConfig)
 
 
 def _coerce(section: str, key: str, value: Any, default: Any, *, text: bool) -> Any:
@@ -214,7 +228,20 @@ def _validate(config: Config) -> Config:
             f"[database] url names {drivername!r}: dibot supports SQLite and PostgreSQL only "
             f"({SUPPORTED_DATABASES})"
         )
+    _validate_outreach(config.outreach)
     return _validate_privacy(config)
+
+
+def _validate_outreach(outreach: OutreachConfig) -> None:
+    """Quiet hours, days and zone that can be read; the value is named, never guessed."""
+    from outreach.quiet_hours import QuietHoursError, parse_quiet_hours
+
+    try:
+        parse_quiet_hours(outreach.quiet_hours, outreach.quiet_days, outreach.timezone)
+    except QuietHoursError as error:
+        raise ConfigError(f"[outreach] {error}") from None
+    if not outreach.lawful_basis.strip():
+        raise ConfigError("[outreach] lawful_basis must name the basis enrolments rely on")
 
 
 def _validate_privacy(config: Config) -> Config:

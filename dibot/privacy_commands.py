@@ -56,7 +56,8 @@ def person(arguments: argparse.Namespace) -> str:
     return phone_urn(arguments.phone) if arguments.phone is not None else str(arguments.urn)
 
 
-def _engine(config: Config) -> sa.Engine:
+def keyed_engine(config: Config) -> sa.Engine:
+    """An engine for one command, with the configured keys."""
     return make_engine(
         config.database.url,
         poolclass=sa.NullPool,
@@ -93,7 +94,7 @@ def erase_person(arguments: argparse.Namespace, config: Config) -> int:
     """Delete everything held about one person, and say what."""
     urn = person(arguments)
     privacy = check_privacy(config)
-    engine = _engine(config)
+    engine = keyed_engine(config)
     try:
         removed = erase(engine, privacy, urn)
     finally:
@@ -114,7 +115,7 @@ def subject_access_export(
     if out.exists():
         raise ConfigError(f"--out {out} exists: give a new file")
     privacy = check_privacy(config)
-    engine = _engine(config)
+    engine = keyed_engine(config)
     try:
         held = subject_access(engine, privacy, urn, (now or _utc_now)())
     finally:
@@ -138,7 +139,7 @@ def db_rekey(arguments: argparse.Namespace, config: Config) -> int:
     """Encrypt everything again under the first configured key."""
     check_privacy(config)
     keys = configured_keys(config)
-    engine = _engine(config)
+    engine = keyed_engine(config)
     try:
         report = rekey(engine, keys)
     finally:

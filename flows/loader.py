@@ -120,7 +120,7 @@ REASKS = ("reask", "offer_skip")
 WHICH = "which"
 """The lead that asks which of two options a reply meant."""
 WHOLE = ("help", "later", "declined", "opted_out", "done_again", "checkin_later", "reminder")
-PROMPT_PARTS = ("language_prompt",)
+PROMPT_PARTS = ("language_prompt", "invitation")
 """Messages that are parts of a prompt rather than messages of their own."""
 PRIORITY_MESSAGES = (
     "priorities_intro",
@@ -1040,6 +1040,8 @@ def _every_message(flow: Flow, language: str) -> list[tuple[str, str]]:
             if key == LANGUAGE_PROMPT:
                 where = "messages.toml: messages.language_prompt (all languages together)"
                 messages.append((body, where))  # the first message: no lead, no re-ask text
+                invited = join_lead(text("invitation", language), body)
+                messages.append((invited, "messages.toml: messages.invitation before it"))
                 continue
             with_leads(body, at, len(prompt.options), question=key in QUESTION_PROMPTS)
     for key in WHOLE:

@@ -11,7 +11,7 @@ for `privacy.raw_text_days`; the inbox keeps the replies it got (for duplicates)
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -216,3 +216,48 @@ class OutboxEntry(Base):
 def table(model: type[Base]) -> sa.Table:
     """The Core table behind a model, for statements on the hot path."""
     return cast(sa.Table, model.__table__)
+
+
+class Cohort(Base):
+    """A group a council follows as one: an enrolment drive, a device loan scheme, a digital
+    champions programme; `initiative` is what the council calls the work it measures."""
+
+    __tablename__ = "cohorts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    initiative: Mapped[str | None] = mapped_column(sa.String(100))
+    starts_on: Mapped[date | None]
+    ends_on: Mapped[date | None]
+    created_at: Mapped[datetime]
+
+
+class CohortMember(Base):
+    """A respondent in a cohort; a respondent can be in several."""
+
+    __tablename__ = "cohort_members"
+
+    cohort_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("cohorts.id", ondelete="CASCADE"), primary_key=True
+    )
+    respondent_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("respondents.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    added_at: Mapped[datetime]
+
+
+class Enrolment(Base):
+    """Who enrolled a respondent, when, on what lawful basis, and the invitation it queued."""
+
+    __tablename__ = "enrolments"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    respondent_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("respondents.id", ondelete="CASCADE"), index=True
+    )
+    cohort_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cohorts.id", ondelete="SET NULL"))
+    enrolled_by: Mapped[str] = mapped_column(sa.String(100))
+    lawful_basis: Mapped[str] = mapped_column(sa.String(64))
+    enrolled_at: Mapped[datetime]
+    invitation_id: Mapped[int | None] = mapped_column(Id)
+    """The outbox row of the invitation, if one was queued."""

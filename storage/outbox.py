@@ -83,7 +83,7 @@ _queue = (
         buttons=sa.bindparam("buttons"),
         status="pending",
         attempts=0,
-        next_attempt_at=sa.bindparam("now"),
+        next_attempt_at=sa.bindparam("due"),
         created_at=sa.bindparam("now"),
         updated_at=sa.bindparam("now"),
     )
@@ -241,8 +241,10 @@ def queue(
     message: Outbound,
     now: datetime,
     inbox_id: int | None = None,
+    not_before: datetime | None = None,
 ) -> int:
-    """Add a message to send as soon as a worker gets to it; in the caller's transaction."""
+    """Add a message to send as soon as a worker gets to it (not before `not_before`, e.g.
+    the end of the council's quiet hours); in the caller's transaction."""
     outbox_id: int = conn.execute(
         _queue,
         {
@@ -252,6 +254,7 @@ def queue(
             "text": message.text,
             "buttons": dump_buttons(message.buttons),
             "now": now,
+            "due": not_before or now,
         },
     ).scalar_one()
     return outbox_id

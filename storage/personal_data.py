@@ -30,7 +30,10 @@ import sqlalchemy as sa
 from storage.models import (
     Answer,
     Assessment,
+    Cohort,
+    CohortMember,
     Conversation,
+    Enrolment,
     InboxEntry,
     OutboxEntry,
     Respondent,
@@ -44,6 +47,9 @@ assessments = table(Assessment)
 answers = table(Answer)
 inbox = table(InboxEntry)
 outbox = table(OutboxEntry)
+enrolments = table(Enrolment)
+cohorts = table(Cohort)
+cohort_members = table(CohortMember)
 
 BATCH = 2000
 SETTLED = ("sent", "failed")
@@ -203,6 +209,25 @@ def subject_access(
                 )
                 .where(outbox.c.respondent_id == found.id)
                 .order_by(outbox.c.id),
+            ),
+            "enrolments": _rows(
+                conn,
+                sa.select(
+                    enrolments.c.enrolled_at,
+                    enrolments.c.enrolled_by,
+                    enrolments.c.lawful_basis,
+                    cohorts.c.name.label("cohort"),
+                )
+                .outerjoin(cohorts, cohorts.c.id == enrolments.c.cohort_id)
+                .where(enrolments.c.respondent_id == found.id)
+                .order_by(enrolments.c.id),
+            ),
+            "cohorts": _rows(
+                conn,
+                sa.select(cohorts.c.name, cohorts.c.initiative, cohort_members.c.added_at)
+                .join(cohort_members, cohort_members.c.cohort_id == cohorts.c.id)
+                .where(cohort_members.c.respondent_id == found.id)
+                .order_by(cohorts.c.name),
             ),
         }
 

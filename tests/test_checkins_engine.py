@@ -133,3 +133,16 @@ def test_no_check_in_for_someone_opted_out_or_who_never_agreed(flow: Flow) -> No
 
     assert invite_to_checkin(flow, baseline.evolve(opted_out=True), plan, LATER).outbound == ()
     assert invite_to_checkin(flow, State(stage="declined"), plan, LATER).outbound == ()
+
+
+def test_an_invitation_offering_languages_says_who_is_texting() -> None:
+    both = load_flow(council={"council": "Testshire Council"})
+
+    turn = invite(both, State(), NOW)
+
+    assert turn.state.stage == "language"
+    assert turn.outbound[0].text.splitlines() == [
+        "Hi, this is Testshire Council. Choose a language: / Dewiswch iaith:",
+        "1 English",
+        "2 Cymraeg",
+    ]
