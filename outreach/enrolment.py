@@ -146,6 +146,8 @@ def _not_invited_because(new: bool, state: State, unreachable: bool) -> str | No
         return "they opted out (they can text START)"
     if unreachable:
         return "messages cannot reach them"
+    if state.stage == "declined":
+        return "they said no to the check (they can text START)"
     if not new and state.stage != "new":
         return "they are already talking to dibot"
     return None

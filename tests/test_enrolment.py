@@ -192,3 +192,14 @@ def test_who_enrolled_them_is_in_their_subject_access_export_and_goes_with_erasu
     assert rows(engine, Enrolment) == []
     assert rows(engine, CohortMember) == []
     assert [cohort.name for cohort in rows(engine, Cohort)] == ["Spring drive"]  # not theirs
+
+
+def test_someone_who_said_no_is_not_asked_again(engine: sa.Engine, flow: Flow) -> None:
+    handler = TurnHandler(engine, flow, clock=lambda: MONDAY_NOON)
+    send(handler, URN, "Hi")
+    send(handler, URN, "2")  # No thanks
+
+    done = enrolled(engine, flow)
+
+    assert done.not_invited_because == "they said no to the check (they can text START)"
+    assert rows(engine, OutboxEntry) == []
