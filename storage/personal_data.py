@@ -27,25 +27,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from storage.models import (
-    Answer,
-    Assessment,
-    Cohort,
-    CohortMember,
-    Conversation,
-    Enrolment,
-    InboxEntry,
-    OutboxEntry,
-    Respondent,
-    table,
-)
+from storage.models import Cohort, CohortMember, Enrolment, OutboxEntry, table
 from storage.privacy import Keys, Privacy, rewrap_lookup_key
+from storage.repository import answers, assessments, conversations, inbox, respondents
 
-respondents = table(Respondent)
-conversations = table(Conversation)
-assessments = table(Assessment)
-answers = table(Answer)
-inbox = table(InboxEntry)
 outbox = table(OutboxEntry)
 enrolments = table(Enrolment)
 cohorts = table(Cohort)
