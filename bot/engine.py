@@ -74,6 +74,8 @@ class CheckinPlan:
     baseline: Mapping[str, int]
     since: Mapping[str, str]
     """When the baseline was, per language ("March 2027"), as the shell formats dates."""
+    baseline_id: int | None = None
+    """The stored baseline assessment, recorded with the check-in's assessment."""
 
 
 def invite(flow: Flow, state: State, now: datetime) -> Turn:
@@ -102,6 +104,7 @@ def invite_to_checkin(flow: Flow, state: State, plan: CheckinPlan, now: datetime
         only=plan.keys,
         baseline=dict(plan.baseline),
         since=dict(plan.since),
+        baseline_id=plan.baseline_id,
         resting=False,
         unanswered=0,
     )
@@ -127,6 +130,7 @@ def without_assessment(state: State) -> State:
         only=(),
         baseline={},
         since={},
+        baseline_id=None,
     )
 
 

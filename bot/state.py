@@ -69,6 +69,8 @@ class State:
     """A check-in's baseline answers (question key -> option), to say what changed."""
     since: Mapping[str, str] = field(default_factory=dict)
     """When the baseline was, per language ("March 2027", "Mawrth 2027"), as the shell wrote it."""
+    baseline_id: int | None = None
+    """The stored assessment a check-in follows (the shell's id, carried for its records)."""
     skills_basis: str | None = None
     """How the skills are answered by a respondent offered the skills choice (no device or no
     connection): "not_asked" (skipped, recorded as not asked) or "as_if" (as if they had one);
@@ -168,6 +170,7 @@ FIELD_TYPES: dict[str, Callable[[object], bool]] = {
     "only": _keys,
     "baseline": _answers,
     "since": _labels,
+    "baseline_id": lambda value: value is None or _count(value),
     "skills_basis": _optional_text,
     "opted_out": _flag,
     "lost_place": _flag,

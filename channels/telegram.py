@@ -32,7 +32,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -43,16 +42,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from telegram import Update
 from telegram.error import TelegramError
 
+from channels.sending import DEFAULT_POLICY, Clock, RetryPolicy, SystemClock, WorkerStep
 from channels.telegram_bot import STANDARD_TIMEOUTS, BotThread, Timeouts
-from channels.telegram_outbox import (
-    DEFAULT_POLICY,
-    Clock,
-    Pacer,
-    RetryPolicy,
-    SystemClock,
-    send_paced,
-    send_row,
-)
+from channels.telegram_outbox import Pacer, send_paced, send_row
 from channels.telegram_parse import (
     ALLOWED_UPDATES,
     ChatBlocked,
@@ -86,17 +78,6 @@ ERROR_WAIT = 5.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class WorkerStep:
-    """What one claim of the worker came to: nothing due (`claimed` False), or a row handed to
-    Telegram (`tried`) or not, which may go again from `held_until` (released for pacing, or
-    to be retried) unless that is None."""
-
-    claimed: bool
-    tried: bool = False
-    held_until: datetime | None = None
 
 
 class TelegramChannel:

@@ -26,16 +26,15 @@ tests run without sleeping.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from bot.messages import Outbound
+from channels.sending import DEFAULT_POLICY, Clock, RetryPolicy
 from channels.telegram_bot import BotThread
 from channels.telegram_parse import chat_id_of
 from channels.telegram_send import Delivery, send_now
@@ -46,56 +45,7 @@ PER_CHAT_INTERVAL = 1.0
 PACING_SLEEP_LIMIT = 0.2
 """The longest pacing pause (seconds) slept through holding a claimed row."""
 OVERALL_INTERVAL = 1.0 / 30
-FIRST_BACKOFF = timedelta(seconds=2)
-MAX_BACKOFF = timedelta(minutes=10)
-GIVE_UP_AFTER = timedelta(hours=24)
-"""A row that still could not go this long after it was queued is failed: too late to help."""
-
 log = logging.getLogger(__name__)
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-@dataclass
-class SystemClock:
-    """Real time; `sleep` wakes early when `stop` is set."""
-
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def sleep(self, seconds: float) -> None:
-        self.stop.wait(seconds)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """When a send Telegram certainly did not take goes again, and how long claims hold."""
-
-    first_backoff: timedelta = FIRST_BACKOFF
-    max_backoff: timedelta = MAX_BACKOFF
-    give_up_after: timedelta = GIVE_UP_AFTER
-    claim_lease: timedelta = outbox.CLAIM_LEASE
-    send_lease: timedelta = outbox.SEND_LEASE
-    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
-
-    def delay(self, attempts: int, retry_after: timedelta | None = None) -> timedelta:
-        """After the `attempts`-th try: between half and all of `first_backoff` doubled per
-        earlier try, capped at `max_backoff`; never less than Telegram's `retry_after`."""
-        doubled = self.first_backoff * (1 << min(max(attempts - 1, 0), 20))
-        jittered = min(doubled, self.max_backoff) * (0.5 + 0.5 * self.rng.random())
-        return max(jittered, retry_after or timedelta(0))
-
-    def gives_up(self, row: OutboxMessage, now: datetime) -> bool:
-        return row.created_at is not None and now - row.created_at >= self.give_up_after
-
-
-DEFAULT_POLICY = RetryPolicy()
 
 
 @dataclass(frozen=True)

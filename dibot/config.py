@@ -49,7 +49,14 @@ class TwilioConfig:
     messaging_service_sid: str = ""
     public_url: str = ""
     """The base URL Twilio calls (e.g. https://dibot.example.gov.uk); signatures are checked
-    against it, not against the URL the proxy handed us."""
+    against it, not against the URL the proxy handed us. Delivery reports are asked for at
+    its /webhooks/twilio/status."""
+    api_base_url: str = "https://api.twilio.com"
+    """Twilio's REST API; a Twilio-compatible gateway, or a local fake in tests."""
+    segments_per_second: int = 10
+    """How fast the sender may send, in SMS segments a second: Twilio queues what comes
+    faster. 10 is Twilio's rate for a UK long code (1 for a US one, 100 for a short code);
+    through a Messaging Service, the rate of all its numbers together."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,12 @@ class OutreachConfig:
     """The days outreach texts may go (e.g. "mon-fri", "mon,wed,sat"); empty: every day."""
     lawful_basis: str = "public_task"
     """Recorded with each enrolment: the UK GDPR basis the council relies on."""
+    reminders: str = "2d,5d"
+    """When to remind someone who stopped part-way, counted from their last text: at most two
+    delays (e.g. "2d,5d", "36h"); empty: no reminders."""
+    thread_hours: int = 72
+    """A follow-up thread closes by itself this many hours after the worker's last text; the
+    bot then carries on where the resident was."""
 
 
 @dataclass(frozen=True)
@@ -215,6 +228,11 @@ SUPPORTED_DRIVERS = frozenset({"sqlite", "sqlite+pysqlite", "postgresql+psycopg"
 def _validate(config: Config) -> Config:
     """Values of the right type that no command could use. The database URL is never quoted:
     it may hold a password."""
+    if not 1 <= config.twilio.segments_per_second <= 10_000:
+        raise ConfigError(
+            "[twilio] segments_per_second must be from 1 to 10000, "
+            f"not {config.twilio.segments_per_second}"
+        )
     if not 1 <= config.server.port <= 65535:
         raise ConfigError(f"[server] port must be from 1 to 65535, not {config.server.port}")
     if config.server.workers < 1:
@@ -242,6 +260,16 @@ def _validate_outreach(outreach: OutreachConfig) -> None:
         raise ConfigError(f"[outreach] {error}") from None
     if not outreach.lawful_basis.strip():
         raise ConfigError("[outreach] lawful_basis must name the basis enrolments rely on")
+    if not 1 <= outreach.thread_hours <= 24 * 90:
+        raise ConfigError(
+            f"[outreach] thread_hours must be from 1 to {24 * 90}, not {outreach.thread_hours}"
+        )
+    from outreach.timing import TimingError, parse_reminders
+
+    try:
+        parse_reminders(outreach.reminders)
+    except TimingError as error:
+        raise ConfigError(f"[outreach] reminders: {error}") from None
 
 
 def _validate_privacy(config: Config) -> Config:

@@ -117,7 +117,13 @@ class TurnHandler:
                 conn, conversation, turn, _Delivery(channel, message_id, now)
             )
             store.save_conversation(
-                conn, conversation, turn.state.to_json(), self._flow, assessment_id, now
+                conn,
+                conversation,
+                turn.state.to_json(),
+                self._flow,
+                assessment_id,
+                now,
+                inbound=True,
             )
             inbox_id = store.add_inbound(
                 conn, channel, message_id, conversation.respondent_id, turn.outbound, now
@@ -208,7 +214,15 @@ class TurnHandler:
             kind = event.kind
             if kind == "assessment_started":
                 mode = event.mode or turn.state.mode or ""
-                assessment_id = store.start_assessment(conn, respondent_id, mode, self._flow, now)
+                assessment_id = store.start_assessment(
+                    conn,
+                    respondent_id,
+                    mode,
+                    self._flow,
+                    now,
+                    kind=turn.state.kind,
+                    baseline_id=turn.state.baseline_id,
+                )
             elif kind in ("answered", "skipped"):
                 if assessment_id is None:
                     # The conversation's assessment was deleted (erasure, retention) while it

@@ -18,10 +18,9 @@ from bot.engine import invite
 from bot.state import State
 from channels.identifiers import is_telegram_id
 from flows.model import Flow
-from flows.segments import count_segments
+from outreach.outbound import queue_outreach
 from outreach.phone import urn_for_phone
-from outreach.quiet_hours import QuietHours, next_send_time
-from storage import outbox
+from outreach.quiet_hours import QuietHours
 from storage.models import Cohort, CohortMember, Enrolment, table
 from storage.repository import TurnStore, dialect_insert
 
@@ -107,18 +106,22 @@ def enrol(
             store.save_conversation(
                 conn, conversation, turn.state.to_json(), flow, conversation.assessment_id, now
             )
-            due = next_send_time(quiet, now)
-            send_after = due if due > now else None
             (message,) = turn.outbound
-            invitation_id = outbox.queue(
+            queued = queue_outreach(
                 conn,
-                channel=channel,
                 respondent_id=conversation.respondent_id,
+                channel=channel,
                 message=message,
+                kind="invitation",
+                quiet=quiet,
                 now=now,
-                not_before=send_after,
+                by=request.enrolled_by,
             )
-            segments = count_segments(message.text).segments
+            invitation_id, segments, send_after = (
+                queued.outbox_id,
+                queued.segments,
+                queued.send_after,
+            )
         cohort_id = _join_cohort(conn, request, conversation.respondent_id, now)
         conn.execute(
             sa.insert(enrolments).values(

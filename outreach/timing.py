@@ -62,6 +62,32 @@ def parse_after(text: str) -> After:
     return After(count, unit)
 
 
+MAX_REMINDERS = 2
+REMINDER_DELAY = re.compile(r"([0-9]{1,3})\s*([hd])", re.ASCII | re.IGNORECASE)
+MAX_REMINDER_DELAY = timedelta(days=30)
+
+
+def parse_reminders(text: str) -> tuple[timedelta, ...]:
+    """ "2d,5d" or "36h": at most two delays, each counted from the respondent's last text,
+    each later than the one before, from 1 hour to 30 days; "" means no reminders."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if len(parts) > MAX_REMINDERS:
+        raise TimingError(f'at most {MAX_REMINDERS} reminders, not {len(parts)} ("{text}")')
+    delays: list[timedelta] = []
+    for part in parts:
+        match = REMINDER_DELAY.fullmatch(part)
+        if match is None:
+            raise TimingError(f'each delay must look like 36h or 2d (hours, days), not "{part}"')
+        count, unit = int(match.group(1)), match.group(2).lower()
+        delay = timedelta(hours=count) if unit == "h" else timedelta(days=count)
+        if not timedelta(hours=1) <= delay <= MAX_REMINDER_DELAY:
+            raise TimingError(f'"{part}" must be from 1 hour to 30 days')
+        if delays and delay <= delays[-1]:
+            raise TimingError(f'"{part}" must come after the reminder before it')
+        delays.append(delay)
+    return tuple(delays)
+
+
 def add_after(start: datetime, after: After, zone: ZoneInfo | None = None) -> datetime:
     """`start` moved on by `after` on the local calendar, keeping the wall-clock time."""
     local = _aware(start, "start").astimezone(zone or ZoneInfo(DEFAULT_TIMEZONE))

@@ -103,6 +103,12 @@ class Assessment(Base):
     skills_basis: Mapped[str | None] = mapped_column(sa.String(16))
     """For a respondent with no device or connection: "not_asked" (they skipped the skills:
     not asked, never zero) or "as_if" (answered as if they had one); None otherwise."""
+    kind: Mapped[str] = mapped_column(sa.String(16), server_default="baseline")
+    """"baseline", or "checkin": a re-assessment of the questions its baseline answered."""
+    baseline_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("assessments.id", ondelete="SET NULL")
+    )
+    """The baseline a check-in follows."""
 
 
 class Conversation(Base):
@@ -127,6 +133,10 @@ class Conversation(Base):
     """`bot.state.State.to_json()`."""
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    last_inbound_at: Mapped[datetime | None]
+    """When the respondent last wrote: reminders count from it."""
+    reminders_sent: Mapped[int] = mapped_column(server_default="0")
+    """Reminders sent since they last wrote (at most `[outreach] reminders`)."""
 
 
 class Answer(Base):
@@ -174,6 +184,18 @@ class InboxEntry(Base):
 
 
 OUTBOX_STATUSES = ("pending", "claimed", "sending", "sent", "failed", "unknown")
+OUTBOX_KINDS = ("reply", "invitation", "followup", "reminder", "checkin")
+DELIVERY_STATUSES = (
+    "accepted",
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "undelivered",
+    "failed",
+    "read",
+)
+"""What the provider's status callbacks say after it took a message (Twilio's words)."""
 
 
 class OutboxEntry(Base):
@@ -187,6 +209,7 @@ class OutboxEntry(Base):
     __table_args__ = (
         sa.CheckConstraint(sa.column("status").in_(OUTBOX_STATUSES), name="status"),
         sa.Index("ix_outbox_due", "status", "channel", "next_attempt_at"),
+        sa.Index("ix_outbox_provider_message_id", "provider_message_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -211,6 +234,21 @@ class OutboxEntry(Base):
     """Which claim holds it."""
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(sa.String(16), server_default="reply")
+    """Why it is sent: a "reply" to the respondent's message, or outreach ("invitation",
+    "followup", "reminder", "checkin"), which only quiet hours allow."""
+    first_due_at: Mapped[datetime | None]
+    """When it was first due (after quiet hours): retries give up counting from here."""
+    sent_by: Mapped[str | None] = mapped_column(sa.String(100))
+    """Who wrote a follow-up (an outreach worker); None for the bot's own messages."""
+    segments: Mapped[int | None]
+    """SMS segments, as counted when queued."""
+    delivery_status: Mapped[str | None] = mapped_column(sa.String(16))
+    """The provider's latest word after it took the message (`DELIVERY_STATUSES`); a final
+    one (delivered, undelivered, failed) is never replaced by an earlier one."""
+    delivery_error_code: Mapped[int | None]
+    """The provider's error code with an undelivered or failed status (Twilio's 30003…)."""
+    delivery_updated_at: Mapped[datetime | None]
 
 
 def table(model: type[Base]) -> sa.Table:
@@ -261,3 +299,72 @@ class Enrolment(Base):
     enrolled_at: Mapped[datetime]
     invitation_id: Mapped[int | None] = mapped_column(Id)
     """The outbox row of the invitation, if one was queued."""
+
+
+class Checkin(Base):
+    """A re-assessment scheduled for a respondent: at `due_at` (held to quiet hours) the worker
+    invites them to answer again what their baseline answered."""
+
+    __tablename__ = "checkins"
+    __table_args__ = (sa.Index("ix_checkins_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    respondent_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("respondents.id", ondelete="CASCADE"), index=True
+    )
+    cohort_id: Mapped[int | None] = mapped_column(sa.ForeignKey("cohorts.id", ondelete="SET NULL"))
+    """The cohort it was scheduled for, if it was scheduled for one."""
+    due_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(sa.String(16))
+    """"scheduled", then "invited" (the invitation queued) or "skipped" (`skip_reason`)."""
+    skip_reason: Mapped[str | None] = mapped_column(sa.String(200))
+    baseline_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("assessments.id", ondelete="SET NULL")
+    )
+    """The assessment it re-asks, chosen when the invitation goes."""
+    outbox_id: Mapped[int | None] = mapped_column(Id)
+    scheduled_by: Mapped[str] = mapped_column(sa.String(100))
+    scheduled_at: Mapped[datetime]
+    invited_at: Mapped[datetime | None]
+
+
+class FollowUpThread(Base):
+    """An outreach worker's follow-up conversation with a respondent: while it is open (not
+    closed and before `closes_at`) the bot stays quiet and their texts wait for the worker."""
+
+    __tablename__ = "threads"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    respondent_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("respondents.id", ondelete="CASCADE"), index=True
+    )
+    opened_by: Mapped[str] = mapped_column(sa.String(100))
+    opened_at: Mapped[datetime]
+    closes_at: Mapped[datetime]
+    """When it closes by itself (`[outreach] thread_hours` after the worker's last text)."""
+    closed_at: Mapped[datetime | None]
+    closed_by: Mapped[str | None] = mapped_column(sa.String(100))
+
+
+class TimelineEntry(Base):
+    """One message in or out of a respondent's conversation, for staff to read; its text is
+    encrypted (a Fernet token) and removed by `dibot retention` after `privacy.raw_text_days`."""
+
+    __tablename__ = "timeline"
+    __table_args__ = (sa.Index("ix_timeline_respondent_at", "respondent_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    respondent_id: Mapped[int] = mapped_column(sa.ForeignKey("respondents.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    direction: Mapped[str] = mapped_column(sa.String(3))
+    """"in" (from the respondent) or "out"."""
+    channel: Mapped[str] = mapped_column(sa.String(16))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    """In: "message" (taken by the bot) or "held" (kept for a worker: a thread was open).
+    Out: an outbox kind ("reply", "invitation", "followup", "reminder", "checkin")."""
+    text_cipher: Mapped[str | None] = mapped_column(sa.Text)
+    thread_id: Mapped[int | None] = mapped_column(sa.ForeignKey("threads.id", ondelete="SET NULL"))
+    outbox_id: Mapped[int | None] = mapped_column(Id)
+    """The outbox row that carries it, for its delivery status (None: a webhook's reply)."""
+    by: Mapped[str | None] = mapped_column(sa.String(100))
+    """The worker who wrote it, for a follow-up."""

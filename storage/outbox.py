@@ -41,7 +41,7 @@ import sqlalchemy as sa
 
 from bot.messages import Button, Outbound
 from storage.codec import dump_buttons, load_buttons
-from storage.models import OutboxEntry, Respondent, table
+from storage.models import OUTBOX_KINDS, OutboxEntry, Respondent, table
 from storage.privacy import Keys, keys_of
 
 outbox = table(OutboxEntry)
@@ -71,6 +71,10 @@ class OutboxMessage:
     lease_token: str = ""
     """The claim that holds it: only that claim may begin, settle or release it."""
     created_at: datetime | None = None
+    kind: str = "reply"
+    """A reply to the respondent's message, or outreach (`storage.models.OUTBOX_KINDS`), which
+    only goes within quiet hours."""
+    first_due_at: datetime | None = None
 
 
 _queue = (
@@ -84,8 +88,12 @@ _queue = (
         status="pending",
         attempts=0,
         next_attempt_at=sa.bindparam("due"),
+        first_due_at=sa.bindparam("due"),
         created_at=sa.bindparam("now"),
         updated_at=sa.bindparam("now"),
+        kind=sa.bindparam("kind"),
+        sent_by=sa.bindparam("sent_by"),
+        segments=sa.bindparam("segments"),
     )
     .returning(outbox.c.id)
 )
@@ -135,6 +143,8 @@ def _due_rows(exempt_ids: bool) -> sa.Select[Any]:
             outbox.c.buttons,
             outbox.c.attempts,
             outbox.c.created_at,
+            outbox.c.kind,
+            outbox.c.first_due_at,
             _blocked.label("blocked"),
             respondents.c.unreachable,
         )
@@ -242,9 +252,15 @@ def queue(
     now: datetime,
     inbox_id: int | None = None,
     not_before: datetime | None = None,
+    kind: str = "reply",
+    sent_by: str | None = None,
+    segments: int | None = None,
 ) -> int:
     """Add a message to send as soon as a worker gets to it (not before `not_before`, e.g.
-    the end of the council's quiet hours); in the caller's transaction."""
+    the end of the council's quiet hours); in the caller's transaction. `kind` says why it is
+    sent (`storage.models.OUTBOX_KINDS`), `sent_by` who wrote a follow-up."""
+    if kind not in OUTBOX_KINDS:
+        raise ValueError(f"unknown outbox kind {kind!r}")
     outbox_id: int = conn.execute(
         _queue,
         {
@@ -255,6 +271,9 @@ def queue(
             "buttons": dump_buttons(message.buttons),
             "now": now,
             "due": not_before or now,
+            "kind": kind,
+            "sent_by": sent_by,
+            "segments": segments,
         },
     ).scalar_one()
     return outbox_id
@@ -412,4 +431,6 @@ def _message(row: sa.Row[Any], keys: Keys, token: str) -> OutboxMessage:
         attempts=row.attempts + 1,
         lease_token=token,
         created_at=row.created_at,
+        kind=row.kind,
+        first_due_at=row.first_due_at,
     )

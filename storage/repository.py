@@ -131,6 +131,7 @@ class TurnStore:
             )
             .on_conflict_do_nothing(index_elements=[c.c.respondent_id])
         )
+        inbound_at = _param("inbound_at", UTCDateTime())
         self._save_conversation = (
             sa.update(c)
             .where(c.c.id == sa.bindparam("conversation_id"))
@@ -140,6 +141,8 @@ class TurnStore:
                 flow_version=sa.bindparam("flow_version"),
                 assessment_id=sa.bindparam("assessment_id"),
                 updated_at=sa.bindparam("now"),
+                last_inbound_at=sa.func.coalesce(inbound_at, c.c.last_inbound_at),
+                reminders_sent=sa.case((inbound_at.is_(None), c.c.reminders_sent), else_=0),
             )
         )
         self._stored_replies = sa.select(inbox.c.replies).where(
@@ -165,6 +168,8 @@ class TurnStore:
                 flow_id=sa.bindparam("flow_id"),
                 flow_version=sa.bindparam("flow_version"),
                 started_at=sa.bindparam("now"),
+                kind=sa.bindparam("kind"),
+                baseline_id=sa.bindparam("baseline_id"),
             )
             .returning(assessments.c.id)
         )
@@ -280,7 +285,10 @@ class TurnStore:
         flow: Flow,
         assessment_id: int | None,
         now: datetime,
+        *,
+        inbound: bool = False,
     ) -> None:
+        """Store the state; `inbound` when the respondent wrote (reminders count afresh)."""
         conn.execute(
             self._save_conversation,
             {
@@ -290,6 +298,7 @@ class TurnStore:
                 "flow_version": flow.version,
                 "assessment_id": assessment_id,
                 "now": now,
+                "inbound_at": now if inbound else None,
             },
         )
 
@@ -329,8 +338,17 @@ class TurnStore:
     # --- assessments and answers ---------------------------------------------------------
 
     def start_assessment(
-        self, conn: sa.Connection, respondent_id: int, mode: str, flow: Flow, now: datetime
+        self,
+        conn: sa.Connection,
+        respondent_id: int,
+        mode: str,
+        flow: Flow,
+        now: datetime,
+        *,
+        kind: str = "baseline",
+        baseline_id: int | None = None,
     ) -> int:
+        """A new assessment: a baseline, or a check-in following `baseline_id`."""
         assessment_id: int = conn.execute(
             self._start_assessment,
             {
@@ -339,6 +357,8 @@ class TurnStore:
                 "flow_id": flow.id,
                 "flow_version": flow.version,
                 "now": now,
+                "kind": kind,
+                "baseline_id": baseline_id,
             },
         ).scalar_one()
         return assessment_id

@@ -228,7 +228,8 @@ def test_a_misspelt_environment_variable_is_an_error_naming_the_sections_variabl
     assert str(error.value) == (
         "environment variable DIBOT_TWILIO_AUTHTOKEN names no setting; [twilio] is set by "
         "DIBOT_TWILIO_ACCOUNT_SID, DIBOT_TWILIO_AUTH_TOKEN, DIBOT_TWILIO_FROM_NUMBER, "
-        "DIBOT_TWILIO_MESSAGING_SERVICE_SID, DIBOT_TWILIO_PUBLIC_URL"
+        "DIBOT_TWILIO_MESSAGING_SERVICE_SID, DIBOT_TWILIO_PUBLIC_URL, "
+        "DIBOT_TWILIO_API_BASE_URL, DIBOT_TWILIO_SEGMENTS_PER_SECOND"
     )
     assert "secret-token" not in str(error.value)
 

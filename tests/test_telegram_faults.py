@@ -19,9 +19,10 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from bot.messages import Inbound, Outbound
+from channels.sending import RetryPolicy
 from channels.telegram import run_worker
 from channels.telegram_bot import Timeouts
-from channels.telegram_outbox import Pacer, RetryPolicy
+from channels.telegram_outbox import Pacer
 from dibot.turns import TurnHandler
 from flows.model import Flow
 from storage import outbox

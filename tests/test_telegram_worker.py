@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from bot.messages import Inbound, Outbound
+from channels.sending import RetryPolicy
 from channels.telegram import TelegramChannel, run_worker
-from channels.telegram_outbox import RetryPolicy
 from channels.telegram_parse import parse_update_json
 from dibot.config import Config
 from dibot.turns import TurnHandler

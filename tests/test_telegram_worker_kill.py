@@ -24,8 +24,9 @@ import pytest
 import sqlalchemy as sa
 
 from bot.messages import Inbound, Outbound
+from channels.sending import RetryPolicy
 from channels.telegram import run_worker
-from channels.telegram_outbox import Pacer, RetryPolicy
+from channels.telegram_outbox import Pacer
 from dibot.config import Config, DatabaseConfig, FlowConfig, TelegramConfig
 from dibot.turns import TurnHandler
 from flows.loader import load_flow
