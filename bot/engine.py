@@ -114,6 +114,26 @@ def invite_to_checkin(flow: Flow, state: State, plan: CheckinPlan, now: datetime
     return invitation.reply(invitation.checkin_prompt(""), invited, *events)
 
 
+def remind(flow: Flow, state: State, now: datetime) -> Turn:
+    """Nudge a respondent part-way through (asking, or paused after LATER) who has gone quiet:
+    the reminder and the question they are at, in one message, so their reply answers it. After
+    `flow.resume_after_days` without a word their reply would meet the choice to carry on or
+    start again, so that choice is what the reminder shows. Nothing for anyone else, or for
+    anyone opted out; the state changes only when the choice is shown."""
+    if state.opted_out or state.stage not in ("asking", "paused") or state.question is None:
+        return Turn(state)
+    reminding = _Step(flow, state, Inbound(""), now)
+    fitted = reminding.fitted_to_flow(state)
+    if fitted.stage not in ("asking", "paused"):
+        return Turn(state)  # nothing left to ask: their next message finishes the check
+    reminding.state = fitted
+    lead = reminding.text("reminder")
+    if reminding.is_stale(fitted.last_seen):
+        choice = fitted.evolve(stage="resume", misses=0)
+        return reminding.reply(reminding.resume_prompt(lead), choice)
+    return reminding.reply(reminding.step_message(reminding.current_step(), lead), fitted)
+
+
 def without_assessment(state: State) -> State:
     """Back at the choice of quick or full, with no answers: the language and consent stay."""
     return state.evolve(
