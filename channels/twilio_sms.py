@@ -8,12 +8,21 @@ NumMedia are read: geo fields (FromCity…) are never kept.
 
 Twilio's own opt-out words block the sender at Twilio, which confirms it itself; the turn still
 records the opt-out, but the TwiML carries no message, since Twilio would refuse it (21610).
+
+Delivery reports (`POST /webhooks/twilio/status`, signed the same way) are recorded on the
+outbox row whose Message SID they name, never moving a final status backwards, and always
+answered 204 (a report for a message we do not know included): Twilio would only send it
+again. Their error codes that say the number cannot be texted mark the respondent opted out
+(21610) or unreachable (`UNREACHABLE_CODES`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from flask import Blueprint, Response, request
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
@@ -22,13 +31,21 @@ from werkzeug.datastructures import MultiDict
 from bot.messages import Inbound, Outbound, clean_text
 from channels.identifiers import is_message_id, is_phone_number
 from dibot.runtime import Runtime
+from storage import outbox
+from storage.models import DELIVERY_STATUSES
+from storage.outbox import DeliveryRecord
 
 CHANNEL = "sms"
 SIGNATURE_HEADER = "X-Twilio-Signature"
 OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 """Twilio blocks the sender on these words alone and confirms it itself; any reply of ours
 would be refused with error 21610."""
-UNSUBSCRIBED_RECIPIENT = "21610"
+UNSUBSCRIBED_RECIPIENT = 21610
+UNREACHABLE_CODES = frozenset({30003, 30005, 30006})
+"""Delivery errors that say the number cannot take texts: unreachable handset (30003), unknown
+or inactive number (30005), landline or unreachable carrier (30006). Others, such as carrier
+filtering (30007) or unknown (30008), may pass and are only recorded."""
+MAX_ERROR_CODE_DIGITS = 9
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +90,58 @@ def blueprint(runtime: Runtime) -> Blueprint:
 
     @routes.post("/status")
     def delivery_status() -> Response:
-        recipient = request.form.get("To", "")
-        unsubscribed = request.form.get("ErrorCode") == UNSUBSCRIBED_RECIPIENT
-        if unsubscribed and recipient and is_phone_number(recipient):
-            runtime.handler.mark_opted_out("tel:" + recipient)
+        take_delivery_report(
+            request.form,
+            runtime.engine,
+            mark_opted_out=runtime.handler.mark_opted_out,
+            mark_unreachable=runtime.handler.mark_unreachable,
+            now=datetime.now(UTC),
+        )
         return Response(status=204)
 
     return routes
+
+
+def take_delivery_report(
+    form: MultiDict[str, str],
+    engine: sa.Engine,
+    *,
+    mark_opted_out: Callable[[str], None],
+    mark_unreachable: Callable[[str], None],
+    now: datetime,
+) -> DeliveryRecord | None:
+    """Record a signed status callback on the outbox row Twilio's MessageSid names (see
+    `storage.outbox.record_delivery`: never backwards), and act on its ErrorCode when the row
+    holds that status: 21610 opts the respondent out, `UNREACHABLE_CODES` mark them
+    unreachable, any other code is only recorded. A report for a message we did not send (an
+    unknown SID), of a status we do not keep, or with ids no provider sends, changes nothing;
+    except that a 21610 always opts the number in `To` out, as Twilio has blocked it. None when
+    nothing was looked up."""
+    message_id, status = form.get("MessageSid", ""), form.get("MessageStatus", "")
+    error_code = _error_code(form.get("ErrorCode", ""))
+    record = None
+    if is_message_id(message_id) and status in DELIVERY_STATUSES:
+        record = outbox.record_delivery(engine, message_id, status, error_code, now)
+    agrees = record is not None and record.found and record.status == status
+    urn = record.urn if record is not None and agrees else None
+    if error_code == UNSUBSCRIBED_RECIPIENT:
+        recipient = form.get("To", "")
+        if urn is None and is_phone_number(recipient):
+            urn = "tel:" + recipient
+        if urn is not None:
+            log.info("delivery report: error %d, the respondent opted out at Twilio", error_code)
+            mark_opted_out(urn)
+    elif error_code in UNREACHABLE_CODES and urn is not None:
+        log.info("delivery report: error %d, the respondent is unreachable", error_code)
+        mark_unreachable(urn)
+    return record
+
+
+def _error_code(value: str) -> int | None:
+    value = value.strip()
+    if value.isascii() and value.isdigit() and len(value) <= MAX_ERROR_CODE_DIGITS:
+        return int(value)
+    return None
 
 
 def parse_inbound(form: MultiDict[str, str]) -> Inbound:

@@ -27,6 +27,10 @@ to be retried. Rows for respondents who cannot be reached, or who opted out (exc
 to their STOP), are never handed out: they are marked failed, with the error saying which
 ("unreachable" or "opted out"). A row's respondent is handed out with their URN decrypted with
 the engine's keys (`storage.privacy.keys_of`): the database holds it only encrypted.
+
+After a row is sent, the provider's delivery reports (`record_delivery`) move its
+`delivery_status` only forward (accepted, queued, sending, sent, then one of delivered,
+undelivered or failed, which are final; read may follow delivered).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import sqlalchemy as sa
 
 from bot.messages import Button, Outbound
 from storage.codec import dump_buttons, load_buttons
-from storage.models import OUTBOX_KINDS, OutboxEntry, Respondent, table
+from storage.models import DELIVERY_STATUSES, OUTBOX_KINDS, OutboxEntry, Respondent, table
 from storage.privacy import Keys, keys_of
 
 outbox = table(OutboxEntry)
@@ -238,6 +242,25 @@ _settle = (
     )
 )
 
+_settle_accepted = (
+    sa.update(outbox)
+    .where(_held("sending"))
+    .values(
+        status="sent",
+        error=None,
+        provider_message_id=sa.bindparam("provider_message_id"),
+        segments=sa.func.coalesce(sa.bindparam("segments", type_=sa.Integer), outbox.c.segments),
+        delivery_status=sa.func.coalesce(
+            outbox.c.delivery_status, sa.bindparam("delivery_status", type_=sa.String)
+        ),
+        delivery_updated_at=sa.func.coalesce(
+            outbox.c.delivery_updated_at,
+            sa.bindparam("delivery_at", type_=outbox.c.next_attempt_at.type),
+        ),
+        updated_at=_now,
+    )
+)
+
 _count_unknown = sa.select(sa.func.count()).where(
     outbox.c.channel == sa.bindparam("channel"), outbox.c.status == "unknown"
 )
@@ -374,6 +397,30 @@ def retry(
     return _settle_as(engine, message, "pending", now, error=error, retry_at=at)
 
 
+def mark_accepted(
+    engine: sa.Engine,
+    message: OutboxMessage,
+    provider_message_id: str,
+    now: datetime,
+    *,
+    delivery_status: str | None = None,
+    segments: int | None = None,
+) -> bool:
+    """The provider accepted the message ("sent", as `mark_sent`) and said where it stands
+    (`delivery_status`, e.g. Twilio's "queued") and how many segments it counts; either is
+    kept only when given, and a delivery status already reported is never replaced."""
+    if delivery_status is not None and delivery_status not in DELIVERY_STATUSES:
+        delivery_status = None
+    params = {
+        "provider_message_id": provider_message_id,
+        "segments": segments,
+        "delivery_status": delivery_status,
+        "delivery_at": now if delivery_status is not None else None,
+        "now": now,
+    }
+    return _update(engine, _settle_accepted, message, params)
+
+
 def mark_failed(engine: sa.Engine, message: OutboxMessage, error: str, now: datetime) -> bool:
     """It must not or cannot go: final, never retried."""
     return _settle_as(engine, message, "failed", now, error=error)
@@ -433,4 +480,114 @@ def _message(row: sa.Row[Any], keys: Keys, token: str) -> OutboxMessage:
         created_at=row.created_at,
         kind=row.kind,
         first_due_at=row.first_due_at,
+    )
+
+
+# --- delivery reports ----------------------------------------------------------------------
+
+_DELIVERY_RANK = {
+    "accepted": 0,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "read": 5,
+}
+"""How far along each of `DELIVERY_STATUSES` is: a report moves a row's status only further on."""
+
+
+def may_replace(status: str) -> tuple[str, ...]:
+    """The delivery statuses a report of `status` moves on from: every earlier one; the final
+    ones (delivered, undelivered, failed) never, except that "read" may follow "delivered"."""
+    rank = _DELIVERY_RANK[status]
+    earlier = (known for known, at in _DELIVERY_RANK.items() if at < rank)
+    if status == "read":
+        return tuple(known for known in earlier if known not in ("undelivered", "failed"))
+    return tuple(earlier)
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """What a delivery report came to."""
+
+    found: bool
+    """A row of the channel has this provider message id."""
+    recorded: bool
+    """The report moved the row's delivery status on (False: unknown id, or a repeat or a
+    report out of order, which changes nothing)."""
+    status: str | None = None
+    """The row's delivery status now."""
+    error_code: int | None = None
+    urn: str | None = None
+    """The row's respondent, decrypted."""
+
+
+_record_delivery = (
+    sa.update(outbox)
+    .where(
+        outbox.c.provider_message_id == sa.bindparam("message_sid"),
+        outbox.c.channel == sa.bindparam("of_channel"),
+        outbox.c.delivery_status.is_(None)
+        | outbox.c.delivery_status.in_(sa.bindparam("earlier", expanding=True)),
+    )
+    .values(
+        delivery_status=sa.bindparam("reported_status"),
+        delivery_error_code=sa.bindparam("reported_code"),
+        delivery_updated_at=_now,
+    )
+    .returning(outbox.c.id)
+)
+
+_delivery_of = (
+    sa.select(outbox.c.delivery_status, outbox.c.delivery_error_code, respondents.c.urn_cipher)
+    .join_from(outbox, respondents, outbox.c.respondent_id == respondents.c.id)
+    .where(
+        outbox.c.provider_message_id == sa.bindparam("message_sid"),
+        outbox.c.channel == sa.bindparam("of_channel"),
+    )
+    .order_by(outbox.c.id)
+    .limit(1)
+)
+
+
+def record_delivery(
+    engine: sa.Engine,
+    message_sid: str,
+    status: str,
+    error_code: int | None,
+    now: datetime,
+    *,
+    channel: str = "sms",
+) -> DeliveryRecord:
+    """Record the provider's report that the message it took as `message_sid` is now `status`
+    (`storage.models.DELIVERY_STATUSES`), with its error code, unless the row already says
+    as much or more (`may_replace`): reports repeat and arrive out of order. One statement,
+    so two reports at once for one message cannot move it backwards."""
+    if status not in _DELIVERY_RANK:
+        raise ValueError(f"unknown delivery status {status!r}")
+    with engine.begin() as conn:
+        moved = conn.execute(
+            _record_delivery,
+            {
+                "message_sid": message_sid,
+                "of_channel": channel,
+                "earlier": list(may_replace(status)),
+                "reported_status": status,
+                "reported_code": error_code,
+                "now": now,
+            },
+        ).all()
+        row = conn.execute(
+            _delivery_of, {"message_sid": message_sid, "of_channel": channel}
+        ).first()
+    if row is None:
+        return DeliveryRecord(found=False, recorded=False)
+    return DeliveryRecord(
+        found=True,
+        recorded=bool(moved),
+        status=row.delivery_status,
+        error_code=row.delivery_error_code,
+        urn=keys_of(engine).decrypt(row.urn_cipher),
     )

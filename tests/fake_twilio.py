@@ -11,7 +11,8 @@ recorded with its form parameters and whether its credentials were right.
 
 A test can make it, for one recipient or for all, `times` times:
 - `reset_connection()`: reset the connection (TCP RST) as a request arrives, before reading its
-  body; nothing is recorded or taken;
+  body; nothing is recorded or taken; `reset_connection(to=number)`: read (and record) a send
+  to that number, then reset the connection unanswered; nothing is taken;
 - `stall(seconds)`: read, record and take the message, then hold the answer for a while (a
   client with a shorter read timeout never learns that it was taken);
 - `hang_up()`: read, record and take the message, then close the connection unanswered;
@@ -63,6 +64,13 @@ INVALID_NUMBER = (21211, "The 'To' number {to} is not a valid phone number.")
 NOT_MOBILE = (21614, "'To' number {to} is not a valid mobile number")
 
 
+class _Reset:
+    """An answer that is a reset connection."""
+
+
+RESET = _Reset()
+
+
 @dataclass(frozen=True)
 class Received:
     """One request as the fake read it."""
@@ -105,6 +113,7 @@ class _State:
     stalls: dict[str | None, tuple[float, int]] = field(default_factory=dict)
     hang_ups: dict[str | None, int] = field(default_factory=dict)
     resets: int = 0
+    resets_for: dict[str, int] = field(default_factory=dict)
     resets_done: int = 0
     closed: bool = False
 
@@ -172,10 +181,14 @@ class FakeTwilio(LocalServer[_State]):
         with self._changed:
             self._state.hang_ups[to] = times
 
-    def reset_connection(self, times: int = 1) -> None:
-        """Reset the next `times` connections as a request arrives, before reading its body."""
+    def reset_connection(self, times: int = 1, to: str | None = None) -> None:
+        """Reset the next `times` connections as a request arrives, before reading its body;
+        with `to`, the next `times` sends to that number once read (nothing taken)."""
         with self._changed:
-            self._state.resets += times
+            if to is None:
+                self._state.resets += times
+            else:
+                self._state.resets_for[to] = self._state.resets_for.get(to, 0) + times
 
     # What a test asserts on.
 
@@ -275,10 +288,18 @@ class FakeTwilio(LocalServer[_State]):
             self._state.resets_done += 1
             return True
 
+    def _take_reset_for(self, to: str) -> bool:
+        with self._changed:
+            if self._state.resets_for.get(to, 0) <= 0:
+                return False
+            self._state.resets_for[to] -= 1
+            self._state.resets_done += 1
+            return True
+
     def _answer(
         self, method: str, path: str, params: dict[str, str], authorization: str
-    ) -> tuple[int, str, dict[str, str]] | None:
-        """(status, body, headers), or None to hang up."""
+    ) -> tuple[int, str, dict[str, str]] | _Reset | None:
+        """(status, body, headers), None to hang up, or RESET."""
         username = _basic_username(authorization, self.auth_token)
         authorised = username is not None
         with self._changed:
@@ -290,6 +311,8 @@ class FakeTwilio(LocalServer[_State]):
         if method != "POST" or match is None or match.group(1) != username:
             return _error(404, 20404, f"The requested resource {path} was not found")
         to = params.get("To", "")
+        if self._take_reset_for(to):
+            return RESET
         fault = self._fault_for(to)
         if fault is not None:
             return _fault_answer(fault, to)
@@ -400,6 +423,9 @@ class FakeTwilio(LocalServer[_State]):
                     params,
                     self.headers.get("Authorization", ""),
                 )
+                if isinstance(answer, _Reset):
+                    self._reset()
+                    return
                 if answer is None:
                     self.close_connection = True
                     return

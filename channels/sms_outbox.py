@@ -1,0 +1,291 @@
+"""Sending the outbox's SMS rows through Twilio's REST API, within the sender's segment rate.
+
+The rule it keeps: a row is sent again only when Twilio certainly did not take it, and nothing
+is handed to Twilio before the row is marked "sending" (see `storage.outbox`). `SmsSender`
+claims one due "sms" row at a time, begins it, sends it to the number in its URN
+("tel:+447700900123") and records what the send proved (see `channels.twilio_send`):
+- accepted: sent, with Twilio's Message SID (its delivery reports find the row by it), the
+  segments Twilio counts, and the delivery status a new message starts in ("queued" from a
+  number, "accepted" through a Messaging Service);
+- retry_later (Twilio certainly did not take it): pending again after `RetryPolicy.delay`, an
+  exponential back-off with jitter, never sooner than a Retry-After; given up (failed) once it
+  has waited `RetryPolicy.give_up_after` since it was first due. A 429, or any answer with a
+  Retry-After, holds the whole sender until the row's retry: the limit is Twilio's, not the
+  resident's;
+- unknown (the request may have reached Twilio and no answer says so): "unknown", never resent;
+  the delivery reports or Twilio's message log settle it;
+- opted_out (21610: the number sent STOP to Twilio): failed, and the respondent opted out, so
+  nothing more is sent to them until they text START;
+- refused (any other 4xx): failed, never retried, with Twilio's code and words kept on the
+  row (Twilio's words can name the number: they are stored, never logged). When the refusal
+  is about the number itself (21211, not a valid number; 21614, not a mobile) the respondent
+  is marked unreachable too, so their later rows are never sent.
+
+Pacing is per sender (the Messaging Service, else the number), in segments a second
+(`SegmentPacer`). Outreach rows (any `kind` but "reply") go only when the council's quiet
+hours allow: a retry can fall outside them. A row that must wait (quiet hours, or pacing longer
+than `PACING_SLEEP_LIMIT`) is released, pending again from when it may go, no attempt counted;
+while the sender is held the worker claims nothing more, so one hold does not claim and release
+every row that is due. Time comes from a `Clock`, so tests run without sleeping.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from channels.sending import DEFAULT_POLICY, Clock, RetryPolicy, WorkerStep
+from channels.twilio_send import SmsOutcome, TwilioSendSettings, TwilioSms, status_callback_url
+from dibot.config import Config
+from flows.segments import count_segments
+from outreach.quiet_hours import QuietHours, next_send_time, parse_quiet_hours
+from storage import outbox
+from storage.outbox import OutboxMessage
+
+CHANNEL = "sms"
+URN_PREFIX = "tel:"
+PACING_SLEEP_LIMIT = timedelta(seconds=0.5)
+"""The longest pacing pause slept through holding a claimed row: a two- or three-part text at
+Twilio's UK rate of 10 segments a second waits 0.2-0.3 s."""
+WINDOW = timedelta(seconds=1)
+OPTED_OUT_AT_TWILIO = "opted out (Twilio 21610)"
+NUMBER_CANNOT_TAKE_SMS = frozenset({21211, 21614})
+"""Twilio's refusals that are about the number itself (not a valid number; not a mobile): no
+text will ever reach it, so the respondent is marked unreachable."""
+NOT_A_PHONE_URN = "not a phone number: the respondent's URN is not tel:"
+STARTING_STATUS = {True: "accepted", False: "queued"}
+"""The status Twilio gives a message it has just taken, by whether it went through a
+Messaging Service (which has yet to pick a number) or from a number."""
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SegmentPacer:
+    """When the next text may go from one sender, `segments_per_second` segments a second.
+
+    Two rules, both in whole microseconds so that no rounding lets a text through early:
+    - the rate: each text takes its segments' share of a second (3 segments at 10 a second:
+      0.3 s), and the next goes only when the earlier ones have had theirs, so N texts of k
+      segments keep the sender busy N*k/r seconds, as Twilio's own queue would;
+    - the window: no second holds more than `segments_per_second` segments (a text longer than
+      that goes alone in its second).
+    A `hold` (a 429) keeps the sender back until then."""
+
+    segments_per_second: int
+    _drained_at: datetime | None = None
+    _held_until: datetime | None = None
+    _recent: deque[tuple[datetime, int]] = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        if self.segments_per_second < 1:
+            raise ValueError("segments_per_second must be 1 or more")
+
+    def cost(self, segments: int) -> timedelta:
+        """The share of a second `segments` take, rounded up to a microsecond."""
+        return timedelta(microseconds=-(-segments * 1_000_000 // self.segments_per_second))
+
+    def free_at(self) -> datetime | None:
+        """When the rate and any hold let the next text go, whatever its length."""
+        times = [at for at in (self._drained_at, self._held_until) if at is not None]
+        return max(times) if times else None
+
+    def wait(self, segments: int, now: datetime) -> timedelta:
+        """How long a text of `segments` must wait from `now` to go."""
+        start = max(now, self.free_at() or now)
+        in_window = [(at, count) for at, count in self._recent if at > start - WINDOW]
+        total = sum(count for _, count in in_window)
+        for at, count in in_window:  # oldest first: wait for each to leave the window
+            if total == 0 or total + segments <= self.segments_per_second:
+                break
+            start = max(start, at + WINDOW)
+            total -= count
+        return start - now
+
+    def sent(self, segments: int, at: datetime) -> None:
+        drained = max(at, self._drained_at or at)
+        self._drained_at = drained + self.cost(segments)
+        self._recent.append((at, segments))
+        while self._recent and self._recent[0][0] <= at - WINDOW:
+            self._recent.popleft()
+
+    def hold(self, until: datetime) -> None:
+        self._held_until = max(until, self._held_until or until)
+
+
+class SmsSender:
+    """The worker's SMS sender: `send_due` claims, paces, sends and records one row."""
+
+    name = CHANNEL
+
+    def __init__(
+        self,
+        sms: TwilioSms,
+        engine: sa.Engine,
+        *,
+        clock: Clock,
+        quiet: QuietHours,
+        mark_opted_out: Callable[[str], None],
+        mark_unreachable: Callable[[str], None],
+        segments_per_second: int,
+        policy: RetryPolicy = DEFAULT_POLICY,
+    ) -> None:
+        self.sms = sms
+        self.engine = engine
+        self.clock = clock
+        self.quiet = quiet
+        self.mark_opted_out = mark_opted_out
+        self.mark_unreachable = mark_unreachable
+        self.pacer = SegmentPacer(segments_per_second)
+        self.policy = policy
+        self._claim_nothing_until: datetime | None = None
+        """The sender is held back (a row released for pacing, or a 429) and the worker knows
+        until when: before then, a row claimed would only be released again."""
+        settings = sms.settings
+        timeouts = timedelta(seconds=2 * (settings.connect_timeout + settings.read_timeout))
+        self._send_lease = max(policy.send_lease, timeouts)
+        self._starting_status = STARTING_STATUS[bool(settings.messaging_service_sid)]
+
+    def send_due(self, stop: threading.Event) -> WorkerStep:
+        """Claim the oldest due SMS row and send it, paced, or release it for later (pacing,
+        or until quiet hours let an outreach row go). Claims nothing while the sender is held
+        back for a row already released (the worker waits for that row's `held_until`)."""
+        now = self.clock.now()
+        if stop.is_set() or (self._claim_nothing_until or now) > now:
+            return WorkerStep(claimed=False)
+        rows = outbox.claim(self.engine, CHANNEL, 1, now, self.policy.claim_lease)
+        if not rows:
+            return WorkerStep(claimed=False)
+        row = rows[0]
+        if row.kind != "reply" and not self.quiet.allows(now):
+            opens = next_send_time(self.quiet, now)
+            outbox.release(self.engine, row, opens, now)
+            log.info("sms outbox %d: %s held by quiet hours", row.id, row.kind)
+            return WorkerStep(claimed=True, held_until=opens)
+        segments = count_segments(row.text).segments
+        while (pause := self.pacer.wait(segments, self.clock.now())) > timedelta(0):
+            if stop.is_set():
+                break
+            if pause > PACING_SLEEP_LIMIT:
+                now = self.clock.now()
+                self._claim_nothing_until = now + pause - PACING_SLEEP_LIMIT
+                outbox.release(self.engine, row, now + pause, now)
+                return WorkerStep(claimed=True, held_until=now + pause)
+            self.clock.sleep(pause.total_seconds())
+        if stop.is_set():
+            now = self.clock.now()
+            outbox.release(self.engine, row, now, now)
+            return WorkerStep(claimed=True, held_until=now)
+        return self._send(row, segments)
+
+    def close(self) -> None:
+        self.sms.close()
+
+    def __enter__(self) -> SmsSender:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _send(self, row: OutboxMessage, segments: int) -> WorkerStep:
+        if not outbox.begin(self.engine, row, self.clock.now(), self._send_lease):
+            log.warning("sms outbox %d: its claim ran out before the send; not sent", row.id)
+            return WorkerStep(claimed=True)
+        if not row.urn.startswith(URN_PREFIX):
+            outbox.mark_failed(self.engine, row, NOT_A_PHONE_URN, self.clock.now())
+            return WorkerStep(claimed=True)
+        started = self.clock.now()
+        self.pacer.sent(segments, started)
+        outcome = self.sms.send(row.urn.removeprefix(URN_PREFIX), row.text)
+        now = self.clock.now()
+        retry_at = self._record(row, outcome, now)
+        if retry_at is not None and (outcome.retry_after is not None or outcome.http_status == 429):
+            self.pacer.hold(retry_at)
+            self._claim_nothing_until = retry_at - PACING_SLEEP_LIMIT
+        return WorkerStep(claimed=True, tried=True, held_until=retry_at)
+
+    def _record(self, row: OutboxMessage, outcome: SmsOutcome, now: datetime) -> datetime | None:
+        """Store the outcome of one begun send; when it goes again, if it will."""
+        if outcome.kind == "accepted":
+            outbox.mark_accepted(
+                self.engine,
+                row,
+                outcome.message_sid or "",
+                now,
+                delivery_status=self._starting_status,
+                segments=outcome.segments,
+            )
+            return None
+        code = "" if outcome.error_code is None else f", Twilio error {outcome.error_code}"
+        log.warning("sms outbox %d: %s%s", row.id, outcome.kind, code)
+        if outcome.kind == "unknown":
+            outbox.mark_unknown(
+                self.engine, row, f"not confirmed, not resent: {outcome.reason}", now
+            )
+        elif outcome.kind == "retry_later" and not self.policy.gives_up(row, now):
+            retry_at = now + self.policy.delay(row.attempts, outcome.retry_after)
+            outbox.retry(self.engine, row, outcome.reason, now, retry_at)
+            return retry_at
+        elif outcome.kind == "retry_later":
+            error = f"gave up after {row.attempts} tries: {outcome.reason}"
+            outbox.mark_failed(self.engine, row, error, now)
+        elif outcome.kind == "opted_out":
+            outbox.mark_failed(self.engine, row, OPTED_OUT_AT_TWILIO, now)
+            self.mark_opted_out(row.urn)
+        else:
+            said = f": {outcome.error_message}" if outcome.error_message else ""
+            outbox.mark_failed(self.engine, row, outcome.reason + said, now)
+            if outcome.error_code in NUMBER_CANNOT_TAKE_SMS:
+                self.mark_unreachable(row.urn)
+        return None
+
+
+def sms_sender_for(
+    config: Config,
+    engine: sa.Engine,
+    clock: Clock,
+    mark_opted_out: Callable[[str], None],
+    mark_unreachable: Callable[[str], None],
+) -> SmsSender | None:
+    """The SMS sender the configuration describes; None, said in one log line, when Twilio
+    sending is not configured (no account_sid, auth_token, or sender)."""
+    twilio = config.twilio
+    missing = [
+        key
+        for key, value in (
+            ("account_sid", twilio.account_sid),
+            ("auth_token", twilio.auth_token),
+            (
+                "from_number or messaging_service_sid",
+                twilio.from_number or twilio.messaging_service_sid,
+            ),
+        )
+        if not value
+    ]
+    if missing:
+        log.info("sms sender: not configured (no twilio.%s)", ", twilio.".join(missing))
+        return None
+    settings = TwilioSendSettings(
+        account_sid=twilio.account_sid,
+        auth_token=twilio.auth_token,
+        messaging_service_sid=twilio.messaging_service_sid,
+        from_number=twilio.from_number,
+        status_callback_url=status_callback_url(twilio.public_url),
+        api_base_url=twilio.api_base_url,
+    )
+    outreach = config.outreach
+    return SmsSender(
+        TwilioSms(settings),
+        engine,
+        clock=clock,
+        quiet=parse_quiet_hours(outreach.quiet_hours, outreach.quiet_days, outreach.timezone),
+        mark_opted_out=mark_opted_out,
+        mark_unreachable=mark_unreachable,
+        segments_per_second=twilio.segments_per_second,
+    )
