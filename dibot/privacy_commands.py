@@ -82,6 +82,10 @@ def retention(
         f"typed answer text older than {policy.raw_text_days} days: "
         f"removed from {report.raw_texts} answers"
     )
+    print(
+        f"message texts on timelines older than {policy.raw_text_days} days: "
+        f"removed from {report.timeline_texts} messages"
+    )
     print(f"inbox messages older than {policy.inbox_days} days: {report.inbox_messages} removed")
     print(
         f"outbox messages sent or given up over {policy.inbox_days} days ago: "
@@ -102,7 +106,7 @@ def erase_person(arguments: argparse.Namespace, config: Config) -> int:
     if removed is None:
         print("dibot: nobody with that number or URN is held; nothing removed", file=sys.stderr)
         return NOT_HELD
-    print("erased: " + ", ".join(f"{count} {name}" for name, count in removed.items()))
+    print("erased: " + ", ".join(f"{count} {name}" for name, count in removed.items() if count))
     return 0
 
 
@@ -130,7 +134,9 @@ def subject_access_export(
     answers = sum(len(assessment["answers"]) for assessment in held["assessments"])
     print(
         f"wrote {out}: {len(held['assessments'])} assessments, {answers} answers, "
-        f"{len(held['inbox'])} inbox and {len(held['outbox'])} outbox messages"
+        f"{len(held['inbox'])} inbox and {len(held['outbox'])} outbox messages, "
+        f"{len(held['timeline'])} timeline messages, {len(held['followup_threads'])} follow-up "
+        f"threads, {len(held['checkins'])} check-ins"
     )
     return 0
 
@@ -146,7 +152,8 @@ def db_rekey(arguments: argparse.Namespace, config: Config) -> int:
         engine.dispose()
     print(
         f"re-encrypted under the first of {keys.count} keys: {report.urns} respondents' "
-        f"URNs, {report.raw_texts} typed answers and the lookup key"
+        f"URNs, {report.raw_texts} typed answers, {report.timeline_texts} timeline texts and "
+        "the lookup key"
     )
     return 0
 

@@ -11,7 +11,19 @@ The rules it keeps:
 - what to say, and to whom (an opted-out respondent included), is the engine's decision;
 - the respondent is found by one keyed hash of their URN, which is stored only encrypted, and
   what they typed is kept encrypted or not at all (`storage.privacy`); a provider's news about
-  someone never stored (a 21610 for a number that never texted) stores nothing.
+  someone never stored (a 21610 for a number that never texted) stores nothing;
+- every message goes on the respondent's timeline (`storage.timeline`), in one more statement:
+  what they sent (kind "message"; its text only when typed text is kept at all) and each reply
+  (kind "reply", with its outbox id when queued);
+- while an outreach worker's follow-up thread is open for them (`outreach.followups`), the bot
+  stays quiet: their message is kept for the worker (timeline kind "held", with the thread),
+  seen in the inbox (a duplicate is still a duplicate) and counted as their last word for
+  reminders, but the conversation is not stepped and nothing is said, so the assessment
+  carries on where it was once the thread closes. Only opting out and opting in still reach
+  the engine, as always: STOP or START in any of the flow's languages (and YES while they are
+  opted out, as the engine reads it), which also closes the thread: after STOP nothing more is
+  sent, after START the bot carries on, so its next question must not be held. A button tap
+  or an edited message is never a command (as in the engine), so it is held.
 """
 
 from __future__ import annotations
@@ -25,14 +37,22 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from bot.engine import step
+from bot.matching import command_of
 from bot.messages import Event, Inbound, Outbound, Turn
 from bot.state import State, StateError
 from flows.model import Flow
-from storage import outbox
+from storage import outbox, timeline
 from storage.privacy import Privacy, open_privacy
 from storage.repository import AnswerRecord, LockedConversation, TurnStore
 
 log = logging.getLogger(__name__)
+
+THREAD_COMMANDS = frozenset({"stop", "start"})
+"""What reaches the engine while a follow-up thread is open (and closes it)."""
+OPT_IN_WHILE_OPTED_OUT = "opt_in"
+"""YES: a command only while the respondent is opted out (Twilio lifts its block on it)."""
+CLOSED_BY_RESIDENT = "resident"
+CLOSED_BY_OPT_OUT = "opted out"
 
 
 def utc_now() -> datetime:
@@ -105,6 +125,7 @@ class TurnHandler:
         respondent's own choice (`dibot chat --lang`), so the default language counts too."""
         now = self._clock()
         store, privacy = self._store, self.privacy
+        delivery = _Delivery(channel, message_id, now)
         with self._engine.begin() as conn:
             conversation = store.lock_conversation(
                 conn, urn, self._flow, self._new_state(language, language_chosen), now, privacy
@@ -112,10 +133,12 @@ class TurnHandler:
             stored = store.stored_replies(conn, channel, message_id)
             if stored is not None:
                 return TurnResult(replies=stored, duplicate=True, queued=(), events=())
+            thread_id = conversation.thread_id
+            if thread_id is not None and not self._reaches_engine_in_thread(conversation, inbound):
+                self._hold(conn, conversation, inbound, delivery, thread_id)
+                return TurnResult(replies=(), duplicate=False, queued=(), events=())
             turn = step(self._flow, self._saved_state(conversation), inbound, now)
-            assessment_id = self._record(
-                conn, conversation, turn, _Delivery(channel, message_id, now)
-            )
+            assessment_id = self._record(conn, conversation, turn, delivery)
             store.save_conversation(
                 conn,
                 conversation,
@@ -130,6 +153,8 @@ class TurnHandler:
             )
             if conversation.unreachable:
                 store.set_reachable(conn, conversation.respondent_id)
+            if thread_id is not None:
+                store.close_thread(conn, thread_id, now, CLOSED_BY_RESIDENT)
             queued: tuple[int, ...] = ()
             if queue_replies:
                 queued = tuple(
@@ -143,7 +168,94 @@ class TurnHandler:
                     )
                     for reply in turn.outbound
                 )
+            timeline.record(
+                conn,
+                self._timeline_entries(conversation, inbound, delivery, thread_id, turn, queued),
+                privacy.keys,
+            )
         return TurnResult(replies=turn.outbound, duplicate=False, queued=queued, events=turn.events)
+
+    def _reaches_engine_in_thread(self, conversation: LockedConversation, inbound: Inbound) -> bool:
+        """Whether a message sent while a follow-up thread is open still goes to the engine:
+        opting out or in, read as the engine reads commands."""
+        if inbound.button is not None or inbound.edited:
+            return False
+        state = self._saved_state(conversation)
+        others = tuple(language for language in self._flow.languages if language != state.language)
+        command = command_of(self._flow, inbound.text, (state.language, *others))
+        if command == OPT_IN_WHILE_OPTED_OUT:
+            return state.opted_out
+        return command in THREAD_COMMANDS
+
+    def _hold(
+        self,
+        conn: sa.Connection,
+        conversation: LockedConversation,
+        inbound: Inbound,
+        delivery: _Delivery,
+        thread_id: int,
+    ) -> None:
+        """Keep the message for the outreach worker: seen, on the timeline, nothing stepped."""
+        store, now = self._store, delivery.now
+        respondent_id = conversation.respondent_id
+        store.add_inbound(conn, delivery.channel, delivery.message_id, respondent_id, (), now)
+        store.mark_inbound(conn, conversation.conversation_id, now)
+        if conversation.unreachable:
+            store.set_reachable(conn, respondent_id)
+        held = timeline.Entry(
+            respondent_id=respondent_id,
+            at=now,
+            direction="in",
+            channel=delivery.channel,
+            kind="held",
+            text=self._kept_text(inbound),
+            thread_id=thread_id,
+        )
+        timeline.record(conn, [held], self.privacy.keys)
+
+    def _timeline_entries(
+        self,
+        conversation: LockedConversation,
+        inbound: Inbound,
+        delivery: _Delivery,
+        thread_id: int | None,
+        turn: Turn,
+        queued: tuple[int, ...],
+    ) -> list[timeline.Entry]:
+        """What they sent, then each reply, as the turn's timeline entries."""
+        respondent_id, channel, now = conversation.respondent_id, delivery.channel, delivery.now
+        entries = [
+            timeline.Entry(
+                respondent_id=respondent_id,
+                at=now,
+                direction="in",
+                channel=channel,
+                kind="message",
+                text=self._kept_text(inbound),
+                thread_id=thread_id,
+            )
+        ]
+        outbox_ids: tuple[int | None, ...] = queued or (None,) * len(turn.outbound)
+        entries.extend(
+            timeline.Entry(
+                respondent_id=respondent_id,
+                at=now,
+                direction="out",
+                channel=channel,
+                kind="reply",
+                text=reply.text,
+                outbox_id=outbox_id,
+            )
+            for reply, outbox_id in zip(turn.outbound, outbox_ids, strict=True)
+        )
+        return entries
+
+    def _kept_text(self, inbound: Inbound) -> str | None:
+        """What the respondent sent, as the timeline keeps it: their text (a tapped button's
+        payload), or nothing at all when typed text is not kept."""
+        if not self._keep_raw_text:
+            return None
+        return inbound.text or inbound.button or ""
 
     def _new_state(self, language: str | None, chosen: bool = False) -> State:
         """A new conversation, in the channel's language if that is one of the flow's others,
@@ -202,6 +314,7 @@ class TurnHandler:
                     now,
                 )
             self._store.set_opted_out(conn, conversation.respondent_id, True, now)
+            self._store.close_threads_of(conn, conversation.respondent_id, now, CLOSED_BY_OPT_OUT)
 
     def _record(
         self, conn: sa.Connection, conversation: LockedConversation, turn: Turn, delivery: _Delivery

@@ -3,16 +3,19 @@ and re-encryption under a new key.
 
 The rules it keeps:
 - Retention removes exactly what is older than the policy (strictly before `now - days`):
-  the typed text of answers (`raw`; an answer's option and score always stay), inbox rows with
-  the replies kept for duplicates, and outbox rows already sent or given up. It works in small
-  batches, each its own transaction, so turns never wait long behind it.
+  the typed text of answers (`raw`; an answer's option and score always stay) and the texts of
+  timeline messages (the entry stays: when, which way, what kind, by whom), after
+  `raw_text_days`; inbox rows with the replies kept for duplicates, and outbox rows already sent
+  or given up, after `inbox_days`. It works in small batches, each its own transaction, so
+  turns never wait long behind it.
 - Erasure removes one person entirely: their respondent row (the encrypted URN and its digest),
-  conversation, assessments with every answer, inbox and outbox rows. Nothing is kept for
+  conversation, assessments with every answer, inbox and outbox rows, timeline, follow-up
+  threads, scheduled check-ins, enrolments and cohort memberships. Nothing is kept for
   aggregate counts: no report reads them yet, so nothing must stay. On SQLite the deleted
   content is overwritten (`secure_delete`) and the WAL truncated after the commit.
 - A subject-access export holds everything about one person and nobody else, decrypted.
-- Rekeying encrypts every URN, every kept typed text and the lookup key again under the first
-  key, so the old key can then be dropped; digests never change.
+- Rekeying encrypts every URN, every kept typed text, every timeline text and the lookup key
+  again under the first key, so the old key can then be dropped; digests never change.
 Nothing here prints: the `dibot` commands say what was done.
 """
 
@@ -27,14 +30,24 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from storage.models import Cohort, CohortMember, Enrolment, OutboxEntry, table
+from storage.models import (
+    Checkin,
+    Cohort,
+    CohortMember,
+    Enrolment,
+    OutboxEntry,
+    TimelineEntry,
+    table,
+)
 from storage.privacy import Keys, Privacy, rewrap_lookup_key
-from storage.repository import answers, assessments, conversations, inbox, respondents
+from storage.repository import answers, assessments, conversations, inbox, respondents, threads
 
 outbox = table(OutboxEntry)
 enrolments = table(Enrolment)
 cohorts = table(Cohort)
 cohort_members = table(CohortMember)
+timeline = table(TimelineEntry)
+checkins = table(Checkin)
 
 BATCH = 2000
 SETTLED = ("sent", "failed")
@@ -57,6 +70,7 @@ class RetentionReport:
     raw_texts: int
     inbox_messages: int
     outbox_messages: int
+    timeline_texts: int = 0
 
 
 def _before(column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
@@ -69,6 +83,16 @@ _old_raw = (
     .limit(BATCH)
 )
 _clear_raw = sa.update(answers).where(answers.c.id.in_(_old_raw.scalar_subquery())).values(raw=None)
+_old_timeline_text = (
+    sa.select(timeline.c.id)
+    .where(timeline.c.text_cipher.is_not(None), _before(timeline.c.at))
+    .limit(BATCH)
+)
+_clear_timeline_text = (
+    sa.update(timeline)
+    .where(timeline.c.id.in_(_old_timeline_text.scalar_subquery()))
+    .values(text_cipher=None)
+)
 _old_inbox = sa.select(inbox.c.id).where(_before(inbox.c.received_at)).limit(BATCH)
 _delete_inbox = sa.delete(inbox).where(inbox.c.id.in_(_old_inbox.scalar_subquery()))
 _old_outbox = (
@@ -87,6 +111,7 @@ def apply_retention(engine: sa.Engine, policy: RetentionPolicy, now: datetime) -
         raw_texts=_in_batches(engine, _clear_raw, raw_cutoff),
         inbox_messages=_in_batches(engine, _delete_inbox, inbox_cutoff),
         outbox_messages=_in_batches(engine, _delete_outbox, inbox_cutoff),
+        timeline_texts=_in_batches(engine, _clear_timeline_text, raw_cutoff),
     )
 
 
@@ -129,6 +154,11 @@ ERASURE_ORDER: tuple[tuple[str, sa.Delete], ...] = (
     ("answers", sa.delete(answers).where(answers.c.assessment_id.in_(_their_assessments()))),
     ("outbox messages", sa.delete(outbox).where(_theirs(outbox))),
     ("inbox messages", sa.delete(inbox).where(_theirs(inbox))),
+    ("timeline entries", sa.delete(timeline).where(_theirs(timeline))),
+    ("follow-up threads", sa.delete(threads).where(_theirs(threads))),
+    ("check-ins", sa.delete(checkins).where(_theirs(checkins))),
+    ("enrolments", sa.delete(enrolments).where(_theirs(enrolments))),
+    ("cohort memberships", sa.delete(cohort_members).where(_theirs(cohort_members))),
     ("conversations", sa.delete(conversations).where(_theirs(conversations))),
     ("assessments", sa.delete(assessments).where(_theirs(assessments))),
     ("respondents", sa.delete(respondents).where(respondents.c.id == _RESPONDENT)),
@@ -184,11 +214,15 @@ def subject_access(
                 conn,
                 sa.select(
                     outbox.c.channel,
+                    outbox.c.kind,
                     outbox.c.text,
                     outbox.c.buttons,
+                    outbox.c.sent_by,
                     outbox.c.status,
                     outbox.c.attempts,
                     outbox.c.error,
+                    outbox.c.delivery_status,
+                    outbox.c.delivery_error_code,
                     outbox.c.created_at,
                     outbox.c.updated_at,
                 )
@@ -213,6 +247,36 @@ def subject_access(
                 .join(cohort_members, cohort_members.c.cohort_id == cohorts.c.id)
                 .where(cohort_members.c.respondent_id == found.id)
                 .order_by(cohorts.c.name),
+            ),
+            "timeline": _timeline(conn, params, privacy),
+            "followup_threads": _rows(
+                conn,
+                sa.select(
+                    threads.c.id,
+                    threads.c.opened_by,
+                    threads.c.opened_at,
+                    threads.c.closes_at,
+                    threads.c.closed_at,
+                    threads.c.closed_by,
+                )
+                .where(threads.c.respondent_id == found.id)
+                .order_by(threads.c.id),
+            ),
+            "checkins": _rows(
+                conn,
+                sa.select(
+                    checkins.c.due_at,
+                    checkins.c.status,
+                    checkins.c.skip_reason,
+                    checkins.c.baseline_id,
+                    checkins.c.scheduled_by,
+                    checkins.c.scheduled_at,
+                    checkins.c.invited_at,
+                    cohorts.c.name.label("cohort"),
+                )
+                .outerjoin(cohorts, cohorts.c.id == checkins.c.cohort_id)
+                .where(checkins.c.respondent_id == found.id)
+                .order_by(checkins.c.id),
             ),
         }
 
@@ -274,6 +338,8 @@ def _assessments(
             assessments.c.completed_at,
             assessments.c.abandoned_at,
             assessments.c.skills_basis,
+            assessments.c.kind,
+            assessments.c.baseline_id,
         )
         .where(assessments.c.respondent_id == params["respondent_id"])
         .order_by(assessments.c.id),
@@ -287,7 +353,30 @@ def _assessments(
                 .order_by(answers.c.id)
             )
         ]
-        del assessment["id"]
+    return held
+
+
+def _timeline(
+    conn: sa.Connection, params: dict[str, Any], privacy: Privacy
+) -> list[dict[str, Any]]:
+    """Every message in and out, texts decrypted (None once retention removed them)."""
+    held = _rows(
+        conn,
+        sa.select(
+            timeline.c.at,
+            timeline.c.direction,
+            timeline.c.channel,
+            timeline.c.kind,
+            timeline.c.text_cipher.label("text"),
+            timeline.c.thread_id,
+            timeline.c.by,
+        )
+        .where(timeline.c.respondent_id == params["respondent_id"])
+        .order_by(timeline.c.at, timeline.c.id),
+    )
+    for entry in held:
+        if entry["text"] is not None:
+            entry["text"] = privacy.decrypt(entry["text"])
     return held
 
 
@@ -311,6 +400,7 @@ def _answer(row: sa.Row[Any], privacy: Privacy) -> dict[str, Any]:
 class RekeyReport:
     urns: int
     raw_texts: int
+    timeline_texts: int = 0
 
 
 def rekey(engine: sa.Engine, keys: Keys) -> RekeyReport:
@@ -319,9 +409,10 @@ def rekey(engine: sa.Engine, keys: Keys) -> RekeyReport:
     simply run again."""
     urns = _rotate(engine, keys, respondents.c.id, respondents.c.urn_cipher)
     raw_texts = _rotate(engine, keys, answers.c.id, answers.c.raw)
+    timeline_texts = _rotate(engine, keys, timeline.c.id, timeline.c.text_cipher)
     with engine.begin() as conn:
         rewrap_lookup_key(conn, keys)
-    return RekeyReport(urns=urns, raw_texts=raw_texts)
+    return RekeyReport(urns=urns, raw_texts=raw_texts, timeline_texts=timeline_texts)
 
 
 def _rotate(engine: sa.Engine, keys: Keys, key: sa.Column[Any], column: sa.Column[Any]) -> int:

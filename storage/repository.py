@@ -6,7 +6,9 @@ the one transaction per turn. `lock_conversation` is what serialises one respond
 `SELECT … FOR UPDATE` on PostgreSQL; on SQLite the transaction's `BEGIN IMMEDIATE` already
 holds the write lock. A respondent is found by the digest of their URN (one HMAC per turn) and
 their URN is encrypted only when they are first stored; typed text is stored encrypted, or not
-at all (see `storage.privacy`).
+at all (see `storage.privacy`). The same locking read says whether an outreach worker's
+follow-up thread is open for them (not closed, and before it closes by itself), so a turn
+learns it without another query.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from storage.models import (
     Answer,
     Assessment,
     Conversation,
+    FollowUpThread,
     InboxEntry,
     Respondent,
     UTCDateTime,
@@ -39,6 +42,7 @@ conversations = table(Conversation)
 assessments = table(Assessment)
 answers = table(Answer)
 inbox = table(InboxEntry)
+threads = table(FollowUpThread)
 
 ANSWER_FIELDS = (
     "item_id",
@@ -62,6 +66,8 @@ class LockedConversation:
     assessment_id: int | None
     state: str
     unreachable: bool
+    thread_id: int | None = None
+    """The follow-up thread open for them when the lock was taken (`lock_conversation`)."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,13 @@ class TurnStore:
             .join_from(r, c, c.c.respondent_id == r.c.id)
             .where(r.c.urn_digest == sa.bindparam("digest"))
             .with_for_update(of=c)
+        )
+        self._lock_with_thread = self._lock.add_columns(
+            sa.select(threads.c.id)
+            .where(threads.c.respondent_id == r.c.id, *open_thread(_param("now", UTCDateTime())))
+            .order_by(threads.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
         )
         self._add_respondent = (
             insert(r)
@@ -144,6 +157,22 @@ class TurnStore:
                 last_inbound_at=sa.func.coalesce(inbound_at, c.c.last_inbound_at),
                 reminders_sent=sa.case((inbound_at.is_(None), c.c.reminders_sent), else_=0),
             )
+        )
+        self._mark_inbound = (
+            sa.update(c)
+            .where(c.c.id == sa.bindparam("conversation_id"))
+            .values(last_inbound_at=sa.bindparam("now"), reminders_sent=0)
+        )
+        self._close_thread = (
+            sa.update(threads)
+            .where(threads.c.id == sa.bindparam("thread_id"), threads.c.closed_at.is_(None))
+            .values(closed_at=sa.bindparam("now"), closed_by=sa.bindparam("closed_by"))
+        )
+        closing = _param("now", UTCDateTime())
+        self._close_threads_of = (
+            sa.update(threads)
+            .where(threads.c.respondent_id == sa.bindparam("of_respondent"), *open_thread(closing))
+            .values(closed_at=closing, closed_by=sa.bindparam("closed_by"))
         )
         self._stored_replies = sa.select(inbox.c.replies).where(
             inbox.c.channel == sa.bindparam("channel"),
@@ -247,13 +276,15 @@ class TurnStore:
         now: datetime,
         privacy: Privacy | None = None,
     ) -> LockedConversation:
-        """The respondent's conversation, locked; respondent and conversation are created on
-        their first message (concurrent first messages wait for each other, then agree).
-        `privacy` is the database's (`storage.privacy.open_privacy`); a turn passes it, anyone
-        else may leave it to be read here."""
+        """The respondent's conversation, locked, with the follow-up thread open for them at
+        `now`; respondent and conversation are created on their first message (concurrent first
+        messages wait for each other, then agree). `privacy` is the database's
+        (`storage.privacy.open_privacy`); a turn passes it, anyone else may leave it to be read
+        here."""
         privacy = _privacy(conn, privacy)
         digest = privacy.digest(urn)
-        row = conn.execute(self._lock, {"digest": digest}).first()
+        found = {"digest": digest, "now": now}
+        row = conn.execute(self._lock_with_thread, found).first()
         if row is None:
             conn.execute(
                 self._add_respondent,
@@ -274,7 +305,7 @@ class TurnStore:
                     "now": now,
                 },
             )
-            row = conn.execute(self._lock, {"digest": digest}).one()
+            row = conn.execute(self._lock_with_thread, found).one()
         return LockedConversation(*row)
 
     def save_conversation(
@@ -301,6 +332,32 @@ class TurnStore:
                 "inbound_at": now if inbound else None,
             },
         )
+
+    def mark_inbound(self, conn: sa.Connection, conversation_id: int, now: datetime) -> None:
+        """The respondent wrote, and their state stays as it was (a text held for a worker):
+        reminders count afresh from now."""
+        conn.execute(self._mark_inbound, {"conversation_id": conversation_id, "now": now})
+
+    # --- follow-up threads ---------------------------------------------------------------
+
+    def close_thread(
+        self, conn: sa.Connection, thread_id: int, now: datetime, closed_by: str
+    ) -> None:
+        """Close the thread (if nobody closed it yet): the bot takes their texts again."""
+        conn.execute(
+            self._close_thread,
+            {"thread_id": thread_id, "now": now, "closed_by": closed_by[:100]},
+        )
+
+    def close_threads_of(
+        self, conn: sa.Connection, respondent_id: int, now: datetime, closed_by: str
+    ) -> int:
+        """Close every thread open for the respondent at `now`; how many were."""
+        closed: int = conn.execute(
+            self._close_threads_of,
+            {"of_respondent": respondent_id, "now": now, "closed_by": closed_by[:100]},
+        ).rowcount
+        return closed
 
     # --- the inbox: one row per provider message -----------------------------------------
 
@@ -438,6 +495,12 @@ class TurnStore:
     ) -> None:
         digest = _privacy(conn, privacy).digest(urn)
         conn.execute(self._set_unreachable, {"target_digest": digest})
+
+
+def open_thread(now: datetime | sa.BindParameter[datetime]) -> tuple[sa.ColumnElement[bool], ...]:
+    """Where a follow-up thread is open at `now`: until a worker (or the resident's STOP or
+    START) closes it, or it closes by itself at `closes_at`."""
+    return (threads.c.closed_at.is_(None), threads.c.closes_at > now)
 
 
 def _privacy(conn: sa.Connection, privacy: Privacy | None) -> Privacy:

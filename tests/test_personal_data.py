@@ -17,7 +17,18 @@ from dibot.cli import main
 from dibot.privacy_commands import NotAPhoneNumber, phone_urn
 from dibot.turns import TurnHandler
 from flows.model import Flow
-from storage.models import Answer, InboxEntry, OutboxEntry, Respondent, table
+from outreach.followups import FollowUpRequest, send_followup
+from outreach.quiet_hours import parse_quiet_hours
+from storage.models import (
+    Answer,
+    Checkin,
+    FollowUpThread,
+    InboxEntry,
+    OutboxEntry,
+    Respondent,
+    TimelineEntry,
+    table,
+)
 from storage.personal_data import RetentionPolicy, apply_retention
 from tests.people import urn_digest
 from tests.turn_helpers import send, start_quick_check
@@ -28,6 +39,8 @@ T0 = datetime(2020, 3, 2, 9, 0, tzinfo=UTC)
 """Long ago, so the real clock of the commands is past every retention period."""
 answers, inbox, outbox = table(Answer), table(InboxEntry), table(OutboxEntry)
 respondents = table(Respondent)
+timeline, threads, checkins = table(TimelineEntry), table(FollowUpThread), table(Checkin)
+ANY_TIME = parse_quiet_hours("", "", "Europe/London")
 
 
 class Clock:
@@ -91,13 +104,17 @@ def test_retention_removes_exactly_what_is_older_than_the_policy(
     assert count(engine, outbox) == replies - just_past.outbox_messages
     assert count(engine, outbox, outbox.c.created_at == T0) == 0
 
+    entries = count(engine, timeline)
     raw_edge = apply_retention(engine, policy, T0 + timedelta(days=30))
-    assert raw_edge.raw_texts == 0
+    assert (raw_edge.raw_texts, raw_edge.timeline_texts) == (0, 0)
     raw_past = apply_retention(engine, policy, T0 + timedelta(days=30, seconds=1))
     assert raw_past.raw_texts == 3  # the typed ones; "3" a day later is still kept
     assert count(engine, answers, answers.c.raw.is_not(None)) == 1
     assert count(engine, answers, answers.c.option.is_(None)) == 0  # options and scores stay
     assert count(engine, answers) == 4
+    assert raw_past.timeline_texts == entries - 2  # "3" and its reply, a day later, kept
+    assert count(engine, timeline, timeline.c.text_cipher.is_not(None)) == 2
+    assert count(engine, timeline) == entries  # when, which way, what kind: kept
 
 
 def test_retention_leaves_unsent_messages_alone(engine: sa.Engine, flow: Flow) -> None:
@@ -122,6 +139,7 @@ def test_the_retention_command_says_what_it_removed(
     assert main(["retention", "--config", config]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "typed answer text older than 0 days: removed from 3 answers",
+        f"message texts on timelines older than 0 days: removed from {2 * messages} messages",
         f"inbox messages older than 1 days: {messages} removed",
         "outbox messages sent or given up over 1 days ago: 0 removed",
     ]
@@ -149,6 +167,9 @@ def held(engine: sa.Engine, urn: str) -> dict[str, int]:
                 ),
                 ("inbox", "SELECT count(*) FROM inbox WHERE respondent_id = :id"),
                 ("outbox", "SELECT count(*) FROM outbox WHERE respondent_id = :id"),
+                ("timeline", "SELECT count(*) FROM timeline WHERE respondent_id = :id"),
+                ("threads", "SELECT count(*) FROM threads WHERE respondent_id = :id"),
+                ("checkins", "SELECT count(*) FROM checkins WHERE respondent_id = :id"),
             )
         }
 
@@ -166,11 +187,59 @@ def test_erase_by_phone_removes_that_person_and_nobody_else(
     assert main(["erase", "--phone", "07700 900123", "--config", config]) == 0
     assert capsys.readouterr().out == (
         f"erased: {theirs['answers']} answers, {theirs['outbox']} outbox messages, "
-        f"{theirs['inbox']} inbox messages, 1 conversations, 1 assessments, 1 respondents\n"
+        f"{theirs['inbox']} inbox messages, {theirs['timeline']} timeline entries, "
+        "1 conversations, 1 assessments, 1 respondents\n"
     )
     assert held(engine, URN) == {}
     assert held(engine, OTHER) == others
     assert count(engine, respondents) == 1
+
+
+def test_erasure_takes_their_follow_ups_and_check_ins_and_leaves_everyone_elses(
+    engine: sa.Engine,
+    flow: Flow,
+    database_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    clock = Clock()
+    handler = two_people(engine, flow, clock)
+    followed_up(engine, flow, handler, clock)
+    followed_up(engine, flow, handler, clock, urn=OTHER)
+    others = held(engine, OTHER)
+    assert others["threads"] == others["checkins"] == 1
+    config = config_file(tmp_path, database_url)
+
+    assert main(["erase", "--phone", "07700 900123", "--config", config]) == 0
+
+    said = capsys.readouterr().out
+    assert "1 follow-up threads, 1 check-ins" in said
+    assert held(engine, URN) == {}
+    assert held(engine, OTHER) == others
+    assert count(engine, threads) == count(engine, checkins) == 1
+
+
+def followed_up(
+    engine: sa.Engine, flow: Flow, handler: TurnHandler, clock: Clock, urn: str = URN
+) -> None:
+    """A worker's follow-up, the resident's reply held in its thread, and a check-in."""
+    request = FollowUpRequest(
+        phone=urn.removeprefix("tel:"),
+        text="Hi, it's Sam from the council. Can I ring you?",
+        by="Sam",
+    )
+    sent = send_followup(engine, flow, request, ANY_TIME, 72, clock.now)
+    assert send(handler, urn, "Yes please, after 2").replies == ()
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(checkins).values(
+                respondent_id=sent.respondent_id,
+                due_at=clock.now + timedelta(days=90),
+                status="scheduled",
+                scheduled_by="Sam",
+                scheduled_at=clock.now,
+            )
+        )
 
 
 def test_erase_by_urn_and_of_nobody(
@@ -199,7 +268,14 @@ def test_a_person_erased_who_texts_again_starts_afresh(engine: sa.Engine, flow: 
     handler = two_people(engine, flow, Clock())
     assert erase(engine, open_privacy(engine), URN) is not None
     (reply,) = send(handler, URN, "Hi").replies
-    assert held(engine, URN) == {"answers": 0, "inbox": 1, "outbox": 0}
+    assert held(engine, URN) == {
+        "answers": 0,
+        "inbox": 1,
+        "outbox": 0,
+        "timeline": 2,
+        "threads": 0,
+        "checkins": 0,
+    }
     assert reply.text
 
 
@@ -213,14 +289,17 @@ def test_a_subject_access_export_holds_one_person_decrypted_and_nobody_else(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    two_people(engine, flow, Clock())
+    clock = Clock()
+    handler = two_people(engine, flow, clock)
+    followed_up(engine, flow, handler, clock)
     theirs = held(engine, URN)
     out = tmp_path / "sar.json"
     config = config_file(tmp_path, database_url)
     assert main(["sar", "--phone", "+44 7700 900123", "--out", str(out), "--config", config]) == 0
     assert capsys.readouterr().out == (
         f"wrote {out}: 1 assessments, {theirs['answers']} answers, {theirs['inbox']} inbox and "
-        f"{theirs['outbox']} outbox messages\n"
+        f"{theirs['outbox']} outbox messages, {theirs['timeline']} timeline messages, "
+        "1 follow-up threads, 1 check-ins\n"
     )
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     text = out.read_text(encoding="utf-8")
@@ -233,6 +312,18 @@ def test_a_subject_access_export_holds_one_person_decrypted_and_nobody_else(
     assert len(export["inbox"]) == theirs["inbox"]
     assert len(export["outbox"]) == theirs["outbox"]
     assert all(message["text"] for message in export["outbox"])
+    assert (assessment["kind"], assessment["baseline_id"]) == ("baseline", None)
+    assert [(m["direction"], m["kind"], m["text"]) for m in export["timeline"][-3:]] == [
+        ("out", "reply", export["timeline"][-3]["text"]),
+        ("out", "followup", "Hi, it's Sam from the council. Can I ring you?"),
+        ("in", "held", "Yes please, after 2"),
+    ]
+    assert export["timeline"][-2]["by"] == "Sam"
+    [thread] = export["followup_threads"]
+    assert (thread["opened_by"], thread["closed_at"]) == ("Sam", None)
+    assert export["timeline"][-1]["thread_id"] == thread["id"]
+    [checkin] = export["checkins"]
+    assert (checkin["status"], checkin["scheduled_by"]) == ("scheduled", "Sam")
     assert "900124" not in text
     assert "Alwys" not in text
 

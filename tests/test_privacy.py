@@ -20,7 +20,7 @@ from dibot.turns import TurnHandler
 from flows.model import Flow
 from storage.database import make_engine
 from storage.migrate import upgrade
-from storage.models import Answer, Respondent, table
+from storage.models import Answer, Respondent, TimelineEntry, table
 from storage.personal_data import rekey
 from storage.privacy import (
     WRONG_KEY,
@@ -38,7 +38,7 @@ from tests.turn_helpers import send, start_quick_check
 
 URN = "tel:+447700900123"
 OTHER = "telegram:700900124"
-respondents, answers = table(Respondent), table(Answer)
+respondents, answers, timeline = table(Respondent), table(Answer), table(TimelineEntry)
 
 
 def respondent_rows(engine: sa.Engine) -> list[tuple[str, bytes]]:
@@ -76,6 +76,11 @@ def test_typed_text_is_stored_encrypted(engine: sa.Engine, flow: Flow) -> None:
     assert "Usualy" not in raw
     assert keys_of(engine).decrypt(raw) == "Usualy"
     assert option == 4
+    with engine.connect() as conn:
+        texts = conn.execute(sa.select(timeline.c.text_cipher).order_by(timeline.c.id)).scalars()
+        tokens = list(texts)
+    assert not any("Usualy" in token for token in tokens)
+    assert keys_of(engine).decrypt(tokens[-2]) == "Usualy"  # what they sent, then the reply
 
 
 def test_typed_text_is_not_kept_at_all_when_no_days_are_given(
@@ -88,6 +93,14 @@ def test_typed_text_is_not_kept_at_all_when_no_days_are_given(
         row = conn.execute(sa.select(answers.c.raw, answers.c.option, answers.c.score)).one()
     assert row.raw is None
     assert (row.option, row.score) == (4, 3)
+    with engine.connect() as conn:
+        kept = conn.execute(
+            sa.select(timeline.c.direction, timeline.c.text_cipher.is_not(None)).order_by(
+                timeline.c.id
+            )
+        ).all()
+    assert {direction for direction, has_text in kept if has_text} == {"out"}  # replies only
+    assert [direction for direction, _ in kept].count("in") == 4
 
 
 # --- rotation ------------------------------------------------------------------------------------
@@ -107,6 +120,7 @@ def test_lookup_does_not_depend_on_which_key_encrypted_a_row(engine: sa.Engine, 
         assert len(respondent_rows(both)) == 2
         report = rekey(both, rotated)
         assert (report.urns, report.raw_texts) == (2, 2)
+        assert report.timeline_texts == 12  # six messages in, each with its reply
     finally:
         both.dispose()
     only_new = engine_with(engine, parse_keys(fresh))
@@ -116,6 +130,9 @@ def test_lookup_does_not_depend_on_which_key_encrypted_a_row(engine: sa.Engine, 
         handler = TurnHandler(only_new, flow)
         send(handler, URN, "3")
         assert len(respondent_rows(only_new)) == 2
+        with only_new.connect() as conn:
+            tokens = conn.execute(sa.select(timeline.c.text_cipher)).scalars().all()
+        assert "Sometims" in {keys_of(only_new).decrypt(token) for token in tokens}
     finally:
         only_new.dispose()
     only_old = engine_with(engine, parse_keys(old_text))

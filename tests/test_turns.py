@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -11,16 +12,22 @@ from bot.state import State
 from dibot.turns import TurnHandler
 from flows.loader import load_flow
 from flows.model import Flow
+from outreach.followups import FollowUpRequest, open_thread_id, send_followup
+from outreach.quiet_hours import parse_quiet_hours
+from storage import timeline
 from storage.database import make_engine
 from storage.models import (
     Answer,
     Assessment,
     Conversation,
+    FollowUpThread,
     InboxEntry,
     OutboxEntry,
     Respondent,
+    TimelineEntry,
     table,
 )
+from storage.privacy import keys_of
 from tests.people import urn_digest, urn_of
 from tests.turn_helpers import (
     CHANNEL,
@@ -35,6 +42,7 @@ URN = "tel:+447700900123"
 respondents, conversations = table(Respondent), table(Conversation)
 assessments, inbox, outbox = table(Assessment), table(InboxEntry), table(OutboxEntry)
 answers = table(Answer)
+timeline_table, threads_table = table(TimelineEntry), table(FollowUpThread)
 
 
 @pytest.fixture
@@ -448,3 +456,90 @@ def test_skills_answered_as_if_with_a_device_say_so_and_back_withdraws_it(
     send(handler, URN, "3")
     assert skills_basis(engine, URN) == "as_if"
     assert stored_answers(engine, URN)[-1][:2] == ("GS.skill", 3)
+
+
+# --- the timeline and follow-up threads ------------------------------------------------------
+
+
+def statements_of_a_turn(engine: sa.Engine, take: Callable[[], object]) -> list[str]:
+    """The SQL statements `take` ran, as executed (an executemany once)."""
+    ran: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        ran.append(" ".join(statement.split()))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        take()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    return ran
+
+
+def test_a_turn_puts_what_was_said_and_each_reply_on_the_timeline_in_one_statement(
+    engine: sa.Engine, handler: TurnHandler
+) -> None:
+    start_quick_check(handler, URN)
+
+    ran = statements_of_a_turn(engine, lambda: send(handler, URN, "Usualy", queue_replies=True))
+
+    assert len([s for s in ran if s.startswith("INSERT INTO timeline")]) == 1
+    respondent_id = _respondent_id(engine)
+    with engine.connect() as conn:
+        *_, said, reply = timeline.read(conn, respondent_id, keys_of(engine))
+        queued = conn.execute(sa.select(outbox.c.id, outbox.c.text)).all()[-1]
+    assert (said.direction, said.kind, said.text, said.outbox_id) == (
+        "in",
+        "message",
+        "Usualy",
+        None,
+    )
+    assert (reply.direction, reply.kind, reply.outbox_id) == ("out", "reply", queued.id)
+    assert reply.text == queued.text
+    assert (reply.send_status, said.at, said.channel) == ("pending", NOW, CHANNEL)
+
+
+def test_a_duplicate_adds_nothing_to_the_timeline(engine: sa.Engine, handler: TurnHandler) -> None:
+    send(handler, URN, "Hi", "SM-twice")
+    before = count_rows(engine, timeline_table)
+    send(handler, URN, "Hi", "SM-twice")
+    assert count_rows(engine, timeline_table) == before == 2
+
+
+def test_a_held_turn_runs_as_few_statements_as_a_turn(
+    engine: sa.Engine, handler: TurnHandler, flow: Flow
+) -> None:
+    start_quick_check(handler, URN)
+    taken = statements_of_a_turn(engine, lambda: send(handler, URN, "1"))
+    request = FollowUpRequest(phone="07700 900123", text="Hello, it's Sam.", by="Sam")
+    send_followup(engine, flow, request, parse_quiet_hours("", "", "UTC"), 72, NOW)
+
+    held = statements_of_a_turn(engine, lambda: send(handler, URN, "2"))
+
+    assert len(held) < len(taken)
+    writes = [s.split(" ")[0:3] for s in held if s.startswith(("INSERT", "UPDATE", "DELETE"))]
+    assert writes == [
+        ["INSERT", "INTO", "inbox"],
+        ["UPDATE", "conversations", "SET"],
+        ["INSERT", "INTO", "timeline"],
+    ]
+
+
+def test_an_opt_out_reported_by_the_provider_closes_an_open_thread(
+    engine: sa.Engine, handler: TurnHandler, flow: Flow
+) -> None:
+    start_quick_check(handler, URN)
+    request = FollowUpRequest(phone="07700 900123", text="Hello, it's Sam.", by="Sam")
+    sent = send_followup(engine, flow, request, parse_quiet_hours("", "", "UTC"), 72, NOW)
+
+    handler.mark_opted_out(URN)
+
+    with engine.connect() as conn:
+        assert open_thread_id(conn, sent.respondent_id, NOW) is None
+        closed_by = conn.execute(sa.select(threads_table.c.closed_by)).scalar_one()
+    assert closed_by == "opted out"
+
+
+def _respondent_id(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(respondents.c.id)).scalar_one())
