@@ -37,6 +37,7 @@ from bot.state import State
 from flows.model import Flow
 from outreach.outbound import queue_outreach
 from outreach.quiet_hours import DEFAULT_TIMEZONE, QuietHours, next_send_time, parse_timezone
+from storage.database import read_only
 from storage.models import (
     Answer,
     Assessment,
@@ -276,7 +277,8 @@ class _Scheduler:
         outcomes: list[Outcome] = []
         after = 0
         while sum(outcome in ("invited", "skipped") for outcome in outcomes) < MAX_ACTIONS:
-            with self.engine.connect() as conn:
+            with self.engine.connect() as connection:
+                conn = read_only(connection)
                 page = list(
                     conn.execute(_due_checkins, {"now": self.now, "after": after}).scalars()
                 )
@@ -395,7 +397,8 @@ class _Scheduler:
         ).with_for_update(of=conversations, skip_locked=True)
         queued, after = 0, 0
         while queued < MAX_ACTIONS:
-            with self.engine.connect() as conn:
+            with self.engine.connect() as connection:
+                conn = read_only(connection)
                 page = conn.execute(page_query, {**since, "now": self.now, "after": after}).all()
             if not page:
                 break

@@ -132,10 +132,14 @@ class Town:
         enrol(self.engine, self.flow, request, QUIET, self.clock())
 
 
+def new_town(engine: sa.Engine, flow: Flow, at: datetime = BASELINE_DAY) -> Town:
+    clock = Clock(at)
+    return Town(engine, flow, clock, TurnHandler(engine, flow, clock=clock))
+
+
 @pytest.fixture
 def town(engine: sa.Engine, flow: Flow) -> Town:
-    clock = Clock(BASELINE_DAY)
-    return Town(engine, flow, clock, TurnHandler(engine, flow, clock=clock))
+    return new_town(engine, flow)
 
 
 def local(moment: datetime) -> datetime:
@@ -385,9 +389,7 @@ def test_a_welsh_speakers_check_in_says_the_month_in_welsh(
 ) -> None:
     from flows.loader import load_flow
 
-    flow = load_flow()  # English and Welsh
-    clock = Clock(BASELINE_DAY)
-    town = Town(engine, flow, clock, TurnHandler(engine, flow, clock=clock))
+    town = new_town(engine, load_flow())  # English and Welsh
     town.say(URN, "Hi", "2", "1", "1", *["5"] * 8)  # Cymraeg, agree, quick
     for _ in range(7):
         town.say(URN, "2", "4")
