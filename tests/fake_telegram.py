@@ -5,7 +5,8 @@ setWebhook, deleteWebhook, getWebhookInfo) with Telegram-shaped JSON, records ev
 its decoded parameters, and can be told to refuse a chat (403, the bot was blocked), to
 flood-limit it (429 with `retry_after`), to drop the connection without answering (the
 provider may or may not have accepted the message) or to be slow (hold an answer for a while,
-as a Telegram under load does). `getUpdates` long-polls a queue of updates
+as a Telegram under load does, until the test ends the stall; `held` counts the requests held
+now). `getUpdates` long-polls a queue of updates
 the test pushes, and treats `offset` as Telegram does: updates below it are confirmed and never
 served again. The webhook set with setWebhook is remembered for getWebhookInfo, whose
 `pending_update_count` is the queue's length and whose last error a test can set.
@@ -112,6 +113,8 @@ class _State:
     webhook: dict[str, Any] = field(default_factory=dict)
     webhook_error: tuple[int, str] | None = None
     closed: bool = False
+    stalls_ended: bool = False
+    held: int = 0
     mix: FaultMix | None = None
     rng: random.Random = field(default_factory=random.Random)
     forced: list[str] = field(default_factory=list)
@@ -181,6 +184,13 @@ class FakeTelegram(LocalServer[_State]):
         with self._changed:
             self._state.stalls[(method, chat_id)] = (seconds, times)
 
+    def end_stalls(self) -> None:
+        """Answer every request held by `stall` now, and hold no more (Telegram recovered)."""
+        with self._changed:
+            self._state.stalls_ended = True
+            self._state.stalls.clear()
+            self._changed.notify_all()
+
     def inject(self, *kinds: str) -> None:
         """The next sendMessage requests meet these faults (of `FAULT_KINDS`), in order."""
         with self._changed:
@@ -232,6 +242,12 @@ class FakeTelegram(LocalServer[_State]):
         with self._changed:
             return list(self._state.injected)
 
+    @property
+    def held(self) -> int:
+        """Requests held by a stall at this moment: read and recorded, not yet answered."""
+        with self._changed:
+            return self._state.held
+
     def injected_counts(self) -> Counter[str]:
         return Counter(kind for kind, _ in self.injected)
 
@@ -276,7 +292,11 @@ class FakeTelegram(LocalServer[_State]):
                 seconds, times = self._state.stalls.get(key, (0.0, 0))
                 if times > 0:
                     self._state.stalls[key] = (seconds, times - 1)
-                    self._changed.wait_for(lambda: self._state.closed, timeout=seconds)
+                    self._state.held += 1
+                    self._changed.wait_for(
+                        lambda: self._state.closed or self._state.stalls_ended, timeout=seconds
+                    )
+                    self._state.held -= 1
                     break
             for key in ((method, chat_id), (method, None)):
                 if self._state.hang_up.get(key, 0) > 0:

@@ -7,8 +7,8 @@
   and what it parses names a Telegram chat. `chat_id_of` refuses what is not a Telegram URN
   with ValueError only.
 - End to end through Flask's test client: webhook posts with the right secret and any body
-  (such updates, JSON of any shape, bytes that are not JSON) get 200 or 400, never a 5xx, and
-  the replies go to a fake Bot API.
+  (such updates, JSON of any shape, bytes that are not JSON) get 200 or 400, never a 5xx; a
+  200 with a body is a tap's answerCallbackQuery, for Telegram to perform.
 
 Runs on SQLite, or on PostgreSQL when DIBOT_DATABASE_URL names it. The module prints how many
 inputs it tried.
@@ -270,7 +270,6 @@ def client(database_url: str, council_flow: Flow, fake: FakeTelegram) -> Iterato
     )
     app: Flask = create_app(config, flow=council_flow)
     yield app.test_client()
-    app.extensions["telegram"].close()
     runtime: Runtime = app.extensions["dibot"]
     runtime.engine.dispose()
 
@@ -311,3 +310,7 @@ def test_telegram_webhook_posts_never_get_a_server_error(
         headers={SECRET_HEADER: SECRET, "Content-Type": "application/json"},
     )
     assert response.status_code in (200, 400), response.status_code
+    if response.status_code == 200 and response.get_data():  # a tap, answered in the response
+        answer = response.get_json()
+        assert answer["method"] == "answerCallbackQuery"
+        assert isinstance(answer["callback_query_id"], str)

@@ -1,5 +1,6 @@
-"""The outbox worker's pacing and stopping: a chat held back never holds back the others, a
-claimed row is never left "sending" by a wait or a stop, and rows that must not go say why.
+"""The outbox worker's pacing, quiet hours and stopping: a chat held back never holds back the
+others, outreach waits for quiet hours while replies go, a claimed row is never left "sending"
+by a wait or a stop, and rows that must not go say why; long polling's own sends keep order.
 
 Time is a `FakeClock` (nothing really sleeps); Telegram is the fake Bot API server over HTTP.
 """
@@ -16,14 +17,15 @@ import sqlalchemy as sa
 
 from bot.messages import Inbound, Outbound
 from channels.sending import RetryPolicy
-from channels.telegram import TelegramChannel, run_worker
+from channels.telegram import TelegramChannel, quiet_hours_of, run_worker
 from channels.telegram_parse import parse_update_json
 from dibot.config import Config
 from dibot.turns import TurnHandler
 from flows.model import Flow
+from outreach.quiet_hours import parse_quiet_hours
 from storage import outbox
 from tests.fake_telegram import FakeTelegram, text_update
-from tests.telegram_support import FakeClock, first_replies, outbox_rows, telegram_config
+from tests.telegram_support import FakeClock, Worker, first_replies, outbox_rows, telegram_config
 
 CHAT = 940001
 OTHER_CHAT = 940002
@@ -174,7 +176,7 @@ def retry_later(engine: sa.Engine, clock: FakeClock) -> None:
     )
 
 
-def test_a_webhook_reply_never_overtakes_an_earlier_one_waiting_for_a_retry(
+def test_a_polled_turns_reply_never_overtakes_an_earlier_one_waiting_for_a_retry(
     fake: FakeTelegram,
     config: Config,
     handler: TurnHandler,
@@ -205,7 +207,7 @@ def test_a_webhook_reply_never_overtakes_an_earlier_one_waiting_for_a_retry(
     ]
 
 
-def test_a_webhook_stops_at_its_first_reply_that_did_not_go_and_leaves_the_rest_in_order(
+def test_polling_stops_at_its_first_reply_that_did_not_go_and_leaves_the_rest_in_order(
     fake: FakeTelegram, config: Config, handler: TurnHandler, engine: sa.Engine, clock: FakeClock
 ) -> None:
     queue_turns(handler, CHAT, "/start")
@@ -261,3 +263,71 @@ def test_a_reply_that_could_not_go_for_a_day_is_given_up(
     [row] = outbox_rows(engine)
     assert row["status"] == "failed"
     assert row["error"].startswith("gave up after 1 tries: NotDelivered: 500")
+
+
+def respondent_of(engine: sa.Engine, chat_id: int) -> int:
+    [row_id, *_] = [row["id"] for row in outbox_rows(engine) if row["urn"] == f"telegram:{chat_id}"]
+    with engine.connect() as conn:
+        query = sa.text("SELECT respondent_id FROM outbox WHERE id = :id")
+        return int(conn.execute(query, {"id": row_id}).scalar_one())
+
+
+def queue_reminder(engine: sa.Engine, chat_id: int, now: datetime) -> int:
+    """An outreach row, due `now`: as if queued within quiet hours and not sent before they
+    ended (a backlog, or a retry that fell after them)."""
+    respondent = respondent_of(engine, chat_id)
+    with engine.begin() as conn:
+        return outbox.queue(
+            conn,
+            channel="telegram",
+            respondent_id=respondent,
+            message=Outbound("A reminder: your check is waiting"),
+            now=now,
+            kind="reminder",
+        )
+
+
+def test_quiet_hours_hold_an_outreach_row_and_let_replies_through(
+    fake: FakeTelegram, config: Config, engine: sa.Engine, flow: Flow
+) -> None:
+    evening = datetime(2026, 11, 2, 20, 30, tzinfo=UTC)  # a Monday; London is on UTC
+    clock = FakeClock(evening)
+    handler = TurnHandler(engine, flow, clock=clock.now)
+    queue_turns(handler, CHAT, "/start")
+    reminder = queue_reminder(engine, CHAT, evening)
+    queue_turns(handler, OTHER_CHAT, "/start")  # a reply queued after the reminder
+    consent = first_replies(flow, Inbound("/start"))[0].text
+    quiet = parse_quiet_hours("09:00-20:00")
+
+    with Worker(config, handler, engine, clock, quiet=quiet) as worker:
+        worker.deliver()
+        assert sent_to(fake) == [(CHAT, consent), (OTHER_CHAT, consent)]
+        [held] = [row for row in outbox_rows(engine) if row["id"] == reminder]
+        assert (held["status"], held["attempts"], held["error"]) == ("pending", 0, None)
+
+        clock.at = datetime(2026, 11, 3, 8, 59, tzinfo=UTC)
+        worker.deliver()
+        assert len(fake.sent()) == 2  # not before the morning
+
+        clock.at = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
+        worker.deliver()
+    assert sent_to(fake)[2:] == [(CHAT, "A reminder: your check is waiting")]
+    assert {row["status"] for row in outbox_rows(engine)} == {"sent"}
+
+
+def test_the_worker_holds_outreach_to_the_configured_quiet_hours_by_default(
+    fake: FakeTelegram, config: Config, engine: sa.Engine, flow: Flow
+) -> None:
+    assert quiet_hours_of(config) == parse_quiet_hours("09:00-20:00", "mon-sat")
+    sunday = datetime(2026, 11, 8, 12, tzinfo=UTC)
+    clock = FakeClock(sunday)
+    handler = TurnHandler(engine, flow, clock=clock.now)
+    queue_turns(handler, CHAT, "/start")
+    queue_reminder(engine, CHAT, sunday)
+
+    assert run_worker(config, handler, engine=engine, clock=clock, until_empty=True) == 1
+    assert len(fake.sent(CHAT)) == 1  # the reply; the reminder waits for Monday
+
+    clock.at = datetime(2026, 11, 9, 9, tzinfo=UTC)
+    assert run_worker(config, handler, engine=engine, clock=clock, until_empty=True) == 1
+    assert fake.sent(CHAT)[-1].params["text"] == "A reminder: your check is waiting"

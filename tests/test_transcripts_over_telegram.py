@@ -3,11 +3,13 @@ database, and python-telegram-bot sending the replies to a fake Bot API server o
 
 Each respondent line is posted as Telegram posts an update (with the secret header): text as a
 message, `[tap KEY:N]` as a callback query carrying that data, `[media]` as a photo or sticker
-with no caption. For each one, the sendMessage calls the fake server received must carry
-exactly the transcript's bot lines for it, every message ending in numbered options must carry
-those options as an inline keyboard (`<key>:<n>` for n = 1..options), and every tap must be
-answered once. Unlike SMS, STOP gets the engine's own confirmation: no carrier stands between.
-At the end the database holds exactly the answers a direct replay through the engine gives.
+with no caption. The webhook makes no Bot API call; the outbox worker then delivers what the
+turn queued. For each line, the sendMessage calls the fake server received must carry exactly
+the transcript's bot lines for it, in order, every message ending in numbered options must
+carry those options as an inline keyboard (`<key>:<n>` for n = 1..options), and every tap must
+be answered once, in the webhook's response. Unlike SMS, STOP gets the engine's own
+confirmation: no carrier stands between. At the end the database holds exactly the answers a
+direct replay through the engine gives.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from bot.engine import step
 from bot.messages import Outbound
@@ -43,7 +46,14 @@ from tests.fake_telegram import (
     text_update,
 )
 from tests.people import urn_digest
-from tests.telegram_support import SECRET, FakeClock, outbox_rows, telegram_config
+from tests.telegram_support import (
+    SECRET,
+    FakeClock,
+    Worker,
+    outbox_rows,
+    tap_answered,
+    telegram_config,
+)
 from tests.transcript import START, TEST_COUNCIL_CONFIG, Exchange, all_transcripts, parse
 
 CHAT = 830001
@@ -65,18 +75,29 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def app(
-    fake: FakeTelegram, database_url: str, engine: sa.Engine, council_flow: Flow, clock: FakeClock
-) -> Iterator[Flask]:
-    config = replace(telegram_config(fake, database_url), council=COUNCIL)
-    handler = TurnHandler(engine, council_flow, clock=clock.now)
+def config(fake: FakeTelegram, database_url: str) -> Config:
+    return replace(telegram_config(fake, database_url), council=COUNCIL)
+
+
+@pytest.fixture
+def handler(engine: sa.Engine, council_flow: Flow, clock: FakeClock) -> TurnHandler:
+    return TurnHandler(engine, council_flow, clock=clock.now)
+
+
+@pytest.fixture
+def app(config: Config, council_flow: Flow, handler: TurnHandler) -> Iterator[Flask]:
     app = create_app(config, flow=council_flow, handler=handler)
-    # The channel claims the turn's outbox rows "due by now": its now is the transcript's too,
-    # or replies queued at a transcript time after today's date would wait for the worker.
-    app.extensions["telegram"].clock = clock
     yield app
-    app.extensions["telegram"].close()
     app.extensions["dibot"].engine.dispose()
+
+
+@pytest.fixture
+def worker(
+    config: Config, handler: TurnHandler, engine: sa.Engine, clock: FakeClock
+) -> Iterator[Worker]:
+    """On the transcript's clock too: replies queued at a transcript time are due by it."""
+    with Worker(config, handler, engine, clock) as worker:
+        yield worker
 
 
 def update_for(exchange: Exchange, index: int) -> dict[str, Any]:
@@ -115,8 +136,8 @@ def check_keyboard(call: Call, expected: Outbound, where: str) -> None:
     assert payloads == [button.payload for button in expected.buttons], where
 
 
-def post(client: FlaskClient, update: dict[str, Any]) -> int:
-    return client.post(PATH, json=update, headers={SECRET_HEADER: SECRET}).status_code
+def post(client: FlaskClient, update: dict[str, Any]) -> TestResponse:
+    return client.post(PATH, json=update, headers={SECRET_HEADER: SECRET})
 
 
 @pytest.mark.parametrize("path", all_transcripts(), ids=lambda p: p.stem)
@@ -126,6 +147,7 @@ def test_transcript_over_the_telegram_webhook(
     engine: sa.Engine,
     clock: FakeClock,
     council_flow: Flow,
+    worker: Worker,
     path: Path,
 ) -> None:
     client = app.test_client()
@@ -138,21 +160,23 @@ def test_transcript_over_the_telegram_webhook(
         before = len(fake.calls)
         update = update_for(exchange, index)
 
-        assert post(client, update) == 200, where
+        response = post(client, update)
+        assert response.status_code == 200, where
+        assert fake.calls[before:] == [], where  # the webhook sends nothing itself
+        worker.deliver()
 
         calls = fake.calls[before:]
-        assert {c.method for c in calls} <= {"getMe", "sendMessage", "answerCallbackQuery"}, where
+        assert {c.method for c in calls} <= {"getMe", "sendMessage"}, where
         sent = [c for c in calls if c.method == "sendMessage"]
         assert [c.params["text"] for c in sent] == exchange.replies, where
         assert all(c.params["chat_id"] == CHAT for c in sent), where
         assert len(sent) == len(direct.outbound), where
         for call, expected in zip(sent, direct.outbound, strict=True):
             check_keyboard(call, expected, where)
-        answered = [
-            c.params["callback_query_id"] for c in calls if c.method == "answerCallbackQuery"
-        ]
-        taps = [update["callback_query"]["id"]] if "callback_query" in update else []
-        assert answered == taps, where
+        if "callback_query" in update:
+            assert tap_answered(response.get_json(), update), where
+        else:
+            assert response.get_data() == b"", where
 
     assert {row["status"] for row in outbox_rows(engine)} <= {"sent"}
     assert stored_answers(engine, URN) == dict(state.answers)
