@@ -107,7 +107,8 @@ def checkin_command(
         if done.left_out:
             print(f"left out: {done.left_out} opted out or unreachable", file=sys.stderr)
     if done.without_baseline:
-        whose = "they have" if done.cohort is None else f"{done.without_baseline} have"
+        count = done.without_baseline
+        whose = "they have" if done.cohort is None else f"{count} {'has' if count == 1 else 'have'}"
         print(
             f"note: {whose} not finished a first check yet: a check-in is skipped when due "
             "unless they have by then",

@@ -103,6 +103,24 @@ def test_a_reminder_due_in_quiet_hours_waits_until_morning(town: Town) -> None:
     assert monday.reminders_queued == 1
 
 
+def test_a_reminder_due_on_the_spring_clock_change_goes_at_nine_bst_on_monday(
+    town: Town,
+) -> None:
+    """Quiet since 10:00 GMT on Friday 26 March 2027: two days on is Sunday 28 March, when the
+    clocks go forward and no text may go; the reminder goes at 09:00 BST (08:00 UTC) Monday."""
+    part_way(town, at=datetime(2027, 3, 26, 10, 0, tzinfo=UTC))
+
+    sunday = town.run(datetime(2027, 3, 28, 10, 0, tzinfo=UTC), REMINDERS)
+    before_nine = town.run(datetime(2027, 3, 29, 7, 59, tzinfo=UTC), REMINDERS)
+    at_nine = town.run(datetime(2027, 3, 29, 8, 0, tzinfo=UTC), REMINDERS)
+
+    assert sunday.quiet_until == before_nine.quiet_until == datetime(2027, 3, 29, 8, 0, tzinfo=UTC)
+    assert (sunday.reminders_queued, before_nine.reminders_queued) == (0, 0)
+    assert at_nine.reminders_queued == 1
+    (reminder,) = town.outbox("reminder")
+    assert reminder.next_attempt_at == datetime(2027, 3, 29, 8, 0, tzinfo=UTC)
+
+
 @pytest.mark.parametrize("then", ["STOP", "finish", "thread", "terminal"])
 def test_no_reminder_for_someone_opted_out_finished_in_a_thread_or_unreachable(
     town: Town, then: str
