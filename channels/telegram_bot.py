@@ -1,16 +1,16 @@
 """Calling python-telegram-bot's asyncio `Bot` from synchronous code: one loop per process.
 
-The web service runs under WSGI (gunicorn sync workers) and the worker and poller are plain
-loops, but `telegram.Bot` is asyncio. Each process gets one event loop in a daemon thread,
-started on first use, with one `Bot` initialised on it; synchronous code hands it coroutines
-with `call()` and waits for the answer. Why not `asyncio.run()` per batch: a `Bot`'s HTTP
-connection pool belongs to the loop that opened it, so a loop per batch would mean a new `Bot`,
-a `getMe` and a new TLS connection to Telegram for every webhook; the long-lived loop keeps one
-warm connection for the life of the process.
+The outbox worker, the poller and the set-up commands are plain loops (the web service makes
+no Bot API call at all), but `telegram.Bot` is asyncio. Each process gets one event loop in a
+daemon thread, started on first use, with one `Bot` initialised on it; synchronous code hands
+it coroutines with `call()` and waits for the answer. Why not `asyncio.run()` per batch: a
+`Bot`'s HTTP connection pool belongs to the loop that opened it, so a loop per batch would mean
+a new `Bot`, a `getMe` and a new TLS connection to Telegram for every batch; the long-lived
+loop keeps one warm connection for the life of the process.
 
 A loop thread never survives `fork()`: a process that did not start the loop starts its own.
-Every call is bounded: HTTP timeouts per phase (`Timeouts`, tight for a webhook request, longer
-for the worker and polling), and a limit on the caller's wait for the whole call. A caller that
+Every call is bounded: HTTP timeouts per phase (`Timeouts`), and a limit on the caller's wait
+for the whole call. A caller that
 gives up learns which side of the request it stopped on: `TimeoutError` once the call's work had
 begun (its request may have reached Telegram), `BotUnavailable` when the Bot was still being
 set up (nothing left this process, so it is safe to try again).
