@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -69,14 +70,16 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def app(database_url: str, engine: sa.Engine, english_flow: Flow, clock: Clock) -> Flask:
+def app(database_url: str, engine: sa.Engine, english_flow: Flow, clock: Clock) -> Iterator[Flask]:
     config = Config(
         database=DatabaseConfig(url=database_url),
         twilio=TwilioConfig(auth_token=TOKEN, public_url=PUBLIC_URL),
         flow=ENGLISH,
     )
     handler = TurnHandler(engine, english_flow, clock=clock)
-    return create_app(config, flow=english_flow, handler=handler)
+    app = create_app(config, flow=english_flow, handler=handler)
+    yield app
+    app.extensions["dibot"].engine.dispose()  # the status webhook's own connections
 
 
 def post(client: FlaskClient, path: str, params: dict[str, str]) -> list[str]:
