@@ -21,7 +21,12 @@ from typing import Any
 
 from sqlalchemy.exc import NoSuchTableError, OperationalError, ProgrammingError
 
-from dibot import outreach_commands, privacy_commands
+from dibot import (
+    checkin_commands,
+    followup_commands,
+    outreach_commands,
+    privacy_commands,
+)
 from dibot.config import Config, ConfigError, CouncilConfig, load_config
 from dibot.runtime import Runtime, check_privacy, configured_keys, load_configured_flow
 from flows.loader import FlowError
@@ -62,11 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 WORKER_TIMEOUT_SECONDS = 60
-"""gunicorn kills a sync worker busy with one request for longer than this. Its default, 30 s,
-is too short for a Telegram webhook at its limits: it may wait for SQLite's write lock (the busy
-timeout, 10 s), take its turn, then answer the tap and send the reply, starting Bot API calls
-for up to `channels.telegram.WEBHOOK_BUDGET` plus one call's limit (about 21 s). A worker killed
-between claiming an outbox row and sending it would leave that reply unsent."""
+"""gunicorn kills a sync worker busy with one request for longer than this. A webhook waits at
+most for SQLite's write lock (the busy timeout, 10 s) and its turn; no webhook calls a provider
+(Telegram replies are sent by `dibot worker`), so this is a wide margin, never hit in normal
+work."""
 GRACEFUL_TIMEOUT_SECONDS = WORKER_TIMEOUT_SECONDS
 """On SIGTERM or a restart, how long a worker may finish the request it is in: as long as any
 request may take, so a webhook is not cut off between its commit and its replies."""
@@ -225,12 +229,16 @@ def telegram_webhook(arguments: argparse.Namespace, config: Config) -> int:
 
 
 def worker(arguments: argparse.Namespace, config: Config) -> int:
-    """Send what waits in the outbox, within the providers' rate limits."""
-    from channels.telegram import run_worker
+    """The scheduler (check-ins, reminders) and the senders (SMS, Telegram): until stopped, or
+    with --once until nothing is due now."""
+    from dibot.worker import run_worker
 
-    runtime = _telegram_runtime(config)
+    check_privacy(config)
+    runtime = Runtime(config)
     warn_of_placeholder_council_texts(config)
-    run_worker(config, runtime.handler, engine=runtime.engine)
+    report = run_worker(runtime, once=arguments.once)
+    if arguments.once:
+        print(report.summary())
     return 0
 
 
@@ -309,9 +317,28 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="remove the webhook (updates then wait for long polling), print its status and exit",
     )
-    command("worker", worker, "send queued outbound messages")
+    worker_command = command(
+        "worker", worker, "run the scheduler and send queued messages (SMS, Telegram)"
+    )
+    worker_command.add_argument(
+        "--once", action="store_true", help="do what is due now, then exit (for cron and tests)"
+    )
     enrol = command("enrol", outreach_commands.enrol_command, "enrol a resident and invite them")
     outreach_commands.add_enrol_options(enrol)
+    send = command(
+        "send",
+        followup_commands.send_command,
+        "text a resident as an outreach worker (the bot waits while the thread is open)",
+    )
+    followup_commands.add_send_options(send)
+    checkin = command(
+        "checkin", checkin_commands.checkin_command, "schedule a check-in for a resident or cohort"
+    )
+    checkin_commands.add_checkin_options(checkin)
+    show = command(
+        "show", checkin_commands.show_command, "print a resident's status, gains and messages"
+    )
+    checkin_commands.add_show_options(show)
     command(
         "retention",
         privacy_commands.retention,

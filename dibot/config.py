@@ -127,6 +127,10 @@ class OutreachConfig:
     thread_hours: int = 72
     """A follow-up thread closes by itself this many hours after the worker's last text; the
     bot then carries on where the resident was."""
+    templates: Mapping[str, str] = field(default_factory=dict)
+    """Follow-up texts by name (`dibot send --template NAME`), from an `[outreach.templates]`
+    table or DIBOT_OUTREACH_TEMPLATES_<NAME>: {council}, {helpline}, {worker} and each
+    `--value` filled in (`outreach.followups`)."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +157,8 @@ def _coerce(section: str, key: str, value: Any, default: Any, *, text: bool) -> 
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{where} must be true or false, not {value!r}")
+    if isinstance(default, Mapping):  # [outreach.templates]: name -> text, merged by name
+        return {**default, **_templates(where, value)}
     if isinstance(default, int):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -162,6 +168,30 @@ def _coerce(section: str, key: str, value: Any, default: Any, *, text: bool) -> 
     if isinstance(value, str):
         return value
     raise ConfigError(f"{where} must be a string, not {value!r}")
+
+
+TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
+TEMPLATE_ENV = re.compile(r"^DIBOT_OUTREACH_TEMPLATES_([A-Z0-9_]{1,32})$")
+
+
+def _templates(where: str, value: Any) -> dict[str, str]:
+    """A table of follow-up templates: lowercase names, texts whose placeholders are names."""
+    from outreach.followups import FollowUpError, template_placeholders
+
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must be a table of name = text")
+    templates = {}
+    for name, text in value.items():
+        if not TEMPLATE_NAME.match(name):
+            raise ConfigError(f"{where}: {name!r} is not a template name (a-z, 0-9, _)")
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError(f"{where} {name} must be a text")
+        try:
+            template_placeholders(text)
+        except FollowUpError as error:
+            raise ConfigError(f"{where} {name}: {error}") from None
+        templates[name] = text
+    return templates
 
 
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
@@ -298,7 +328,7 @@ def _setting_variables() -> dict[str, tuple[str, str]]:
         f"DIBOT_{section.name}_{key.name}".upper(): (section.name, key.name)
         for section in fields(Config)
         for key in fields(getattr(defaults, section.name))
-        if key.name != "translations"
+        if key.name not in ("translations", "templates")
     }
 
 
@@ -311,6 +341,8 @@ def _unknown_variable(name: str, variables: Mapping[str, tuple[str, str]]) -> Co
             known = [variable for variable, (where, _) in variables.items() if where == section]
             if section == "council":
                 known.append(f"DIBOT_COUNCIL_<LANG>_{{{','.join(COUNCIL_TEXTS).upper()}}}")
+            if section == "outreach":
+                known.append("DIBOT_OUTREACH_TEMPLATES_<NAME>")
             return ConfigError(
                 f"environment variable {name} names no setting; [{section}] is set by "
                 + ", ".join(known)
@@ -334,6 +366,9 @@ def _environment_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         elif match := COUNCIL_ENV.match(name):
             council = overrides.setdefault("council", {})
             council.setdefault(match[1].lower(), {})[match[2].lower()] = value
+        elif match := TEMPLATE_ENV.match(name):
+            outreach = overrides.setdefault("outreach", {})
+            outreach.setdefault("templates", {})[match[1].lower()] = value
         else:
             raise _unknown_variable(name, variables)
     return overrides

@@ -94,6 +94,7 @@ ITEM_ID = re.compile(r"^[A-Z]{2}\d{2}$")
 HEADING_ID = re.compile(r"^[A-Z]{2}$")
 LEADS = (
     "ack",
+    "reminder",
     "skipped",
     "auto_skip",
     "back",
@@ -113,13 +114,22 @@ LEADS = (
 PROMPT_ONLY_LEADS = frozenset({"cannot_skip", "restarting", "lost_place"})
 """Leads said only before a numbered prompt (consent, mode…), never before a question."""
 QUESTION_ONLY_LEADS = frozenset(
-    {"ack", "skipped", "auto_skip", "back", "section_blockers", "section_skills", "edited"}
+    {
+        "ack",
+        "skipped",
+        "auto_skip",
+        "back",
+        "section_blockers",
+        "section_skills",
+        "edited",
+        "reminder",
+    }
 )
 """Leads said only once questions have begun (a topic break counts as a question here)."""
 REASKS = ("reask", "offer_skip")
 WHICH = "which"
 """The lead that asks which of two options a reply meant."""
-WHOLE = ("help", "later", "declined", "opted_out", "done_again", "checkin_later", "reminder")
+WHOLE = ("help", "later", "declined", "opted_out", "done_again", "checkin_later")
 PROMPT_PARTS = ("language_prompt", "invitation")
 """Messages that are parts of a prompt rather than messages of their own."""
 PRIORITY_MESSAGES = (

@@ -118,6 +118,7 @@ class Conversation(Base):
     """
 
     __tablename__ = "conversations"
+    __table_args__ = (sa.Index("ix_conversations_reminders", "reminders_sent", "last_inbound_at"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     respondent_id: Mapped[int] = mapped_column(
@@ -210,13 +211,13 @@ class OutboxEntry(Base):
         sa.CheckConstraint(sa.column("status").in_(OUTBOX_STATUSES), name="status"),
         sa.Index("ix_outbox_due", "status", "channel", "next_attempt_at"),
         sa.Index("ix_outbox_provider_message_id", "provider_message_id"),
+        sa.Index("ix_outbox_in_line", "respondent_id", "channel", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     channel: Mapped[str] = mapped_column(sa.String(16))
-    respondent_id: Mapped[int] = mapped_column(
-        sa.ForeignKey("respondents.id", ondelete="CASCADE"), index=True
-    )
+    respondent_id: Mapped[int] = mapped_column(sa.ForeignKey("respondents.id", ondelete="CASCADE"))
+    """Indexed with `channel` and `id` (`ix_outbox_in_line`): what keeps a claim quick."""
     inbox_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("inbox.id", ondelete="SET NULL"), index=True
     )

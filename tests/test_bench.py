@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bench import sms_cost, turns
+from bench import sms_cost, sms_send, turns
 from flows.loader import load_flow
 from flows.model import Flow
 from storage.database import make_engine
@@ -90,3 +90,22 @@ def test_the_sms_cost_counts_whole_assessments_in_every_language() -> None:
             "full, skills mixed": 85,
             "full, all skills low": 104,
         }
+
+
+def test_the_sms_send_bench_sends_every_text_once_and_prints_its_rates(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status = sms_send.main(["--messages", "30", "--seconds", str(LONG_ENOUGH)])
+
+    table_printed = capsys.readouterr().out
+    assert status == 0, table_printed
+    assert "TwilioSms.send alone (baseline)" in table_printed
+    assert "SmsSender.send_due on SQLite" in table_printed
+    assert "30 of 30 rows sent (30 tried), 30 texts taken by Twilio, 0 twice" in table_printed
+    assert "FAILED" not in table_printed
+
+
+def test_the_sms_send_check_notices_a_text_taken_twice() -> None:
+    check = sms_send.SendCheck(rows=3, tried=3, rows_sent=3, taken=3, taken_twice=1, unmatched=0)
+    assert not check.ok
+    assert check.describe().endswith("FAILED")

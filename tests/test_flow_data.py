@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from bot.render import fill, join_lead, options_block, question_body, topic_counts
-from flows.loader import LEADS, REASKS, WHOLE, load_flow
+from flows.loader import LEADS, QUESTION_ONLY_LEADS, REASKS, WHOLE, load_flow
 from flows.model import Flow, Heading, Item, Question, TopicBreak
 from flows.segments import count_segments, is_gsm7
 
@@ -140,7 +140,12 @@ def every_message(flow: Flow) -> list[tuple[str, str]]:
             values = {"topic": topic, "skills": 8, "questions": 16, "n": 56, "total": 56}
             body = f"{prompt.text[EN].format(**values)}\n{options}"
             reasks = [text(key, EN).format(max=len(prompt.options)) for key in REASKS]
-            for lead in leads + reasks:
+            before_prompt = [
+                text(key, EN)
+                for key in LEADS
+                if key not in QUESTION_ONLY_LEADS or (key, prompt.key) == ("reminder", "resume")
+            ]
+            for lead in ["", *before_prompt, *reasks]:
                 sent.append((f"prompt {prompt.key} after {lead!r}", join_lead(lead, body)))
     sent.extend((f"message {key}", text(key, EN)) for key in WHOLE)
     return sent

@@ -261,3 +261,37 @@ def test_workers_claiming_at_once_never_get_the_same_message(engine: sa.Engine) 
     assert sorted(claims) == sorted(by_person)  # each message exactly once
     for n, ids in queued.items():  # and each respondent's in order
         assert [message_id for message_id in claims if by_person[message_id] == n] == ids
+
+
+def queue_outreach_row(engine: sa.Engine, respondent_id: int, text: str, due: Any) -> int:
+    with engine.begin() as conn:
+        return outbox.queue(
+            conn,
+            channel="telegram",
+            respondent_id=respondent_id,
+            message=Outbound(text),
+            now=NOW,
+            not_before=due,
+            kind="followup",
+            sent_by="outreach",
+        )
+
+
+def test_a_reply_does_not_wait_overnight_behind_outreach_held_for_the_morning(
+    engine: sa.Engine,
+) -> None:
+    respondent = add_respondent(engine, "telegram:2101")
+    morning = NOW + timedelta(hours=11)
+    held = queue_outreach_row(engine, respondent, "Your follow-up", morning)
+    reply = queue(engine, respondent, "Q3 of 22")
+    later_followup = queue_outreach_row(engine, respondent, "A second note", NOW)
+    claimed = outbox.claim(engine, "telegram", 10, NOW)
+    assert [row.id for row in claimed] == [reply], "outreach must keep its own order"
+    assert [row.kind for row in claimed] == ["reply"]
+    [row] = claimed
+    assert outbox.begin(engine, row, NOW)
+    assert outbox.mark_sent(engine, row, "tg-1", NOW)
+    assert outbox.claim(engine, "telegram", 10, NOW) == []
+    in_the_morning = outbox.claim(engine, "telegram", 10, morning)
+    assert [row.id for row in in_the_morning] == [held]
+    assert later_followup not in [row.id for row in in_the_morning]
