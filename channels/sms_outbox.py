@@ -2,7 +2,8 @@
 
 The rule it keeps: a row is sent again only when Twilio certainly did not take it, and nothing
 is handed to Twilio before the row is marked "sending" (see `storage.outbox`). `SmsSender`
-claims one due "sms" row at a time, begins it, sends it to the number in its URN
+claims due "sms" rows a few at a time (`CLAIM_BATCH`: one claim's query serves several
+sends) and takes them one by one: it begins one, sends it to the number in its URN
 ("tel:+447700900123") and records what the send proved (see `channels.twilio_send`):
 - accepted: sent, with Twilio's Message SID (its delivery reports find the row by it), the
   segments Twilio counts, and the delivery status a new message starts in ("queued" from a
@@ -24,9 +25,11 @@ claims one due "sms" row at a time, begins it, sends it to the number in its URN
 Pacing is per sender (the Messaging Service, else the number), in segments a second
 (`SegmentPacer`). Outreach rows (any `kind` but "reply") go only when the council's quiet
 hours allow: a retry can fall outside them. A row that must wait (quiet hours, or pacing longer
-than `PACING_SLEEP_LIMIT`) is released, pending again from when it may go, no attempt counted;
-while the sender is held the worker claims nothing more, so one hold does not claim and release
-every row that is due. Time comes from a `Clock`, so tests run without sleeping.
+than `PACING_SLEEP_LIMIT`) is released, pending again from when it may go, no attempt counted,
+with the rest of its batch; while the sender is held the worker claims nothing more, so one
+hold does not claim and release every row that is due. Rows claimed and not begun when the
+process dies wait out their claim's lease (a minute), then another worker takes them. Time
+comes from a `Clock`, so tests run without sleeping.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ from storage.outbox import OutboxMessage
 
 CHANNEL = "sms"
 URN_PREFIX = "tel:"
+CLAIM_BATCH = 10
+"""Rows one claim takes: a claim scans the due rows, so it costs more than a send's own two
+updates; ten share one claim, and a batch at 10 segments a second lasts about a second."""
 PACING_SLEEP_LIMIT = timedelta(seconds=0.5)
 """The longest pacing pause slept through holding a claimed row: a two- or three-part text at
 Twilio's UK rate of 10 segments a second waits 0.2-0.3 s."""
@@ -144,6 +150,8 @@ class SmsSender:
         self.mark_unreachable = mark_unreachable
         self.pacer = SegmentPacer(segments_per_second)
         self.policy = policy
+        self._claimed: deque[OutboxMessage] = deque()
+        """Rows this sender holds a claim on and has not begun, oldest first."""
         self._claim_nothing_until: datetime | None = None
         """The sender is held back (a row released for pacing, or a 429) and the worker knows
         until when: before then, a row claimed would only be released again."""
@@ -153,16 +161,19 @@ class SmsSender:
         self._starting_status = STARTING_STATUS[bool(settings.messaging_service_sid)]
 
     def send_due(self, stop: threading.Event) -> WorkerStep:
-        """Claim the oldest due SMS row and send it, paced, or release it for later (pacing,
-        or until quiet hours let an outreach row go). Claims nothing while the sender is held
-        back for a row already released (the worker waits for that row's `held_until`)."""
+        """Send the oldest due SMS row, paced, or release it for later (pacing, or until quiet
+        hours let an outreach row go). Claims nothing while the sender is held back for a row
+        already released (the worker waits for that row's `held_until`)."""
         now = self.clock.now()
         if stop.is_set() or (self._claim_nothing_until or now) > now:
+            self._release_claimed(now)
             return WorkerStep(claimed=False)
-        rows = outbox.claim(self.engine, CHANNEL, 1, now, self.policy.claim_lease)
-        if not rows:
+        if not self._claimed:
+            claim = outbox.claim(self.engine, CHANNEL, CLAIM_BATCH, now, self.policy.claim_lease)
+            self._claimed.extend(claim)
+        if not self._claimed:
             return WorkerStep(claimed=False)
-        row = rows[0]
+        row = self._claimed.popleft()
         if row.kind != "reply" and not self.quiet.allows(now):
             opens = next_send_time(self.quiet, now)
             outbox.release(self.engine, row, opens, now)
@@ -176,16 +187,24 @@ class SmsSender:
                 now = self.clock.now()
                 self._claim_nothing_until = now + pause - PACING_SLEEP_LIMIT
                 outbox.release(self.engine, row, now + pause, now)
+                self._release_claimed(now, now + pause)
                 return WorkerStep(claimed=True, held_until=now + pause)
             self.clock.sleep(pause.total_seconds())
         if stop.is_set():
             now = self.clock.now()
             outbox.release(self.engine, row, now, now)
+            self._release_claimed(now)
             return WorkerStep(claimed=True, held_until=now)
         return self._send(row, segments)
 
     def close(self) -> None:
+        self._release_claimed(self.clock.now())
         self.sms.close()
+
+    def _release_claimed(self, now: datetime, not_before: datetime | None = None) -> None:
+        """Hand back every row claimed and not begun, pending from `not_before` (else now)."""
+        while self._claimed:
+            outbox.release(self.engine, self._claimed.popleft(), not_before or now, now)
 
     def __enter__(self) -> SmsSender:
         return self
@@ -208,6 +227,7 @@ class SmsSender:
         if retry_at is not None and (outcome.retry_after is not None or outcome.http_status == 429):
             self.pacer.hold(retry_at)
             self._claim_nothing_until = retry_at - PACING_SLEEP_LIMIT
+            self._release_claimed(now, retry_at)
         return WorkerStep(claimed=True, tried=True, held_until=retry_at)
 
     def _record(self, row: OutboxMessage, outcome: SmsOutcome, now: datetime) -> datetime | None:

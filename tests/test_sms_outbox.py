@@ -623,3 +623,21 @@ def test_the_configured_sender_sends_with_the_configured_account_and_callback(
     assert request.params["StatusCallback"] == CALLBACK
     assert row(engine, outreach)["updated_at"] == datetime(2027, 3, 8, 9, 0, tzinfo=UTC)
     assert sender.pacer.segments_per_second == 5
+
+
+def test_rows_claimed_together_and_not_sent_are_handed_back_when_the_sender_stops(
+    twilio: FakeTwilio, engine: sa.Engine, flow: Flow, handler: TurnHandler, clock: StepClock
+) -> None:
+    queued = [queue(engine, flow, phone(n), f"Invitation {n}") for n in range(1, 6)]
+    stop = threading.Event()
+    with make_sender(twilio, engine, handler, clock, rate=10_000) as sender:
+        assert sender.send_due(stop).tried
+        held = [row(engine, outbox_id)["status"] for outbox_id in queued[1:]]
+        assert held == ["claimed"] * 4, "one claim took the batch"
+    # Closed: nothing stays claimed for a lease to run out; another worker sends them at once.
+    assert [row(engine, outbox_id)["status"] for outbox_id in queued] == ["sent"] + ["pending"] * 4
+    with make_sender(twilio, engine, handler, clock, rate=10_000) as sender:
+        drain(sender, clock)
+    assert sorted(message.body for message in twilio.messages) == [
+        f"Invitation {n}" for n in range(1, 6)
+    ]
