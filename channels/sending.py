@@ -10,10 +10,14 @@ held by quiet hours over a weekend is not given up on its first failure). Time c
 
 from __future__ import annotations
 
+import contextlib
 import random
+import signal
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import FrameType
 from typing import Protocol
 
 from storage import outbox
@@ -79,3 +83,26 @@ class WorkerStep:
     claimed: bool
     tried: bool = False
     held_until: datetime | None = None
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def stopped_by_signals(stop: threading.Event) -> Iterator[None]:
+    """While inside, SIGTERM and SIGINT set `stop` (a loop ends between rows or updates)
+    instead of ending the process mid-send; only in the main thread, where Python runs signal
+    handlers. The previous handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {number: signal.signal(number, request_stop) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)

@@ -45,12 +45,10 @@ from __future__ import annotations
 import contextlib
 import hmac
 import logging
-import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from types import FrameType
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -59,7 +57,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from telegram import Update
 from telegram.error import TelegramError
 
-from channels.sending import DEFAULT_POLICY, Clock, RetryPolicy, SystemClock, WorkerStep
+from channels.sending import (
+    DEFAULT_POLICY,
+    Clock,
+    RetryPolicy,
+    SystemClock,
+    WorkerStep,
+    stopped_by_signals,
+)
 from channels.telegram_bot import STANDARD_TIMEOUTS, BotThread, Timeouts
 from channels.telegram_outbox import Pacer, send_paced, send_row
 from channels.telegram_parse import (
@@ -90,7 +95,6 @@ IDLE_WAIT = 0.25
 """Seconds the worker waits before looking again when nothing is due: the most a reply waits
 for the worker to notice it."""
 ERROR_WAIT = 5.0
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 log = logging.getLogger(__name__)
 
@@ -348,7 +352,7 @@ def run_polling(
     failing: tuple[int, int] | None = None
     """(update_id, failures in a row) of the update that last failed."""
     try:
-        with _stopped_by_signals(stop):
+        with stopped_by_signals(stop):
             _until_done(lambda: bot.call(lambda b: b.delete_webhook()), stop, error_wait)
             while not stop.is_set() and (max_updates is None or taken < max_updates):
                 try:
@@ -434,7 +438,7 @@ def run_worker(
     )
     _warn_of_unknown(database)
     try:
-        with _stopped_by_signals(stop):
+        with stopped_by_signals(stop):
             return channel.run(
                 pacer if pacer is not None else Pacer(),
                 stop,
@@ -464,28 +468,6 @@ def _warn_of_unknown(engine: sa.Engine) -> None:
             " automatically; see the README, 'When a Telegram send fails')",
             count,
         )
-
-
-@contextlib.contextmanager
-def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
-    """While inside, SIGTERM and SIGINT set `stop` instead of ending the process mid-way (only
-    in the main thread, where Python runs signal handlers); the previous handlers come back
-    after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {number: signal.signal(number, request_stop) for number in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
-        if stop.is_set():
-            log.info("telegram: stopped")
 
 
 def _fetch(

@@ -19,19 +19,16 @@ out with one line at start-up; its rows wait in the outbox.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from types import FrameType
 from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from channels.sending import Clock, SystemClock, WorkerStep
+from channels.sending import Clock, SystemClock, WorkerStep, stopped_by_signals
 from dibot.config import Config
 from dibot.runtime import Runtime
 from outreach.quiet_hours import QuietHours, parse_quiet_hours
@@ -43,7 +40,6 @@ IDLE_WAIT = 0.3
 """Seconds between polls of an idle outbox: how long a Telegram reply may wait for a worker."""
 ERROR_WAIT = 5.0
 ONCE_WAIT = timedelta(seconds=60)
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 log = logging.getLogger(__name__)
 
@@ -211,25 +207,6 @@ class TelegramSender:
 
     def close(self) -> None:
         self.channel.close()
-
-
-@contextlib.contextmanager
-def stopped_by_signals(stop: threading.Event) -> Iterator[None]:
-    """While inside, SIGTERM and SIGINT set `stop` (the loop ends between rows) instead of
-    ending the process mid-send; only in the main thread, where Python runs signal handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {number: signal.signal(number, request_stop) for number in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
 
 
 def run_worker(

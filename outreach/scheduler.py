@@ -370,13 +370,11 @@ class _Scheduler:
         for event in turn.events:
             if event.kind == "assessment_abandoned" and conversation.assessment_id is not None:
                 self.store.abandon_assessment(conn, conversation.assessment_id, self.now)
+        self._save(conn, conversation, turn.state)
+
+    def _save(self, conn: sa.Connection, conversation: LockedConversation, state: State) -> None:
         self.store.save_conversation(
-            conn,
-            conversation,
-            turn.state.to_json(),
-            self.flow,
-            conversation.assessment_id,
-            self.now,
+            conn, conversation, state.to_json(), self.flow, conversation.assessment_id, self.now
         )
 
     # reminders
@@ -423,14 +421,7 @@ class _Scheduler:
             if channel is None or not turn.outbound:
                 return 0
             if turn.state != state:
-                self.store.save_conversation(
-                    conn,
-                    conversation,
-                    turn.state.to_json(),
-                    self.flow,
-                    conversation.assessment_id,
-                    self.now,
-                )
+                self._save(conn, conversation, turn.state)
             (message,) = turn.outbound
             queue_outreach(
                 conn,
