@@ -236,7 +236,10 @@ def worker(arguments: argparse.Namespace, config: Config) -> int:
     check_privacy(config)
     runtime = Runtime(config)
     warn_of_placeholder_council_texts(config)
-    report = run_worker(runtime, once=arguments.once)
+    try:
+        report = run_worker(runtime, once=arguments.once)
+    finally:
+        runtime.engine.dispose()
     if arguments.once:
         print(report.summary())
     return 0
