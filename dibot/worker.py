@@ -34,6 +34,7 @@ from dibot.runtime import Runtime
 from outreach.quiet_hours import QuietHours, parse_quiet_hours
 from outreach.scheduler import SchedulerReport, SchedulerSettings, run_due
 from outreach.timing import parse_reminders
+from storage import outbox
 
 SCHEDULE_EVERY = timedelta(seconds=30)
 IDLE_WAIT = 0.3
@@ -179,8 +180,14 @@ def build_senders(runtime: Runtime, clock: Clock) -> list[Sender]:
         mark_opted_out=handler.mark_opted_out,
         mark_unreachable=handler.mark_unreachable,
     )
-    if sms is not None:  # otherwise sms_sender_for has said why, in one line
+    if sms is not None:
         senders.append(sms)
+    elif waiting := outbox.count_pending(runtime.engine, "sms"):
+        log.warning(
+            "worker: %d SMS wait in the outbox and Twilio sending is not configured: set "
+            "[twilio] account_sid, auth_token and from_number (or messaging_service_sid)",
+            waiting,
+        )
     if runtime.config.telegram.bot_token:
         senders.append(TelegramSender(runtime, clock, quiet_hours(runtime.config)))
     else:

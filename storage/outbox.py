@@ -448,6 +448,17 @@ def mark_unknown(engine: sa.Engine, message: OutboxMessage, error: str, now: dat
     return _settle_as(engine, message, "unknown", now, error=error)
 
 
+_count_pending = sa.select(sa.func.count()).where(
+    outbox.c.channel == sa.bindparam("channel"), outbox.c.status == "pending"
+)
+
+
+def count_pending(engine: sa.Engine, channel: str) -> int:
+    """Rows of `channel` waiting to be sent (now or later)."""
+    with engine.connect() as conn:
+        return int(conn.execute(_count_pending, {"channel": channel}).scalar_one())
+
+
 def count_unknown(engine: sa.Engine, channel: str) -> int:
     """Rows of `channel` whose fate is unknown (see the module docstring)."""
     with engine.connect() as conn:

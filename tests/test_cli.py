@@ -445,3 +445,19 @@ def test_serve_with_the_council_texts_set_does_not_warn(tmp_path: Path, database
     upgrade = dibot("db", "upgrade", cwd=tmp_path, DIBOT_DATABASE_URL=database_url)
     chat = dibot("chat", cwd=tmp_path, stdin="Hello\n", DIBOT_DATABASE_URL=database_url)
     assert (upgrade.stderr, chat.stderr) == ("", "")  # only the services residents reach warn
+
+
+def test_worker_once_says_when_sms_wait_for_twilio_settings(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = {"DIBOT_DATABASE_URL": database_url, "DIBOT_OUTREACH_QUIET_HOURS": ""}
+    enrolled = dibot("enrol", "--phone", "07700 900123", cwd=tmp_path, **settings)
+    assert enrolled.returncode == 0, enrolled.stderr
+    worker = dibot("worker", "--once", cwd=tmp_path, **settings)
+    assert worker.returncode == 0, worker.stderr
+    assert worker.stdout == (
+        "worker: 0 check-ins invited (0 skipped), 0 reminders queued; "
+        "messages handed to providers: none\n"
+    )
+    assert "1 SMS wait in the outbox and Twilio sending is not configured" in worker.stderr
+    assert "07700" not in worker.stderr + worker.stdout
