@@ -78,14 +78,15 @@ def blueprint(runtime: Runtime) -> Blueprint:
             return Response("MessageSid is not a message id\n", 400, mimetype="text/plain")
         if not is_phone_number(sender):
             return Response("From is not a phone number\n", 400, mimetype="text/plain")
+        twilio_confirms = form.get("Body", "").strip().upper() in OPT_OUT_KEYWORDS
         result = runtime.handler.handle(
             channel=CHANNEL,
             message_id=message_id,
             urn="tel:" + sender,
             inbound=parse_inbound(form),
+            replies_withheld=twilio_confirms,
         )
-        body = form.get("Body", "")
-        replies = () if body.strip().upper() in OPT_OUT_KEYWORDS else result.replies
+        replies = () if twilio_confirms else result.replies
         return Response(twiml(replies), mimetype="text/xml")
 
     @routes.post("/status")

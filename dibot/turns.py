@@ -118,11 +118,14 @@ class TurnHandler:
         queue_replies: bool = False,
         language: str | None = None,
         language_chosen: bool = False,
+        replies_withheld: bool = False,
     ) -> TurnResult:
         """Take one turn. `language` is the respondent's language as their channel knows it
         (Telegram's setting): a new conversation starts in it, without asking, when it is one
         of the flow's languages other than the default. With `language_chosen` it is the
-        respondent's own choice (`dibot chat --lang`), so the default language counts too."""
+        respondent's own choice (`dibot chat --lang`), so the default language counts too.
+        `replies_withheld`: the channel will not send the replies (Twilio confirms its own
+        opt-out words itself), so the timeline does not show them as sent."""
         now = self._clock()
         store, privacy = self._store, self.privacy
         delivery = _Delivery(channel, message_id, now)
@@ -170,7 +173,14 @@ class TurnHandler:
                 )
             timeline.record(
                 conn,
-                self._timeline_entries(conversation, inbound, delivery, thread_id, turn, queued),
+                self._timeline_entries(
+                    conversation,
+                    inbound,
+                    delivery,
+                    thread_id,
+                    turn if not replies_withheld else Turn(turn.state),
+                    queued,
+                ),
                 privacy.keys,
             )
         return TurnResult(replies=turn.outbound, duplicate=False, queued=queued, events=turn.events)

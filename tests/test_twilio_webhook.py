@@ -28,6 +28,7 @@ from dibot.config import Config, CouncilConfig, DatabaseConfig, FlowConfig, Twil
 from dibot.runtime import Runtime, load_configured_flow
 from dibot.web import create_app
 from flows.model import Flow
+from storage import timeline
 
 TOKEN = "test-auth-token-not-a-secret"
 PUBLIC_URL = "https://dibot.example.gov.uk"
@@ -379,7 +380,11 @@ def test_twilio_opt_out_keywords_get_empty_twiml_and_are_recorded(
     runtime: Runtime = app.extensions["dibot"]
     with runtime.engine.connect() as connection:
         opted_out = connection.execute(sa.text("SELECT opted_out FROM respondents")).scalar_one()
+        respondent_id = connection.execute(sa.text("SELECT id FROM respondents")).scalar_one()
+        last = timeline.read(connection, respondent_id)[-1]
     assert opted_out
+    # Twilio confirmed it, not dibot: the timeline shows their word and nothing sent after it.
+    assert (last.direction, last.kind, last.text) == ("in", "message", keyword)
 
 
 def test_start_after_stop_resumes_at_the_same_question(client: FlaskClient) -> None:
