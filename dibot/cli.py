@@ -26,6 +26,7 @@ from dibot import (
     followup_commands,
     outreach_commands,
     privacy_commands,
+    staff_commands,
 )
 from dibot.config import Config, ConfigError, CouncilConfig, load_config
 from dibot.runtime import Runtime, check_privacy, configured_keys, load_configured_flow
@@ -90,6 +91,7 @@ def serve(arguments: argparse.Namespace, config: Config) -> int:
         print(f"dibot: {error}", file=sys.stderr)
         return FAILURE
     check_privacy(config)
+    staff_commands.check_secret_key(config)
     warn_of_placeholder_council_texts(config)
     gunicorn_server(config, create_app(config, flow=flow)).run()
     return 0
@@ -342,6 +344,7 @@ def _parser() -> argparse.ArgumentParser:
         "show", checkin_commands.show_command, "print a resident's status, gains and messages"
     )
     checkin_commands.add_show_options(show)
+    staff_commands.add_staff_commands(commands, config_option)
     command(
         "retention",
         privacy_commands.retention,

@@ -37,6 +37,16 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    secret_key: str = ""
+    """Signs the dashboard's session cookies and CSRF tokens (at least 32 characters). Empty:
+    with SQLite, a key file made once beside the database; PostgreSQL must be given one."""
+    cookie_secure: bool = True
+    """Session cookies only over HTTPS; false only when [server] host is 127.0.0.1 or
+    localhost (trying the dashboard locally over plain HTTP)."""
+
+
+@dataclass(frozen=True)
 class DatabaseConfig:
     url: str = "sqlite:///var/dibot.db"
 
@@ -136,6 +146,7 @@ class OutreachConfig:
 @dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     twilio: TwilioConfig = field(default_factory=TwilioConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
@@ -277,7 +288,28 @@ def _validate(config: Config) -> Config:
             f"({SUPPORTED_DATABASES})"
         )
     _validate_outreach(config.outreach)
+    _validate_web(config)
     return _validate_privacy(config)
+
+
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
+MIN_SECRET_KEY_LENGTH = 32
+
+
+def _validate_web(config: Config) -> None:
+    """Session cookies go over plain HTTP only on this machine; a secret key long enough to
+    sign them (never quoted)."""
+    if not config.web.cookie_secure and config.server.host not in LOCAL_HOSTS:
+        raise ConfigError(
+            "[web] cookie_secure may be false only when [server] host is 127.0.0.1 or "
+            f"localhost, not {config.server.host!r}"
+        )
+    key = config.web.secret_key.strip()
+    if key and len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(
+            f"[web] secret_key must be at least {MIN_SECRET_KEY_LENGTH} characters "
+            "(e.g. from `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+        )
 
 
 def _validate_outreach(outreach: OutreachConfig) -> None:

@@ -10,10 +10,13 @@ migration's (read from the scripts once per process); anything else is 503.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 from flask import Flask, Response, jsonify
 from sqlalchemy.exc import SQLAlchemyError
 
+import dashboard
 from channels import telegram, twilio_sms
 from dibot.config import Config
 from dibot.runtime import Runtime
@@ -40,15 +43,21 @@ log = logging.getLogger(__name__)
 
 
 def create_app(
-    config: Config, *, handler: TurnHandler | None = None, flow: Flow | None = None
+    config: Config,
+    *,
+    handler: TurnHandler | None = None,
+    flow: Flow | None = None,
+    now: Callable[[], datetime] | None = None,
 ) -> Flask:
-    """The WSGI app for `dibot serve` and for tests (which may pass their own handler)."""
+    """The WSGI app for `dibot serve` and for tests (which may pass their own handler, and
+    the dashboard's clock)."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     runtime = Runtime(config, flow=flow, handler=handler)
     app.extensions["dibot"] = runtime
     app.register_blueprint(twilio_sms.blueprint(runtime))
     app.register_blueprint(telegram.blueprint(runtime))
+    dashboard.install(app, runtime, now=now)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:

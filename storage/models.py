@@ -369,3 +369,64 @@ class TimelineEntry(Base):
     """The outbox row that carries it, for its delivery status (None: a webhook's reply)."""
     by: Mapped[str | None] = mapped_column(sa.String(100))
     """The worker who wrote it, for a follow-up."""
+
+
+STAFF_ROLES = ("admin", "worker")
+
+
+class Team(Base):
+    """A council outreach team: a worker sees their own team's respondents only."""
+
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100), unique=True)
+    created_at: Mapped[datetime]
+
+
+class Staff(Base):
+    """A dashboard account: an email (lower-cased), its team and role, an Argon2id hash."""
+
+    __tablename__ = "staff"
+    __table_args__ = (sa.CheckConstraint(sa.column("role").in_(STAFF_ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    team_id: Mapped[int] = mapped_column(sa.ForeignKey("teams.id"), index=True)
+    role: Mapped[str] = mapped_column(sa.String(16))
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime]
+    password_changed_at: Mapped[datetime]
+    """Sessions signed in before it are over (a password change logs other sessions out)."""
+    disabled: Mapped[bool] = mapped_column(default=False)
+
+
+class LoginThrottle(Base):
+    """Failed logins counted per key ("email:<address>" or "address:<remote address>") in a
+    window; while `locked_until` is ahead, every attempt under that key is refused."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(sa.String(300), primary_key=True)
+    failures: Mapped[int]
+    window_started_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
+
+
+class AuditEntry(Base):
+    """Something a member of staff did (or tried): logins, logouts, password changes, and
+    every view or export of a respondent's data."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (sa.Index("ix_audit_log_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[datetime]
+    staff_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("staff.id", ondelete="SET NULL"), index=True
+    )
+    action: Mapped[str] = mapped_column(sa.String(32))
+    respondent_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("respondents.id", ondelete="SET NULL")
+    )
+    detail: Mapped[str] = mapped_column(sa.Text, default="")
