@@ -14,7 +14,7 @@ the scheduler runs every `SCHEDULE_EVERY` and the senders poll every `IDLE_WAIT`
 SIGTERM or SIGINT stop it between rows.
 
 A sender whose provider is not configured (no Twilio account, no Telegram bot token) is left
-out with one line at start-up; its rows wait in the outbox.
+out; its rows wait in the outbox, and a warning at start-up says how many SMS wait.
 """
 
 from __future__ import annotations
