@@ -122,7 +122,7 @@ def answer_in_response(parsed: ParsedUpdate) -> Response:
     """The webhook's 200: for a tap, with answerCallbackQuery as its body for Telegram to
     perform (the Bot API's "making requests when getting updates")."""
     query_id = getattr(parsed, "callback_query_id", None)
-    if query_id is None:
+    if not isinstance(query_id, str) or not query_id:  # a malformed tap: nothing to answer
         return Response(status=200)
     return jsonify(method="answerCallbackQuery", callback_query_id=query_id)
 

@@ -573,3 +573,28 @@ def test_two_answers_at_once_from_each_of_ten_chats_arrive_in_the_order_of_their
         assert len(turn_order(engine, chat)) == 5
         assert [call.params["text"] for call in fake.sent(chat)] == expected[chat], chat
     assert {row["status"] for row in outbox_rows(engine)} == {"sent"}
+
+
+@pytest.mark.parametrize("query_id", [False, 0, "", None, ["x"]])
+def test_a_tap_whose_id_is_not_telegrams_string_is_taken_and_not_answered(
+    client: FlaskClient, query_id: object
+) -> None:
+    """Found by fuzzing: a callback query whose id is `false` was answered with that id."""
+    update = {
+        "update_id": 700001,
+        "callback_query": {
+            "id": query_id,
+            "from": {"id": 810778, "is_bot": False, "first_name": "Resident"},
+            "chat_instance": "-1000",
+            "data": "consent:1",
+            "message": {
+                "message_id": 4,
+                "date": 1790000000,
+                "chat": {"id": 810778, "type": "private", "first_name": "Resident"},
+                "text": "the question",
+            },
+        },
+    }
+    response = client.post("/webhooks/telegram", json=update, headers={SECRET_HEADER: SECRET})
+    assert response.status_code == 200
+    assert response.get_data() == b""
