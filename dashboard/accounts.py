@@ -10,7 +10,9 @@ it). Times come from the caller (`now`), never from a clock here.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -27,7 +29,7 @@ from dashboard.passwords import (
     verify_password,
 )
 from storage.database import read_only
-from storage.models import STAFF_ROLES, AuditEntry, LoginThrottle, Staff, Team
+from storage.models import STAFF_ROLES, AuditEntry, LoginThrottle, Staff, StaffSession, Team
 
 LOCK_AFTER_FAILURES = 5
 ADDRESS_LOCK_AFTER_FAILURES = 20
@@ -41,6 +43,7 @@ staff_table = cast(sa.Table, Staff.__table__)
 teams_table = cast(sa.Table, Team.__table__)
 throttle_table = cast(sa.Table, LoginThrottle.__table__)
 audit_table = cast(sa.Table, AuditEntry.__table__)
+sessions_table = cast(sa.Table, StaffSession.__table__)
 
 
 class AccountError(ValueError):
@@ -280,3 +283,58 @@ def change_password(
         )
         record(conn, "password_changed", now=now, staff_id=member.id)
     return now
+
+
+# --- sessions, kept on the server ------------------------------------------------------------
+
+
+def _session_id(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def open_session(engine: sa.Engine, staff_id: int, now: datetime) -> str:
+    """A new session for the member: the random token its cookie holds."""
+    token = secrets.token_urlsafe(32)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(sessions_table).values(
+                id=_session_id(token), staff_id=staff_id, created_at=now, ended_at=None
+            )
+        )
+    return token
+
+
+def session_is_live(engine: sa.Engine, token: str, staff_id: int) -> bool:
+    """The session was opened for this member and has not been ended."""
+    with engine.connect() as conn:
+        found = (
+            read_only(conn)
+            .execute(
+                sa.select(sessions_table.c.ended_at).where(
+                    sessions_table.c.id == _session_id(token),
+                    sessions_table.c.staff_id == staff_id,
+                )
+            )
+            .first()
+        )
+    return found is not None and found.ended_at is None
+
+
+def end_sessions(
+    engine: sa.Engine,
+    staff_id: int,
+    now: datetime,
+    *,
+    only: str | None = None,
+    but: str | None = None,
+) -> None:
+    """End the member's session `only`, or every one of theirs `but` the one given."""
+    ended = sa.update(sessions_table).where(
+        sessions_table.c.staff_id == staff_id, sessions_table.c.ended_at.is_(None)
+    )
+    if only is not None:
+        ended = ended.where(sessions_table.c.id == _session_id(only))
+    if but is not None:
+        ended = ended.where(sessions_table.c.id != _session_id(but))
+    with engine.begin() as conn:
+        conn.execute(ended.values(ended_at=now))

@@ -12,7 +12,6 @@ dashboard's pages answer 503 and the webhooks carry on.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,7 +36,16 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers.response import Response as BaseResponse
 from wtforms import ValidationError
 
-from dashboard.accounts import AccountError, StaffMember, change_password, log_in, record
+from dashboard.accounts import (
+    AccountError,
+    StaffMember,
+    change_password,
+    end_sessions,
+    log_in,
+    open_session,
+    record,
+    session_is_live,
+)
 from dashboard.accounts import signed_in_member as load_member
 from dashboard.forms import LoginForm, LogoutForm, PasswordChangeForm
 from dashboard.secret_key import configured_secret_key
@@ -107,11 +115,14 @@ def blueprint(runtime: Runtime, now: Now) -> Blueprint:
             return None
         member = load_member(runtime.engine, staff_id)
         since = _parse_time(session.get("since"))
+        token = session.get("sid")
         current = (
             member is not None
             and session.get("changed") == member.password_changed_at.isoformat()
             and since is not None
             and since <= now() < since + SESSION_LIFETIME
+            and isinstance(token, str)
+            and session_is_live(runtime.engine, token, staff_id)
         )
         if not current:
             session.clear()
@@ -151,7 +162,8 @@ def blueprint(runtime: Runtime, now: Now) -> Blueprint:
                 now=now(),
             )
             if member is not None:
-                _start_session(member, now())
+                token = open_session(runtime.engine, member.id, now())
+                _start_session(member, token, now())
                 return redirect(url_for(".home"))
             error = GENERIC_LOGIN_ERROR
         return render_template("login.html", form=form, error=error)
@@ -160,6 +172,7 @@ def blueprint(runtime: Runtime, now: Now) -> Blueprint:
     def logout() -> BaseResponse:
         member = signed_in()
         if member is not None:
+            end_sessions(runtime.engine, member.id, now(), only=session["sid"])
             with runtime.engine.begin() as conn:
                 record(conn, "logout", now=now(), staff_id=member.id)
         session.clear()
@@ -184,6 +197,7 @@ def blueprint(runtime: Runtime, now: Now) -> Blueprint:
             except AccountError as problem:
                 error = str(problem)
             else:
+                end_sessions(runtime.engine, member.id, now(), but=session["sid"])
                 session["changed"] = changed.isoformat()
                 flash("Your password has been changed")
                 return redirect(url_for(".home"))
@@ -199,11 +213,13 @@ def blueprint(runtime: Runtime, now: Now) -> Blueprint:
     return pages
 
 
-def _start_session(member: StaffMember, at: datetime) -> None:
-    """A new session: nothing of the one before (its CSRF token included) survives login."""
+def _start_session(member: StaffMember, token: str, at: datetime) -> None:
+    """A new session: nothing of the one before (its CSRF token included) survives login.
+    `token` names it on the server (`dashboard.accounts.open_session`): logging out ends it
+    there, so a copy of the cookie opens nothing after."""
     session.clear()
     session.permanent = True
-    session["sid"] = secrets.token_urlsafe(16)
+    session["sid"] = token
     session["staff"] = member.id
     session["changed"] = member.password_changed_at.isoformat()
     session["since"] = at.isoformat()

@@ -401,6 +401,19 @@ class Staff(Base):
     disabled: Mapped[bool] = mapped_column(default=False)
 
 
+class StaffSession(Base):
+    """A signed-in session, kept on the server so logging out ends it everywhere a copy of its
+    cookie is: `id` is the SHA-256 of the random token the cookie holds (a copy of the table
+    opens no session)."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    staff_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
 class LoginThrottle(Base):
     """Failed logins counted per key ("email:<address>" or "address:<remote address>") in a
     window; while `locked_until` is ahead, every attempt under that key is refused."""

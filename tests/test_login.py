@@ -331,3 +331,20 @@ def test_a_hash_made_with_older_parameters_is_renewed_at_login(
     assert renewed != weak
     assert renewed.startswith("$argon2id$")
     assert not PasswordHasher().check_needs_rehash(renewed)
+
+
+def test_a_copy_of_the_cookie_opens_nothing_after_logout(
+    app: Flask, admin: StaffMember, engine: sa.Engine
+) -> None:
+    laptop = browser(app)
+    assert attempt_login(laptop, EMAIL, PASSWORD)[0] == 302
+    cookie = laptop.get_cookie("session")
+    assert cookie is not None
+    copied = browser(app)  # someone who took the cookie, from the browser or the network
+    copied.set_cookie("session", cookie.value)
+    assert signed_in_page(copied) is not None
+    laptop.post("/logout", data={"csrf_token": csrf_token(laptop, "/")})
+    assert signed_in_page(copied) is None, "the session lived on after logout"
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT id FROM staff_sessions")).scalars().all()
+    assert all(len(id_) == 64 and id_ not in cookie.value for id_ in stored)

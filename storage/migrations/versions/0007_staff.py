@@ -48,6 +48,21 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_staff_team_id"), "staff", ["team_id"])
     op.create_table(
+        "staff_sessions",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("staff_id", ID, nullable=False),
+        sa.Column("created_at", TIME, nullable=False),
+        sa.Column("ended_at", TIME, nullable=True),
+        sa.ForeignKeyConstraint(
+            ["staff_id"],
+            ["staff.id"],
+            name=op.f("fk_staff_sessions_staff_id_staff"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_sessions")),
+    )
+    op.create_index(op.f("ix_staff_sessions_staff_id"), "staff_sessions", ["staff_id"])
+    op.create_table(
         "login_throttle",
         sa.Column("key", sa.String(length=300), nullable=False),
         sa.Column("failures", sa.Integer(), nullable=False),
@@ -86,6 +101,8 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_audit_log_staff_id"), table_name="audit_log")
     op.drop_table("audit_log")
     op.drop_table("login_throttle")
+    op.drop_index(op.f("ix_staff_sessions_staff_id"), table_name="staff_sessions")
+    op.drop_table("staff_sessions")
     op.drop_index(op.f("ix_staff_team_id"), table_name="staff")
     op.drop_table("staff")
     op.drop_table("teams")
