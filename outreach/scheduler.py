@@ -49,7 +49,7 @@ from storage.models import (
     table,
 )
 from storage.privacy import Privacy, open_privacy
-from storage.repository import LockedConversation, TurnStore
+from storage.repository import LockedConversation, TurnStore, open_thread
 
 checkins = table(Checkin)
 conversations = table(Conversation)
@@ -131,9 +131,7 @@ def baseline_month(
 _now = sa.bindparam("now", type_=UTCDateTime())
 
 _open_thread = sa.exists().where(
-    threads.c.respondent_id == sa.bindparam("respondent_id"),
-    threads.c.closed_at.is_(None),
-    threads.c.closes_at > _now,
+    threads.c.respondent_id == sa.bindparam("respondent_id"), *open_thread(_now)
 )
 
 _due_checkins = (
@@ -228,11 +226,7 @@ def _reminders_due(delays: tuple[timedelta, ...]) -> sa.Select[Any]:
             for sent in range(len(delays))
         )
     )
-    thread_open = sa.exists().where(
-        threads.c.respondent_id == r.c.id,
-        threads.c.closed_at.is_(None),
-        threads.c.closes_at > _now,
-    )
+    thread_open = sa.exists().where(threads.c.respondent_id == r.c.id, *open_thread(_now))
     return (
         sa.select(
             r.c.id.label("respondent_id"),
