@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-dev lint typecheck clean translations
+.PHONY: run test install install-dev lint typecheck clean translations frontend
 
 ## run: install, migrate the database (SQLite under ./var by default), serve on 127.0.0.1:8000
 run: $(VENV)/.installed
@@ -53,3 +53,15 @@ translations: $(VENV)/.installed-dev
 	$(BIN)/pybabel extract -F babel.cfg --no-location --omit-header -o $(FLOW_DIR)/locale/messages.pot .
 	$(BIN)/pybabel update -i $(FLOW_DIR)/locale/messages.pot -d $(FLOW_DIR)/locale --ignore-obsolete \
 		--ignore-pot-creation-date
+
+## frontend: rebuild the dashboard's vendored GOV.UK Frontend (dashboard/static/govuk) from the
+## npm registry: the release pinned in dashboard/frontend/package.json, which must match the
+## govuk-frontend-jinja pin in pyproject.toml (a test checks). Needs Node.js and npm; installing
+## and running dibot does not.
+FRONTEND := dashboard/frontend
+GOVUK := $(FRONTEND)/node_modules/govuk-frontend
+frontend:
+	cd $(FRONTEND) && npm ci --silent
+	cd $(FRONTEND) && npx sass --no-source-map --style=compressed --quiet-deps dibot.scss ../static/govuk/govuk-frontend.min.css
+	cp $(GOVUK)/dist/govuk/govuk-frontend.min.js dashboard/static/govuk/
+	node -p 'require("./$(GOVUK)/package.json").version' > dashboard/static/govuk/VERSION

@@ -3,8 +3,10 @@ follow the GOV.UK Design System's wording."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
+from wtforms import Field, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo
 
 
@@ -27,5 +29,10 @@ class PasswordChangeForm(FlaskForm):  # type: ignore[misc]
     )
 
 
-class LogoutForm(FlaskForm):  # type: ignore[misc]
-    """No fields: only the CSRF token."""
+def choice_items(field: Field, chosen: str = "selected") -> list[dict[str, Any]]:
+    """A select's or radios' choices as GOV.UK Frontend items, the field's value marked
+    `chosen` ("selected" for a select, "checked" for radios)."""
+    return [
+        {"value": value, "text": label, chosen: str(value) == str(field.data)}
+        for value, label in field.choices
+    ]

@@ -12,6 +12,7 @@ dashboard's pages answer 503 and the webhooks carry on.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -31,7 +33,8 @@ from flask import (
     url_for,
 )
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from flask_wtf.csrf import validate_csrf
+from flask_wtf.csrf import generate_csrf, validate_csrf
+from jinja2 import BaseLoader, ChoiceLoader, PackageLoader, PrefixLoader
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers.response import Response as BaseResponse
 from wtforms import ValidationError
@@ -47,16 +50,38 @@ from dashboard.accounts import (
     session_is_live,
 )
 from dashboard.accounts import signed_in_member as load_member
-from dashboard.forms import LoginForm, LogoutForm, PasswordChangeForm
+from dashboard.forms import LoginForm, PasswordChangeForm, choice_items
 from dashboard.secret_key import configured_secret_key
+from dashboard.site import Site
+
+from dashboard import (  # isort: skip  (each page module registers its own routes)
+    assisted,
+    checkin_pages,
+    cohort_pages,
+    enrolling,
+    followup_pages,
+    respondent_page,
+    respondents,
+)
 from dibot.config import ConfigError
 from dibot.runtime import Runtime
 
 BLUEPRINT = "dashboard"
+STATIC_URL_PATH = "/dashboard-assets"
 SESSION_LIFETIME = timedelta(hours=8)
 GENERIC_LOGIN_ERROR = "Email or password is not right"
 
 Now = Callable[[], datetime]
+
+PAGE_MODULES: tuple[Callable[[Blueprint, Site], None], ...] = (
+    respondents.register,
+    respondent_page.register,
+    enrolling.register,
+    cohort_pages.register,
+    followup_pages.register,
+    checkin_pages.register,
+    assisted.register,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +124,23 @@ def install(app: Flask, runtime: Runtime, *, now: Now | None = None) -> None:
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
     )
+    app.jinja_loader = ChoiceLoader(
+        [
+            *([app.jinja_loader] if isinstance(app.jinja_loader, BaseLoader) else []),
+            PrefixLoader({"govuk_frontend_jinja": PackageLoader("govuk_frontend_jinja")}),
+        ]
+    )
     app.register_blueprint(blueprint(runtime, now or _system_now))
 
 
 def blueprint(runtime: Runtime, now: Now) -> Blueprint:
-    pages = Blueprint(BLUEPRINT, __name__, template_folder="templates")
+    pages = Blueprint(
+        BLUEPRINT,
+        __name__,
+        template_folder="templates",
+        static_folder="static",
+        static_url_path=STATIC_URL_PATH,
+    )
 
     def remote_address() -> str:
         return request.remote_addr or "unknown"
@@ -142,12 +179,23 @@ def blueprint(runtime: Runtime, now: Now) -> Blueprint:
             except ValidationError:
                 abort(400, "The form has expired or did not come from this site: try again")
 
+    site = Site(runtime=runtime, now=now, signed_in=signed_in)
+    for register in PAGE_MODULES:
+        register(pages, site)
+
+    @pages.context_processor
+    def page_globals() -> dict[str, Any]:
+        return {
+            "member": g.get("member"),
+            "csp_nonce": _csp_nonce(),
+            "csrf_token": generate_csrf,
+            "choice_items": choice_items,
+        }
+
     @pages.get("/")
-    def home() -> BaseResponse | str:
-        member = signed_in()
-        if member is None:
-            return redirect(url_for(".login"))
-        return render_template("home.html", member=member, logout=LogoutForm())
+    @site.staff_page
+    def home(member: StaffMember) -> BaseResponse:
+        return redirect(url_for(".respondents"))
 
     @pages.route("/login", methods=["GET", "POST"])
     def login() -> BaseResponse | str:
@@ -164,9 +212,11 @@ def blueprint(runtime: Runtime, now: Now) -> Blueprint:
             if member is not None:
                 token = open_session(runtime.engine, member.id, now())
                 _start_session(member, token, now())
-                return redirect(url_for(".home"))
+                return redirect(_local_path(request.args.get("next")) or url_for(".home"))
             error = GENERIC_LOGIN_ERROR
-        return render_template("login.html", form=form, error=error)
+        return render_template(
+            "login.html", form=form, error=error, next=_local_path(request.args.get("next"))
+        )
 
     @pages.post("/logout")
     def logout() -> BaseResponse:
@@ -179,10 +229,8 @@ def blueprint(runtime: Runtime, now: Now) -> Blueprint:
         return redirect(url_for(".login"))
 
     @pages.route("/password", methods=["GET", "POST"])
-    def password() -> BaseResponse | str:
-        member = signed_in()
-        if member is None:
-            return redirect(url_for(".login"))
+    @site.staff_page
+    def password(member: StaffMember) -> BaseResponse | str:
         form = PasswordChangeForm()
         error = None
         if form.validate_on_submit():
@@ -202,15 +250,36 @@ def blueprint(runtime: Runtime, now: Now) -> Blueprint:
                 flash("Your password has been changed")
                 return redirect(url_for(".home"))
         return render_template(
-            "password.html", form=form, error=error, error_field="current_password", member=member
+            "password.html", form=form, error=error, error_field="current_password"
         )
 
     @pages.after_request
     def no_caching(response: Response) -> Response:
         response.headers["Cache-Control"] = "no-store"
+        response.headers["Content-Security-Policy"] = (
+            f"default-src 'none'; script-src 'self' 'nonce-{_csp_nonce()}'; style-src 'self'; "
+            "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        )
         return response
 
     return pages
+
+
+def _csp_nonce() -> str:
+    """This response's nonce for the one inline script GOV.UK Frontend's template has."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return str(g.csp_nonce)
+
+
+def _local_path(target: str | None) -> str | None:
+    """`target` if it is a path on this site (where login sends the member back to), else
+    None: never another host, however it is spelt (`//host`, `/\\host`, `https:`)."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return None
+    if any(ord(c) < 32 or c == "\\" for c in target):
+        return None
+    return target
 
 
 def _start_session(member: StaffMember, token: str, at: datetime) -> None:

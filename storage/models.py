@@ -70,6 +70,7 @@ class Respondent(Base):
     stored only encrypted (`urn_cipher`) and found by its keyed hash (`urn_digest`)."""
 
     __tablename__ = "respondents"
+    __table_args__ = (sa.Index("ix_respondents_team", "team_id", "id"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     urn_cipher: Mapped[str] = mapped_column(sa.Text)
@@ -83,6 +84,9 @@ class Respondent(Base):
     """The provider says messages cannot reach them (Telegram: blocked the bot); cleared by
     their next message."""
     created_at: Mapped[datetime]
+    team_id: Mapped[int | None] = mapped_column(sa.ForeignKey("teams.id", ondelete="SET NULL"))
+    """The team that enrolled them: its workers see them on the dashboard (admins see all).
+    None for a resident who started by texting in, until an admin enrols them."""
 
 
 class Assessment(Base):
@@ -109,6 +113,9 @@ class Assessment(Base):
         sa.ForeignKey("assessments.id", ondelete="SET NULL")
     )
     """The baseline a check-in follows."""
+    assisted_by: Mapped[str | None] = mapped_column(sa.String(254))
+    """The member of staff who filled it in with the resident (on the doorstep, on the phone);
+    None when the resident answered by themselves."""
 
 
 class Conversation(Base):
@@ -262,6 +269,7 @@ class Cohort(Base):
     champions programme; `initiative` is what the council calls the work it measures."""
 
     __tablename__ = "cohorts"
+    __table_args__ = (sa.Index("ix_cohorts_team", "team_id", "id"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(100), unique=True)
@@ -269,6 +277,8 @@ class Cohort(Base):
     starts_on: Mapped[date | None]
     ends_on: Mapped[date | None]
     created_at: Mapped[datetime]
+    team_id: Mapped[int | None] = mapped_column(sa.ForeignKey("teams.id", ondelete="SET NULL"))
+    """The team that runs it (None: made on the command line, seen by admins only)."""
 
 
 class CohortMember(Base):

@@ -31,7 +31,7 @@ from storage.privacy import KEY_VARIABLE
 from tests.processes import TEST_KEY
 
 DATABASE_URL_VARIABLE = "DIBOT_DATABASE_URL"
-pytest_plugins = ["tests.telegram_fixtures"]
+pytest_plugins = ["tests.telegram_fixtures", "tests.dashboard_support"]
 
 if os.environ.get(DATABASE_URL_VARIABLE):
     os.environ.setdefault(KEY_VARIABLE, TEST_KEY)

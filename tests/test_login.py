@@ -74,7 +74,7 @@ def browser(app: Flask) -> FlaskClient:
 
 def csrf_token(client: FlaskClient, path: str) -> str:
     page = client.get(path).get_data(as_text=True)
-    found = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    found = re.search(r'<input [^>]*name="csrf_token"[^>]* value="([^"]+)"', page)
     assert found, page
     return found[1]
 
@@ -88,10 +88,10 @@ def attempt_login(client: FlaskClient, email: str, password: str) -> tuple[int, 
 
 
 def signed_in_page(client: FlaskClient) -> str | None:
-    """The home page's text when signed in; None when sent to the login page."""
-    response = client.get("/")
+    """The account page's text when signed in; None when sent to the login page."""
+    response = client.get("/password")
     if response.status_code == 302:
-        assert response.headers["Location"].endswith("/login")
+        assert response.headers["Location"].endswith("/login?next=/password")
         return None
     assert response.status_code == 200
     return response.get_data(as_text=True)
@@ -110,14 +110,20 @@ def test_the_home_page_sends_a_stranger_to_the_login_page(app: Flask) -> None:
     page = client.get("/login")
     assert page.status_code == 200
     text = page.get_data(as_text=True)
-    assert '<label for="email">Email address</label>' in text
-    assert '<label for="password">Password</label>' in text
+    assert re.search(r'<label class="govuk-label" for="email">\s*Email address\s*</label>', text)
+    assert re.search(r'<label class="govuk-label" for="password">\s*Password\s*</label>', text)
     assert 'autocomplete="current-password"' in text
     assert "style=" not in text
     assert "<style" not in text
-    assert "<script" not in text
-    assert "script-src" not in page.headers["Content-Security-Policy"]
-    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    policy = page.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy
+    # Scripts only from this site, and the one inline line GOV.UK's template has, by nonce.
+    (nonce,) = re.findall(r"'nonce-([^']+)'", policy)
+    assert re.findall(r"<script([^>]*)>", text) == [
+        f' nonce="{nonce}"',
+        ' type="module" src="/dashboard-assets/dashboard.js"',
+    ]
+    assert client.get("/login").headers["Content-Security-Policy"] != policy
     assert page.headers["Cache-Control"] == "no-store"
 
 
@@ -235,7 +241,7 @@ def test_signing_in_starts_a_new_session(app: Flask, admin: StaffMember) -> None
 def test_logging_out_ends_the_session(app: Flask, admin: StaffMember, engine: sa.Engine) -> None:
     client = browser(app)
     attempt_login(client, EMAIL, PASSWORD)
-    token = csrf_token(client, "/")
+    token = csrf_token(client, "/password")
     response = client.post("/logout", data={"csrf_token": token})
     assert response.status_code == 302
     assert response.headers["Location"] == "/login"
@@ -314,7 +320,7 @@ def test_a_password_change_that_cannot_be_made_says_why(
     assert message in page
     assert "There is a problem" in page
     assert signed_in_page(client) is not None
-    client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/password")})
     assert attempt_login(client, EMAIL, PASSWORD)[0] == 302  # the old password still works
 
 
@@ -343,7 +349,7 @@ def test_a_copy_of_the_cookie_opens_nothing_after_logout(
     copied = browser(app)  # someone who took the cookie, from the browser or the network
     copied.set_cookie("session", cookie.value)
     assert signed_in_page(copied) is not None
-    laptop.post("/logout", data={"csrf_token": csrf_token(laptop, "/")})
+    laptop.post("/logout", data={"csrf_token": csrf_token(laptop, "/password")})
     assert signed_in_page(copied) is None, "the session lived on after logout"
     with engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT id FROM staff_sessions")).scalars().all()
