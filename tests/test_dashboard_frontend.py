@@ -32,7 +32,8 @@ def test_the_styles_carry_no_gov_uk_typeface_or_crown() -> None:
     assert "GDS Transport" not in css
     assert "@font-face" not in css
     assert not list(STATIC.glob("**/*.woff*"))
-    assert not list(STATIC.glob("**/*crown*")) and not list(STATIC.glob("**/*crest*"))
+    assert not list(STATIC.glob("**/*crown*"))
+    assert not list(STATIC.glob("**/*crest*"))
 
 
 def test_pages_use_gov_uk_frontend_with_no_crown_and_their_assets_are_served(
@@ -41,8 +42,10 @@ def test_pages_use_gov_uk_frontend_with_no_crown_and_their_assets_are_served(
     client = signed_in(dashboard, staff.north_worker)
     page = client.get("/password")
     html = page.get_data(as_text=True)
-    assert 'class="govuk-template' in html and "govuk-service-navigation" in html
-    assert "govuk-header__logo" not in html and "crown" not in html.lower()
+    assert 'class="govuk-template' in html
+    assert "govuk-service-navigation" in html
+    assert "govuk-header__logo" not in html
+    assert "crown" not in html.lower()
     assert "GOV.UK" not in page_text(page)
     for asset in re.findall(r'(?:href|src)="(/dashboard-assets/[^"]+)"', html):
         served = client.get(asset)
