@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-import phonenumbers
 import sqlalchemy as sa
 
 from dibot.config import Config, ConfigError
@@ -26,7 +25,7 @@ from dibot.privacy_commands import keyed_engine, phone_urn
 from dibot.runtime import check_privacy, load_configured_flow
 from flows.model import Flow
 from outreach.checkins import CheckinError, CheckinRequest, schedule_checkins
-from outreach.phone import PhoneNumberError
+from outreach.phone import PhoneNumberError, masked_urn
 from outreach.quiet_hours import next_send_time, parse_quiet_hours, parse_timezone
 from scoring import gains
 from storage import timeline
@@ -44,8 +43,6 @@ from storage.models import (
 )
 from storage.privacy import keys_of, load_privacy
 
-MASK = "•••"
-MASKED_DIGITS = 3
 TIME_FORMAT = "%Y-%m-%d %H:%M %Z"
 KIND_NAMES = {"baseline": "baseline", "checkin": "check-in"}
 
@@ -148,33 +145,6 @@ def write_lines(lines: Sequence[str], out: TextIO) -> None:
         out.write(line + "\n")
 
 
-def masked(urn: str) -> str:
-    """A URN as an operator may see it: "07700 900•••", "Telegram chat •••456"."""
-    scheme, _, address = urn.partition(":")
-    if scheme == "tel":
-        try:
-            national = phonenumbers.format_number(
-                phonenumbers.parse(address), phonenumbers.PhoneNumberFormat.NATIONAL
-            )
-        except phonenumbers.NumberParseException:
-            national = address
-        return _mask_last_digits(national)
-    if scheme == "telegram":
-        return f"Telegram chat {MASK}{address[-MASKED_DIGITS:]}"
-    return f"{scheme} {MASK}"
-
-
-def _mask_last_digits(text: str) -> str:
-    hidden, characters = 0, list(text)
-    for index in range(len(characters) - 1, -1, -1):
-        if hidden == MASKED_DIGITS:
-            break
-        if characters[index].isdigit():
-            characters[index] = "•"
-            hidden += 1
-    return "".join(characters)
-
-
 @dataclass(frozen=True)
 class _Assessment:
     id: int
@@ -197,7 +167,7 @@ def resident_report(
     if person is None:
         return None
     rid = person.id
-    lines = [f"resident {masked(urn)}"]
+    lines = [f"resident {masked_urn(urn)}"]
     lines += _status(conn, person, zone)
     found = _assessments(conn, rid)
     lines += _assessment_lines(found, zone)

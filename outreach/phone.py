@@ -180,3 +180,34 @@ def _line_type(parsed: phonenumbers.PhoneNumber) -> LineType:
 
 def _name(region: str) -> str:
     return REGION_NAMES.get(region, region)
+
+
+MASK = "•••"
+MASKED_DIGITS = 3
+
+
+def masked_urn(urn: str) -> str:
+    """A URN as an operator may see it: "07700 900•••", "Telegram chat •••456"."""
+    scheme, _, address = urn.partition(":")
+    if scheme == "tel":
+        try:
+            national = phonenumbers.format_number(
+                phonenumbers.parse(address), phonenumbers.PhoneNumberFormat.NATIONAL
+            )
+        except phonenumbers.NumberParseException:
+            national = address
+        return _mask_last_digits(national)
+    if scheme == "telegram":
+        return f"Telegram chat {MASK}{address[-MASKED_DIGITS:]}"
+    return f"{scheme} {MASK}"
+
+
+def _mask_last_digits(text: str) -> str:
+    hidden, characters = 0, list(text)
+    for index in range(len(characters) - 1, -1, -1):
+        if hidden == MASKED_DIGITS:
+            break
+        if characters[index].isdigit():
+            characters[index] = "•"
+            hidden += 1
+    return "".join(characters)

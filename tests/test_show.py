@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from dibot.checkin_commands import gain_summary, masked, resident_report
+from dibot.checkin_commands import gain_summary, resident_report
 from flows.model import Flow
+from outreach.phone import masked_urn
 from storage.database import read_only
 from storage.models import FollowUpThread, table
 from tests.processes import TEST_KEY
@@ -114,8 +115,8 @@ def test_no_one_with_that_number(engine: sa.Engine, flow: Flow) -> None:
 
 
 def test_numbers_are_masked() -> None:
-    assert masked("tel:+447700900123") == "07700 900•••"
-    assert masked("telegram:123456789") == "Telegram chat •••789"
+    assert masked_urn("tel:+447700900123") == "07700 900•••"
+    assert masked_urn("telegram:123456789") == "Telegram chat •••789"
 
 
 def test_gains_count_better_worse_and_the_same(flow: Flow) -> None:
