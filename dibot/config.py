@@ -44,6 +44,10 @@ class WebConfig:
     cookie_secure: bool = True
     """Session cookies only over HTTPS; false only when [server] host is 127.0.0.1 or
     localhost (trying the dashboard locally over plain HTTP)."""
+    trusted_proxies: int = 0
+    """How many reverse proxies in front of dibot append to X-Forwarded-For (1 behind one
+    nginx): the client's address, which login throttling counts by, is read that many hops
+    from the right. 0: the header is ignored (anyone can write it)."""
 
 
 @dataclass(frozen=True)
@@ -294,6 +298,7 @@ def _validate(config: Config) -> Config:
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
 MIN_SECRET_KEY_LENGTH = 32
+MAX_TRUSTED_PROXIES = 5
 
 
 def _validate_web(config: Config) -> None:
@@ -303,6 +308,11 @@ def _validate_web(config: Config) -> None:
         raise ConfigError(
             "[web] cookie_secure may be false only when [server] host is 127.0.0.1 or "
             f"localhost, not {config.server.host!r}"
+        )
+    if not 0 <= config.web.trusted_proxies <= MAX_TRUSTED_PROXIES:
+        raise ConfigError(
+            f"[web] trusted_proxies must be 0 to {MAX_TRUSTED_PROXIES}, "
+            f"not {config.web.trusted_proxies}"
         )
     key = config.web.secret_key.strip()
     if key and len(key) < MIN_SECRET_KEY_LENGTH:

@@ -15,6 +15,7 @@ from datetime import datetime
 
 from flask import Flask, Response, jsonify
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import dashboard
 from channels import telegram, twilio_sms
@@ -58,6 +59,10 @@ def create_app(
     app.register_blueprint(twilio_sms.blueprint(runtime))
     app.register_blueprint(telegram.blueprint(runtime))
     dashboard.install(app, runtime, now=now)
+    if config.web.trusted_proxies:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=config.web.trusted_proxies, x_proto=0, x_host=0
+        )
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:

@@ -45,11 +45,13 @@ def clock() -> FakeNow:
     return FakeNow()
 
 
-def make_app(database_url: str, flow: Flow, clock: FakeNow, *, secure: bool = True) -> Flask:
+def make_app(
+    database_url: str, flow: Flow, clock: FakeNow, *, secure: bool = True, proxies: int = 0
+) -> Flask:
     config = Config(
         server=ServerConfig(host="127.0.0.1"),
         database=DatabaseConfig(url=database_url),
-        web=WebConfig(secret_key=SECRET, cookie_secure=secure),
+        web=WebConfig(secret_key=SECRET, cookie_secure=secure, trusted_proxies=proxies),
     )
     return create_app(config, flow=flow, now=clock)
 
@@ -217,6 +219,32 @@ def test_failures_spread_beyond_fifteen_minutes_lock_nothing(
         attempt_login(client, EMAIL, "a wrong guess")
         clock.advance(timedelta(minutes=4))
     assert attempt_login(client, EMAIL, PASSWORD)[0] == 302
+
+
+def guesses_from(client: FlaskClient, forwarded_for: str, count: int) -> None:
+    """`count` wrong passwords for as many unknown emails, through a proxy that says the
+    client is `forwarded_for`."""
+    client.environ_base["HTTP_X_FORWARDED_FOR"] = forwarded_for
+    for n in range(count):
+        attempt_login(client, f"guess{n}@example.gov.uk", "a wrong guess")
+
+
+@pytest.mark.parametrize("proxies", [0, 1])
+def test_login_throttling_counts_the_address_the_trusted_proxy_saw(
+    database_url: str, flow: Flow, clock: FakeNow, admin: StaffMember, proxies: int
+) -> None:
+    """Behind one proxy (`trusted_proxies = 1`) the twenty failures that lock an address lock
+    the guesser's, not every colleague's; with no proxy trusted, a forged header changes
+    nothing: the guesser stays locked out however they spell it."""
+    app = make_app(database_url, flow, clock, proxies=proxies)
+    guesser = browser(app)
+    guesses_from(guesser, "203.0.113.5", 20)
+    guesser.environ_base["HTTP_X_FORWARDED_FOR"] = "198.51.100.7, 203.0.113.5"  # forged hop
+    assert attempt_login(guesser, EMAIL, PASSWORD)[0] == 200  # locked, whatever it says
+    colleague = browser(app)
+    colleague.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.6"
+    assert attempt_login(colleague, EMAIL, PASSWORD)[0] == (302 if proxies else 200)
+    app.extensions["dibot"].engine.dispose()
 
 
 def test_signing_in_starts_a_new_session(app: Flask, admin: StaffMember) -> None:
