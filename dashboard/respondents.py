@@ -1,17 +1,535 @@
-"""PLACEHOLDER: being built (issue #9)."""
+"""The residents list (`GET /respondents`): the residents a member of staff may see, newest
+first, 50 a page, found by status, cohort, when they last wrote, or their whole phone number.
+
+The rules it keeps:
+- a page is a query (`list_page`), pure functions (`read_filters`, `read_search`, `shown`) and a
+  template; the query reaches respondents only through `respondent_scope` and cohorts only
+  through `cohort_scope`, so another team's residents never appear and another team's cohort id
+  in the URL answers 404, as a missing one does;
+- paging is by keyset: a page's links carry the id at its edge (`before`, `after`), never an
+  OFFSET, so the thousandth page costs what the first does, and rows added meanwhile are
+  neither skipped nor shown twice;
+- a status is worked out once, in SQL (`status_case`), from what is stored (opted out,
+  unreachable, the conversation's current assessment, completed assessments, the invitation),
+  so filtering by it and showing it never disagree;
+- URNs are decrypted only for the rows shown, and shown masked (`masked_urn`); a number typed
+  in the search is read as `dibot enrol` reads it and found by its keyed digest;
+- a query value that makes no sense (a page edge "abc", a huge number, an unknown status) is
+  treated as absent, never a 500; a search that cannot be a number says why;
+- each view of the list writes one audit line naming its filters (never the number searched
+  for), in the transaction that read the list.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from flask import Blueprint
+import sqlalchemy as sa
+from flask import Blueprint, abort, render_template, request, url_for
+from wtforms import Form, SelectField, StringField
 
+from bot.state import State
+from channels.identifiers import is_telegram_id
 from dashboard.accounts import StaffMember
-from dashboard.site import Site
+from dashboard.site import ADMIN, Site, cohort_scope, respondent_scope
+from flows.model import Flow, Question
+from outreach.phone import PhoneNumberError, masked_urn, urn_for_phone
+from outreach.quiet_hours import parse_timezone
+from storage.models import (
+    Assessment,
+    Cohort,
+    CohortMember,
+    Conversation,
+    Enrolment,
+    Respondent,
+    Team,
+    table,
+)
+from storage.privacy import Keys, keys_of, load_privacy
+
+PAGE_SIZE = 50
+MAX_ID = 2**63 - 1
+"""The largest id PostgreSQL's BIGINT holds: a page edge beyond it is no page edge."""
+ID_TEXT = re.compile(r"[0-9]{1,19}")
+MAX_SEARCH = 100
+NUMBER_LIKE = re.compile(r"[\d\s+()\-.]+")
+"""What a search is read as a number from: digits (any script, so that a wrong one is named)
+and the punctuation people type in numbers."""
+AUDIT_ACTION = "list respondents"
+
+STATUSES: dict[str, str] = {
+    "not_started": "Not started",
+    "invited": "Invited",
+    "in_progress": "In progress",
+    "completed": "Completed",
+    "opted_out": "Opted out",
+    "unreachable": "Unreachable",
+}
+"""Status value -> what the page calls it; in the order a resident usually goes through them."""
+STATUS_TAGS = {
+    "not_started": "govuk-tag--grey",
+    "invited": "govuk-tag--light-blue",
+    "in_progress": "govuk-tag--blue",
+    "completed": "govuk-tag--green",
+    "opted_out": "govuk-tag--orange",
+    "unreachable": "govuk-tag--red",
+}
+CONTACTS: dict[str, str] = {
+    "7d": "In the last 7 days",
+    "30d": "In the last 30 days",
+    "over30d": "More than 30 days ago",
+    "never": "Never",
+}
+"""When the resident last wrote to us: value -> label."""
+
+respondents = table(Respondent)
+conversations = table(Conversation)
+assessments = table(Assessment)
+cohorts = table(Cohort)
+members = table(CohortMember)
+enrolments = table(Enrolment)
+teams = table(Team)
+
+current = assessments.alias("current_assessment")
+"""The assessment the conversation's answers go to (the latest one started)."""
+finished = assessments.alias("finished_assessment")
+
+
+# --- the query ------------------------------------------------------------------------------
+
+
+def status_case() -> sa.ColumnElement[str]:
+    """Each respondent's status, from what is stored; the first that holds wins."""
+    in_progress = (
+        current.c.id.is_not(None)
+        & current.c.completed_at.is_(None)
+        & current.c.abandoned_at.is_(None)
+    )
+    completed = (
+        sa.exists()
+        .where(finished.c.respondent_id == respondents.c.id, finished.c.completed_at.is_not(None))
+        .correlate(respondents)
+    )
+    invited = conversations.c.last_inbound_at.is_(None) & (
+        sa.exists()
+        .where(
+            enrolments.c.respondent_id == respondents.c.id,
+            enrolments.c.invitation_id.is_not(None),
+        )
+        .correlate(respondents)
+    )
+    return sa.case(
+        (respondents.c.opted_out, "opted_out"),
+        (respondents.c.unreachable, "unreachable"),
+        (in_progress, "in_progress"),
+        (completed, "completed"),
+        (invited, "invited"),
+        else_="not_started",
+    )
+
+
+@dataclass(frozen=True)
+class Search:
+    """What the search box asked for, read: nothing, residents with one of `urns`, residents of
+    cohorts whose names contain `fragment`, or a `problem` with what was typed."""
+
+    text: str = ""
+    urns: tuple[str, ...] = ()
+    fragment: str | None = None
+    problem: str | None = None
+
+    @property
+    def by_number(self) -> bool:
+        return bool(self.urns)
+
+
+@dataclass(frozen=True)
+class Filters:
+    status: str | None = None
+    cohort_id: int | None = None
+    contact: str | None = None
+    search: Search = field(default_factory=Search)
+    before: int | None = None
+    """Show the residents added before this id (the next page)."""
+    after: int | None = None
+    """Show the residents added after this id (the previous page)."""
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether anything but the page edge narrows the list."""
+        return bool(self.status or self.cohort_id or self.contact or self.search.text.strip())
+
+    def query_values(self) -> dict[str, str]:
+        """The filters as the page's query string has them (without the page edge)."""
+        values = {
+            "status": self.status or "",
+            "cohort": str(self.cohort_id) if self.cohort_id else "",
+            "contact": self.contact or "",
+            "q": self.search.text,
+        }
+        return {name: value for name, value in values.items() if value}
+
+    def describe(self) -> str:
+        """For the audit log: the filters, never the number searched for."""
+        parts = [f"{name}={value}" for name, value in self.query_values().items() if name != "q"]
+        if self.search.by_number:
+            parts.append("search=a phone number or chat id")
+        elif self.search.fragment is not None:
+            parts.append(f"search=cohort name containing {self.search.fragment[:50]!r}")
+        elif self.search.problem is not None:
+            parts.append("search=not a number")
+        if self.before is not None:
+            parts.append(f"before={self.before}")
+        elif self.after is not None:
+            parts.append(f"after={self.after}")
+        return "; ".join(parts) or "all"
+
+
+def read_id(text: str | None) -> int | None:
+    """A positive id from a query value; None for anything else ("abc", "-1", "1e9", huge)."""
+    if text is None or not ID_TEXT.fullmatch(text):
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ID else None
+
+
+def read_search(text: str) -> Search:
+    """What a search asks for. Phone numbers are stored encrypted, so a number is found whole:
+    read as `dibot enrol` reads it (07700 900123, +44 7700 900123, 0044…), or as a Telegram chat
+    id when it is digits only. Anything with letters looks for cohorts by name."""
+    text = text.strip()
+    if not text:
+        return Search()
+    if len(text) > MAX_SEARCH:
+        return Search(text[:MAX_SEARCH], problem=f"Search for at most {MAX_SEARCH} characters")
+    if not NUMBER_LIKE.fullmatch(text):
+        return Search(text, fragment=text)
+    urns: list[str] = []
+    problem = None
+    try:
+        urns.append(urn_for_phone(text))
+    except PhoneNumberError as error:
+        problem = str(error)
+    digits = text.removeprefix("-")
+    if digits.isascii() and digits.isdigit() and is_telegram_id(int(text)):
+        urns.append(f"telegram:{int(text)}")
+    if not urns:
+        return Search(
+            text,
+            problem=f"Enter a whole phone number, like 07700 900123, or a Telegram chat id: "
+            f"what you typed is {problem}",
+        )
+    return Search(text, urns=tuple(urns))
+
+
+def read_filters(args: Mapping[str, str], visible_cohorts: Sequence[int]) -> Filters:
+    """The page's query string, each value that makes no sense left out. A cohort id the member
+    may not see (or that does not exist) ends the request with 404."""
+    status = args.get("status")
+    contact = args.get("contact")
+    cohort_id = read_id(args.get("cohort"))
+    if cohort_id is not None and cohort_id not in visible_cohorts:
+        abort(404)
+    before = read_id(args.get("before"))
+    return Filters(
+        status=status if status in STATUSES else None,
+        cohort_id=cohort_id,
+        contact=contact if contact in CONTACTS else None,
+        search=read_search(args.get("q", "")),
+        before=before,
+        after=read_id(args.get("after")) if before is None else None,
+    )
+
+
+@dataclass(frozen=True)
+class ListedRow:
+    id: int
+    urn_cipher: str
+    team: str | None
+    last_inbound_at: datetime | None
+    status: str
+    state: str | None
+    kind: str | None
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: tuple[ListedRow, ...]
+    cohorts: Mapping[int, tuple[str, ...]]
+    has_previous: bool
+    has_next: bool
+    matched_cohorts: tuple[str, ...] = ()
+    """For a search by cohort name: the names of the cohorts it found."""
+
+
+def _conditions(
+    member: StaffMember,
+    filters: Filters,
+    now: datetime,
+    digests: Sequence[bytes],
+    cohort_ids: Sequence[int] | None,
+) -> list[sa.ColumnElement[bool]]:
+    where = [respondent_scope(member)]
+    if filters.status is not None:
+        where.append(status_case() == filters.status)
+    if filters.cohort_id is not None:
+        where.append(
+            sa.exists()
+            .where(
+                members.c.cohort_id == filters.cohort_id,
+                members.c.respondent_id == respondents.c.id,
+            )
+            .correlate(respondents)
+        )
+    heard = conversations.c.last_inbound_at
+    if filters.contact == "7d":
+        where.append(heard >= now - timedelta(days=7))
+    elif filters.contact == "30d":
+        where.append(heard >= now - timedelta(days=30))
+    elif filters.contact == "over30d":
+        where.append(heard < now - timedelta(days=30))
+    elif filters.contact == "never":
+        where.append(heard.is_(None))
+    if filters.search.urns:
+        where.append(respondents.c.urn_digest.in_(digests))
+    if cohort_ids is not None:
+        where.append(
+            sa.exists()
+            .where(members.c.respondent_id == respondents.c.id, members.c.cohort_id.in_(cohort_ids))
+            .correlate(respondents)
+        )
+    return where
+
+
+def _listed() -> sa.Select[Any]:
+    return sa.select(
+        respondents.c.id,
+        respondents.c.urn_cipher,
+        teams.c.name.label("team"),
+        conversations.c.last_inbound_at,
+        status_case().label("status"),
+        conversations.c.state,
+        current.c.kind,
+    ).select_from(_joined())
+
+
+def _joined() -> sa.FromClause:
+    return (
+        respondents.outerjoin(conversations, conversations.c.respondent_id == respondents.c.id)
+        .outerjoin(current, current.c.id == conversations.c.assessment_id)
+        .outerjoin(teams, teams.c.id == respondents.c.team_id)
+    )
+
+
+def _exists_beyond(
+    conn: sa.Connection, where: Sequence[sa.ColumnElement[bool]], edge: sa.ColumnElement[bool]
+) -> bool:
+    found = conn.execute(
+        sa.select(respondents.c.id).select_from(_joined()).where(*where, edge).limit(1)
+    ).first()
+    return found is not None
+
+
+def list_page(conn: sa.Connection, member: StaffMember, filters: Filters, now: datetime) -> Page:
+    """One page of the residents `member` may see that match `filters`, newest first."""
+    digests: list[bytes] = []
+    if filters.search.urns:
+        privacy = load_privacy(conn, keys_of(conn))
+        digests = [privacy.digest(urn) for urn in filters.search.urns]
+    cohort_ids: list[int] | None = None
+    matched: tuple[str, ...] = ()
+    if filters.search.fragment is not None:
+        found = conn.execute(
+            sa.select(cohorts.c.id, cohorts.c.name)
+            .where(
+                cohort_scope(member),
+                cohorts.c.name.icontains(filters.search.fragment, autoescape=True),
+            )
+            .order_by(cohorts.c.name)
+        ).all()
+        cohort_ids = [row.id for row in found]
+        matched = tuple(row.name for row in found)
+    if filters.search.problem is not None or cohort_ids == []:
+        return Page((), {}, False, False, matched)
+    where = _conditions(member, filters, now, digests, cohort_ids)
+    rid = respondents.c.id
+    if filters.after is not None:
+        rows = conn.execute(
+            _listed().where(*where, rid > filters.after).order_by(rid).limit(PAGE_SIZE + 1)
+        ).all()
+        has_previous = len(rows) > PAGE_SIZE
+        rows = list(reversed(rows[:PAGE_SIZE]))
+        has_next = bool(rows) and _exists_beyond(conn, where, rid < rows[-1].id)
+    else:
+        edge = [rid < filters.before] if filters.before is not None else []
+        rows = conn.execute(
+            _listed().where(*where, *edge).order_by(rid.desc()).limit(PAGE_SIZE + 1)
+        ).all()
+        has_next = len(rows) > PAGE_SIZE
+        rows = rows[:PAGE_SIZE]
+        has_previous = (
+            filters.before is not None
+            and bool(rows)
+            and _exists_beyond(conn, where, rid > rows[0].id)
+        )
+    listed = tuple(ListedRow(*row) for row in rows)
+    return Page(listed, _cohorts_of(conn, member, listed), has_previous, has_next, matched)
+
+
+def _cohorts_of(
+    conn: sa.Connection, member: StaffMember, rows: Sequence[ListedRow]
+) -> dict[int, tuple[str, ...]]:
+    """The cohorts (that `member` may see) of the residents shown."""
+    if not rows:
+        return {}
+    found: dict[int, list[str]] = {}
+    for respondent_id, name in conn.execute(
+        sa.select(members.c.respondent_id, cohorts.c.name)
+        .join_from(members, cohorts, cohorts.c.id == members.c.cohort_id)
+        .where(members.c.respondent_id.in_([row.id for row in rows]), cohort_scope(member))
+        .order_by(cohorts.c.name)
+    ):
+        found.setdefault(respondent_id, []).append(name)
+    return {key: tuple(names) for key, names in found.items()}
+
+
+def visible_cohorts(conn: sa.Connection, member: StaffMember) -> list[tuple[int, str]]:
+    """(id, name) of the cohorts `member` may see, by name."""
+    rows = conn.execute(
+        sa.select(cohorts.c.id, cohorts.c.name).where(cohort_scope(member)).order_by(cohorts.c.name)
+    ).all()
+    return [(row.id, row.name) for row in rows]
+
+
+# --- what the page shows --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One row of the table, as a person reads it."""
+
+    id: int
+    resident: str
+    status: str
+    status_tag: str
+    status_text: str
+    cohorts: tuple[str, ...]
+    last_heard: str
+    team: str
+
+
+def progress(flow: Flow, state_json: str | None) -> tuple[int, int] | None:
+    """(question number, of how many) where the conversation is, as the engine counts it
+    ("Q5 of 22"); None when the state names no question this flow has."""
+    if state_json is None:
+        return None
+    try:
+        state = State.from_json(state_json)
+    except (ValueError, TypeError):
+        return None
+    mode = flow.modes.get(state.mode or "")
+    question = state.question
+    if mode is None or question is None or question not in mode.positions:
+        return None
+    for step in mode.steps[mode.positions[question] :]:
+        if isinstance(step, Question):
+            return step.number, mode.total
+    return mode.total, mode.total
+
+
+def status_text(status: str, kind: str | None, where: tuple[int, int] | None) -> str:
+    label = STATUSES.get(status, status)
+    if status != "in_progress":
+        return label
+    if kind == "checkin":
+        label = "Check-in in progress"
+    return f"{label} (Q{where[0]} of {where[1]})" if where else label
+
+
+def local_time(at: datetime | None, zone: ZoneInfo) -> str:
+    """ "1 Dec 2026, 11:00" in the council's time zone; "Never" for no time."""
+    if at is None:
+        return "Never"
+    local = at.astimezone(zone)
+    return f"{local.day} {local:%b %Y, %H:%M}"
+
+
+def shown(page: Page, keys: Keys, flow: Flow, zone: ZoneInfo) -> list[Shown]:
+    """The page's rows as the table shows them: each URN decrypted and masked at once."""
+    return [
+        Shown(
+            id=row.id,
+            resident=masked_urn(keys.decrypt(row.urn_cipher)),
+            status=row.status,
+            status_tag=STATUS_TAGS.get(row.status, "govuk-tag--grey"),
+            status_text=status_text(
+                row.status,
+                row.kind,
+                progress(flow, row.state) if row.status == "in_progress" else None,
+            ),
+            cohorts=page.cohorts.get(row.id, ()),
+            last_heard=local_time(row.last_inbound_at, zone),
+            team=row.team or "No team",
+        )
+        for row in page.rows
+    ]
+
+
+# --- the form and the route -----------------------------------------------------------------
+
+
+class FilterForm(Form):  # type: ignore[misc]  # WTForms is untyped
+    """The filters: a GET form (no CSRF token: it changes nothing), working without JS."""
+
+    q = StringField("Search")
+    status = SelectField("Status", choices=[("", "Any status"), *STATUSES.items()])
+    cohort = SelectField("Cohort", choices=[("", "Any cohort")])
+    contact = SelectField("Last heard from", choices=[("", "Any time"), *CONTACTS.items()])
+
+
+def filter_form(filters: Filters, cohort_choices: Sequence[tuple[int, str]]) -> FilterForm:
+    """The form as the filters in force are: a value that was left out shows as "Any"."""
+    form = FilterForm()
+    form.q.data = filters.search.text
+    form.status.data = filters.status or ""
+    form.cohort.choices = [("", "Any cohort"), *((str(i), name) for i, name in cohort_choices)]
+    form.cohort.data = str(filters.cohort_id) if filters.cohort_id else ""
+    form.contact.data = filters.contact or ""
+    if filters.search.problem is not None:
+        form.q.errors = [filters.search.problem]
+    return form
 
 
 def register(pages: Blueprint, site: Site) -> None:
     @pages.get("/respondents", endpoint="respondents")
     @site.staff_page
-    def placeholder(member: StaffMember, **_: Any) -> str:
-        return "not built yet"
+    def list_respondents(member: StaffMember) -> str:
+        runtime = site.runtime
+        zone = parse_timezone(runtime.config.outreach.timezone)
+        with site.engine.begin() as conn:
+            choices = visible_cohorts(conn, member)
+            filters = read_filters(request.args, [cohort_id for cohort_id, _ in choices])
+            page = list_page(conn, member, filters, site.now())
+            rows = shown(page, keys_of(conn), runtime.flow, zone)
+            site.audit(conn, member, AUDIT_ACTION, detail=filters.describe())
+        values: dict[str, Any] = dict(filters.query_values())
+        previous_href = (
+            url_for(".respondents", **values, after=rows[0].id) if page.has_previous else None
+        )
+        next_href = url_for(".respondents", **values, before=rows[-1].id) if page.has_next else None
+        return render_template(
+            "respondents.html",
+            form=filter_form(filters, choices),
+            filters=filters,
+            page=page,
+            rows=rows,
+            admin=member.role == ADMIN,
+            previous_href=previous_href,
+            next_href=next_href,
+            first_href=url_for(".respondents", **values),
+        )
