@@ -25,6 +25,8 @@ from dibot.runtime import Runtime
 from storage.models import Cohort, Respondent, table
 
 ADMIN = "admin"
+MAX_ID = 2**63 - 1
+"""The largest id a table holds (BIGINT): a larger one in a URL is missing, not an error."""
 
 respondents = table(Respondent)
 cohorts = table(Cohort)
@@ -49,6 +51,8 @@ def cohort_scope(member: StaffMember) -> sa.ColumnElement[bool]:
 
 def respondent_or_404(conn: sa.Connection, member: StaffMember, respondent_id: int) -> Any:
     """The respondent's row, if `member` may see it; else the request ends with 404."""
+    if not 0 < respondent_id <= MAX_ID:
+        abort(404)
     row = conn.execute(
         sa.select(respondents).where(respondents.c.id == respondent_id, respondent_scope(member))
     ).first()
@@ -59,6 +63,8 @@ def respondent_or_404(conn: sa.Connection, member: StaffMember, respondent_id: i
 
 def cohort_or_404(conn: sa.Connection, member: StaffMember, cohort_id: int) -> Any:
     """The cohort's row, if `member` may see it; else the request ends with 404."""
+    if not 0 < cohort_id <= MAX_ID:
+        abort(404)
     row = conn.execute(
         sa.select(cohorts).where(cohorts.c.id == cohort_id, cohort_scope(member))
     ).first()
