@@ -1,21 +1,25 @@
-"""Scheduling check-ins: `dibot checkin` puts a re-assessment in the diary of one resident, or
-of every member of a cohort.
+"""Scheduling check-ins: `dibot checkin` (by phone number or cohort name) and the dashboard (by
+respondent or cohort id) put a re-assessment in the diary of one resident, or of every member
+of a cohort.
 
 The rule it keeps: a respondent has at most one pending ("scheduled") check-in; scheduling
-again moves it to the new time, and the result says how many moved. The time is `--at` (a date
-means 10:00 that day in the council's time zone) or `--after` counted on the council's calendar
-from `now`, so three months after 14:00 on 10 August is 14:00 on 10 November although the
-clocks went back in between. An unknown number or cohort, a time already past, or a single
-resident who opted out or cannot be reached is refused before anything is written. What the
-check-in asks is decided when it is due (`outreach.scheduler`), not here; the same transaction
-locks each respondent's conversation first, so two operators scheduling at once still leave
-one pending check-in each. Time is the `now` argument.
+again moves it to the new time (one already due then is left as it was), and the result says
+how many moved. The time is `--at` (a date means 10:00 that day in the council's time zone) or
+`--after` counted on the council's calendar from `now`, so three months after 14:00 on 10
+August is 14:00 on 10 November although the clocks went back in between. An unknown number or
+cohort, a time already past, or a single resident who opted out or cannot be reached is
+refused before anything is written. What the check-in asks is decided when it is due
+(`outreach.scheduler`), not here; the same transaction locks each respondent's conversation
+first, so two operators scheduling at once still leave one pending check-in each. The
+dashboard's variant (`schedule_for`) runs in the caller's transaction and schedules only the
+respondents its `within` condition holds (the member's team). Time is the `now` argument.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -61,22 +65,45 @@ class CheckinRequest:
 
 
 @dataclass(frozen=True)
+class CheckinTarget:
+    """Whom to schedule, by id (the dashboard's `CheckinRequest`): one respondent, or the
+    members of one cohort."""
+
+    respondent_id: int | None
+    cohort_id: int | None
+    at: str | None
+    """As `CheckinRequest.at`."""
+    after: str | None
+    scheduled_by: str
+    timezone: str = DEFAULT_TIMEZONE
+
+
+@dataclass(frozen=True)
 class Scheduled:
     due_at: datetime
     """In UTC."""
     added: int
     """Respondents who had no pending check-in and now have one."""
     moved: int
-    """Respondents whose pending check-in was moved to `due_at`."""
+    """Respondents who had a pending check-in, now due at `due_at`."""
     left_out: int
     """Cohort members not scheduled: opted out, or messages cannot reach them."""
     without_baseline: int
     """Of those scheduled, how many have not finished an assessment yet: unless they do by
     then, their check-in is skipped when it comes due."""
     cohort: str | None
+    already: int = 0
+    """Of `moved`, those whose pending check-in was due at `due_at` already: left as it was
+    (who scheduled it, and when, included)."""
+    was_due: datetime | None = None
+    """The earliest time a check-in moved to `due_at` was due before (None: none moved)."""
+    opted_out: int = 0
+    """Of `left_out`, those who opted out."""
+    unreachable: int = 0
+    """Of `left_out`, those messages cannot reach (and not opted out)."""
 
 
-def due_time(request: CheckinRequest, now: datetime) -> datetime:
+def due_time(request: CheckinRequest | CheckinTarget, now: datetime) -> datetime:
     """When the check-in is due, in UTC; refused when it is not after `now`."""
     if (request.at is None) == (request.after is None):
         raise CheckinError("give one of --at DATE-OR-TIME or --after 3m")
@@ -88,6 +115,8 @@ def due_time(request: CheckinRequest, now: datetime) -> datetime:
             due = add_after(now, parse_after(request.after or ""), zone)
     except (TimingError, QuietHoursError) as error:
         raise CheckinError(str(error)) from None
+    except OverflowError:  # a time with an offset at the very end of year 9999
+        raise CheckinError(f"--at {request.at} is beyond the calendar") from None
     if due <= now:
         local = due.astimezone(zone)
         raise CheckinError(f"--at {request.at} ({local:%Y-%m-%d %H:%M %Z}) is not in the future")
@@ -109,7 +138,45 @@ def schedule_checkins(engine: sa.Engine, request: CheckinRequest, now: datetime)
             members = sa.select(cohort_members.c.respondent_id).where(
                 cohort_members.c.cohort_id == cohort_id
             )
-        return _schedule(conn, request, members, cohort_id, cohort_name, due, now)
+        return _schedule(
+            conn, request.scheduled_by, members, cohort_id, cohort_name, due, now, sa.true()
+        )
+
+
+def schedule_for(
+    conn: sa.Connection,
+    target: CheckinTarget,
+    now: datetime,
+    *,
+    within: sa.ColumnElement[bool] | None = None,
+) -> Scheduled:
+    """Schedule (or move) the check-in of respondent `target.respondent_id`, or of each member
+    of cohort `target.cohort_id`, in the caller's transaction. `within` is a condition on the
+    respondents table: only the respondents it holds are scheduled, or counted (the dashboard
+    passes the signed-in member's scope); None: everyone."""
+    if (target.respondent_id is None) == (target.cohort_id is None):
+        raise CheckinError("give one resident or one cohort")
+    due = due_time(target, now)
+    scope = sa.true() if within is None else within
+    if target.respondent_id is not None:
+        found = conn.execute(
+            sa.select(respondents.c.id, respondents.c.opted_out, respondents.c.unreachable).where(
+                respondents.c.id == target.respondent_id, scope
+            )
+        ).first()
+        members = _reachable(found)
+        cohort_id, cohort_name = None, None
+    else:
+        cohort_id = target.cohort_id
+        cohort_name = conn.execute(
+            sa.select(cohorts.c.name).where(cohorts.c.id == cohort_id)
+        ).scalar_one_or_none()
+        if cohort_name is None:
+            raise CheckinError("there is no such cohort")
+        members = sa.select(cohort_members.c.respondent_id).where(
+            cohort_members.c.cohort_id == cohort_id
+        )
+    return _schedule(conn, target.scheduled_by, members, cohort_id, cohort_name, due, now, scope)
 
 
 def _one_resident(conn: sa.Connection, phone: str) -> sa.Select[tuple[int]]:
@@ -124,6 +191,13 @@ def _one_resident(conn: sa.Connection, phone: str) -> sa.Select[tuple[int]]:
         raise CheckinError(
             "no resident has that number: enrol them first (dibot enrol --phone NUMBER)"
         )
+    return _reachable(found)
+
+
+def _reachable(found: Any) -> sa.Select[tuple[int]]:
+    """The one respondent `found`, refused when there is none or no check-in can go to them."""
+    if found is None:
+        raise CheckinError("there is no such resident")
     if found.opted_out:
         raise CheckinError("they opted out: no check-in can go to them unless they text START")
     if found.unreachable:
@@ -147,21 +221,28 @@ def _cohort(conn: sa.Connection, name: str) -> tuple[int, str]:
 
 def _schedule(
     conn: sa.Connection,
-    request: CheckinRequest,
+    scheduled_by: str,
     members: sa.Select[tuple[int]],
     cohort_id: int | None,
     cohort_name: str | None,
     due: datetime,
     now: datetime,
+    within: sa.ColumnElement[bool],
 ) -> Scheduled:
-    everyone = conn.execute(
-        sa.select(sa.func.count()).select_from(respondents).where(respondents.c.id.in_(members))
-    ).scalar_one()
+    r = respondents.c
+    counted = conn.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.count().filter(r.opted_out),
+            sa.func.count().filter(~r.opted_out & r.unreachable),
+        )
+        .select_from(respondents)
+        .where(r.id.in_(members), within)
+    ).one()
+    everyone, opted_out, unreachable = counted
     if cohort_id is not None and everyone == 0:
         raise CheckinError(f"cohort {cohort_name!r} has no members yet")
-    chosen = sa.select(respondents.c.id).where(
-        respondents.c.id.in_(members), ~respondents.c.opted_out, ~respondents.c.unreachable
-    )
+    chosen = sa.select(r.id).where(r.id.in_(members), within, ~r.opted_out, ~r.unreachable)
     # Each respondent's turns lock their conversation: so does this, so that two operators
     # scheduling the same resident at once leave one pending check-in, not two.
     locked = conn.execute(
@@ -171,18 +252,25 @@ def _schedule(
         .with_for_update()
     ).scalars()
     reachable = list(locked)
-    pending = set(
-        conn.execute(
-            sa.select(checkins.c.respondent_id).where(
+    was_due: dict[int, datetime] = {
+        row.respondent_id: row.due_at
+        for row in conn.execute(
+            sa.select(checkins.c.respondent_id, checkins.c.due_at).where(
                 checkins.c.status == PENDING, checkins.c.respondent_id.in_(chosen)
             )
-        ).scalars()
-    )
-    by = request.scheduled_by[:MAX_NAME]
-    if pending:
+        )
+    }
+    pending = set(was_due)
+    already = sum(at == due for at in was_due.values())
+    by = scheduled_by[:MAX_NAME]
+    if len(pending) > already:
         conn.execute(
             sa.update(checkins)
-            .where(checkins.c.status == PENDING, checkins.c.respondent_id.in_(chosen))
+            .where(
+                checkins.c.status == PENDING,
+                checkins.c.respondent_id.in_(chosen),
+                checkins.c.due_at != due,
+            )
             .values(due_at=due, scheduled_by=by, scheduled_at=now, cohort_id=cohort_id)
         )
     added = [respondent for respondent in reachable if respondent not in pending]
@@ -209,6 +297,7 @@ def _schedule(
         .select_from(respondents)
         .where(respondents.c.id.in_(chosen), respondents.c.id.not_in(finished))
     ).scalar_one()
+    earlier = [at for at in was_due.values() if at != due]
     return Scheduled(
         due_at=due,
         added=len(added),
@@ -216,4 +305,8 @@ def _schedule(
         left_out=everyone - len(reachable),
         without_baseline=without_baseline,
         cohort=cohort_name,
+        already=already,
+        was_due=min(earlier) if earlier else None,
+        opted_out=opted_out,
+        unreachable=unreachable,
     )
