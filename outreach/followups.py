@@ -12,6 +12,9 @@ The rules it keeps:
   worker and the bot says nothing (`dibot.turns`); it closes when a worker closes it, when the
   resident texts STOP or START, or by itself at `closes_at`; the assessment then carries on
   where it was;
+- a text written against what the worker last saw (`queue_followup(after=…)`, the dashboard's
+  form) goes only if no other follow-up was queued to the resident since: the same form sent
+  twice texts them once;
 - a template's placeholders are names in braces ({worker}); each must be given a value, or the
   template is refused naming it; `{{` and `}}` write a brace.
 Time is the `now` argument.
@@ -34,10 +37,11 @@ from flows.segments import SegmentCount, count_segments
 from outreach.outbound import queue_outreach
 from outreach.phone import urn_for_phone
 from outreach.quiet_hours import QuietHours, next_send_time
-from storage.models import TimelineEntry, UTCDateTime, table
+from storage.models import OutboxEntry, TimelineEntry, UTCDateTime, table
 from storage.repository import LockedConversation, TurnStore, open_thread, threads
 
 timeline = table(TimelineEntry)
+outbox = table(OutboxEntry)
 
 MAX_SEGMENTS = 10
 """The longest follow-up, in SMS segments: ten are 1,530 plain characters, or 670 with an
@@ -49,6 +53,14 @@ MAX_NAME = 100
 
 class FollowUpError(ValueError):
     """What was asked cannot be done; the message says what and why, never a phone number."""
+
+
+class NotLatest(FollowUpError):
+    """Another follow-up was queued to them after the sender last looked (`queue_followup`)."""
+
+
+class NothingOpen(FollowUpError):
+    """No thread is open with them to close."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +192,9 @@ _extend_thread = (
     .where(threads.c.id == sa.bindparam("thread_id"))
     .values(closes_at=sa.bindparam("closes_at"))
 )
+_last_followup = sa.select(sa.func.max(outbox.c.id)).where(
+    outbox.c.respondent_id == sa.bindparam("respondent_id"), outbox.c.kind == "followup"
+)
 _held_in_thread = (
     sa.select(sa.func.count())
     .select_from(timeline)
@@ -202,36 +217,55 @@ def send_followup(
     now: datetime,
 ) -> Sent:
     """Queue the worker's text to the resident and open (or extend) their thread."""
+    with engine.begin() as conn:
+        return queue_followup(conn, flow, request, quiet, thread_hours, now)
+
+
+def queue_followup(
+    conn: sa.Connection,
+    flow: Flow,
+    request: FollowUpRequest,
+    quiet: QuietHours,
+    thread_hours: int,
+    now: datetime,
+    *,
+    after: int | None = None,
+) -> Sent:
+    """`send_followup` in the caller's transaction. With `after` (the `last_followup` the
+    worker saw when they wrote it), a follow-up queued to the resident since then (the same
+    form sent twice, or another worker's text) refuses this one with `NotLatest`: checked
+    under the conversation's lock, so two sends of one form never both go."""
     urn, channel = recipient(request.phone, request.telegram)
     text, count = checked_text(request.text)
     by = _worker(request.by)
-    store = TurnStore(engine.dialect.name)
-    with engine.begin() as conn:
-        conversation = _reachable(store.find_conversation(conn, urn), flow)  # locked
-        respondent_id = conversation.respondent_id
-        due = next_send_time(quiet, now)
-        closes_at = due + timedelta(hours=thread_hours)
-        thread = conn.execute(_open_thread, {"respondent_id": respondent_id, "now": now}).first()
-        if thread is None:
-            thread_id: int = conn.execute(
-                _add_thread,
-                {"respondent_id": respondent_id, "by": by, "now": now, "closes_at": closes_at},
-            ).scalar_one()
-        else:
-            thread_id = thread.id
-            closes_at = max(closes_at, thread.closes_at)
-            conn.execute(_extend_thread, {"thread_id": thread_id, "closes_at": closes_at})
-        queued = queue_outreach(
-            conn,
-            respondent_id=respondent_id,
-            channel=channel,
-            message=Outbound(text),
-            kind="followup",
-            quiet=quiet,
-            now=now,
-            by=by,
-            thread_id=thread_id,
-        )
+    store = TurnStore(conn.dialect.name)
+    conversation = _reachable(store.find_conversation(conn, urn), flow)  # locked
+    respondent_id = conversation.respondent_id
+    if after is not None and last_followup(conn, respondent_id) > after:
+        raise NotLatest("a follow-up went to them after this one was written; nothing queued")
+    due = next_send_time(quiet, now)
+    closes_at = due + timedelta(hours=thread_hours)
+    thread = conn.execute(_open_thread, {"respondent_id": respondent_id, "now": now}).first()
+    if thread is None:
+        thread_id: int = conn.execute(
+            _add_thread,
+            {"respondent_id": respondent_id, "by": by, "now": now, "closes_at": closes_at},
+        ).scalar_one()
+    else:
+        thread_id = thread.id
+        closes_at = max(closes_at, thread.closes_at)
+        conn.execute(_extend_thread, {"thread_id": thread_id, "closes_at": closes_at})
+    queued = queue_outreach(
+        conn,
+        respondent_id=respondent_id,
+        channel=channel,
+        message=Outbound(text),
+        kind="followup",
+        quiet=quiet,
+        now=now,
+        by=by,
+        thread_id=thread_id,
+    )
     return Sent(
         respondent_id=respondent_id,
         channel=channel,
@@ -244,6 +278,12 @@ def send_followup(
     )
 
 
+def last_followup(conn: sa.Connection, respondent_id: int) -> int:
+    """The outbox id of the latest follow-up queued to the respondent (0: none yet)."""
+    found = conn.execute(_last_followup, {"respondent_id": respondent_id}).scalar_one_or_none()
+    return int(found or 0)
+
+
 def close_thread(
     engine: sa.Engine,
     phone: str | None,
@@ -253,18 +293,30 @@ def close_thread(
     telegram: str | None = None,
 ) -> Closed:
     """Close the resident's open thread: the bot takes their texts again, from where they were."""
-    urn, _ = recipient(phone, telegram)
-    store = TurnStore(engine.dialect.name)
     with engine.begin() as conn:
-        conversation = store.find_conversation(conn, urn)
-        if conversation is None:
-            raise FollowUpError("nobody with that number is held")
-        params = {"respondent_id": conversation.respondent_id, "now": now}
-        thread = conn.execute(_open_thread_details, params).first()
-        if thread is None:
-            raise FollowUpError("no follow-up thread is open with them: nothing to close")
-        store.close_thread(conn, thread.id, now, _worker(by))
-        held = conn.execute(_held_in_thread, {"thread_id": thread.id}).scalar_one()
+        return end_thread(conn, phone, by, now, telegram=telegram)
+
+
+def end_thread(
+    conn: sa.Connection,
+    phone: str | None,
+    by: str,
+    now: datetime,
+    *,
+    telegram: str | None = None,
+) -> Closed:
+    """`close_thread` in the caller's transaction."""
+    urn, _ = recipient(phone, telegram)
+    store = TurnStore(conn.dialect.name)
+    conversation = store.find_conversation(conn, urn)
+    if conversation is None:
+        raise FollowUpError("nobody with that number is held")
+    params = {"respondent_id": conversation.respondent_id, "now": now}
+    thread = conn.execute(_open_thread_details, params).first()
+    if thread is None:
+        raise NothingOpen("no follow-up thread is open with them: nothing to close")
+    store.close_thread(conn, thread.id, now, _worker(by))
+    held = conn.execute(_held_in_thread, {"thread_id": thread.id}).scalar_one()
     return Closed(
         thread_id=thread.id, opened_by=thread.opened_by, opened_at=thread.opened_at, held=held
     )
