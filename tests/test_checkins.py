@@ -16,7 +16,14 @@ import sqlalchemy as sa
 from bot.messages import Inbound
 from dibot.turns import TurnHandler, TurnResult
 from flows.model import Flow
-from outreach.checkins import CheckinError, CheckinRequest, Scheduled, schedule_checkins
+from outreach.checkins import (
+    CheckinError,
+    CheckinRequest,
+    CheckinTarget,
+    Scheduled,
+    schedule_checkins,
+    schedule_for,
+)
 from outreach.enrolment import EnrolmentRequest, enrol
 from outreach.quiet_hours import parse_quiet_hours
 from outreach.scheduler import SchedulerReport, SchedulerSettings, run_due
@@ -24,8 +31,10 @@ from storage.models import (
     Answer,
     Assessment,
     Checkin,
+    Cohort,
     FollowUpThread,
     OutboxEntry,
+    Respondent,
     table,
 )
 from tests.people import urn_digest
@@ -402,3 +411,76 @@ def test_a_welsh_speakers_check_in_says_the_month_in_welsh(
     (*_, last) = town.say(URN, "4", "4")
 
     assert "Mawrth 2027" in last.replies[0].text.splitlines()[0]
+
+
+# --- the dashboard's variant: by id, within a scope ------------------------------------------
+
+
+def by_id(town: Town, within: sa.ColumnElement[bool] | None = None, **target: object) -> Scheduled:
+    fields: dict[str, object] = {
+        "respondent_id": None,
+        "cohort_id": None,
+        "at": None,
+        "after": "3m",
+        "scheduled_by": "worker@north.example.gov.uk",
+    }
+    fields.update(target)
+    with town.engine.begin() as conn:
+        return schedule_for(conn, CheckinTarget(**fields), town.clock(), within=within)  # type: ignore[arg-type]
+
+
+def test_by_id_only_those_within_the_scope_are_scheduled(town: Town) -> None:
+    for n in range(200, 204):
+        town.enrol(f"07700 900{n:03d}", "Spring drive")
+    town.say("tel:+447700900203", "STOP")
+    ids = [town.respondent_id(f"tel:+447700900{n:03d}") for n in range(200, 204)]
+    respondents = table(Respondent)
+    cohort_id = town.rows(Cohort)[0].id
+    theirs = respondents.c.id != ids[1]  # as if the second were another team's
+
+    done = by_id(town, within=theirs, cohort_id=cohort_id)
+    everyone = by_id(town, cohort_id=cohort_id)
+
+    assert (done.added, done.left_out, done.opted_out, done.unreachable) == (2, 1, 1, 0)
+    assert (done.cohort, done.without_baseline) == ("Spring drive", 2)
+    assert {row.respondent_id for row in town.rows(Checkin)} == {ids[0], ids[1], ids[2]}
+    assert (everyone.added, everyone.moved, everyone.already, everyone.was_due) == (1, 2, 2, None)
+    assert len(town.rows(Checkin)) == 3
+
+
+def test_by_id_again_is_no_duplicate_and_a_new_time_moves_it(town: Town) -> None:
+    town.baseline(URN)
+    resident = town.respondent_id(URN)
+
+    first = by_id(town, respondent_id=resident)
+    same = by_id(town, respondent_id=resident, scheduled_by="someone@else.example")
+    moved = by_id(town, respondent_id=resident, after=None, at="2027-09-01")
+
+    assert (first.added, first.moved, first.already, first.without_baseline) == (1, 0, 0, 0)
+    assert (same.added, same.moved, same.already) == (0, 1, 1)
+    assert (moved.added, moved.moved, moved.already, moved.was_due) == (
+        0,
+        1,
+        0,
+        first.due_at,
+    )
+    (checkin,) = town.rows(Checkin)
+    assert checkin.due_at == moved.due_at
+    assert checkin.scheduled_by == "worker@north.example.gov.uk"
+
+
+def test_by_id_refuses_who_cannot_be_reached_or_is_outside_the_scope(town: Town) -> None:
+    town.baseline(URN)
+    resident = town.respondent_id(URN)
+    respondents = table(Respondent)
+
+    with pytest.raises(CheckinError, match="there is no such resident"):
+        by_id(town, within=respondents.c.id != resident, respondent_id=resident)
+    with pytest.raises(CheckinError, match="there is no such cohort"):
+        by_id(town, cohort_id=12345)
+    with pytest.raises(CheckinError, match="beyond the calendar"):
+        by_id(town, respondent_id=resident, after=None, at="9999-12-31T23:30-01:00")
+    town.say(URN, "STOP")
+    with pytest.raises(CheckinError, match="opted out"):
+        by_id(town, respondent_id=resident)
+    assert town.rows(Checkin) == []
