@@ -5,7 +5,8 @@ axe-summary.txt), and the keyboard: Tab to a control, with GOV.UK's focus style 
 every stop.
 
 The rule it keeps: the browser reaches the dashboard only over HTTP on 127.0.0.1, as a member
-of staff would, through the pages themselves; nothing here reaches into the app's code.
+of staff would, through the pages themselves. What the pages show is made as dibot makes it:
+residents enrolled by `outreach.enrolment` and answering by SMS through the real turn handler.
 """
 
 from __future__ import annotations
@@ -18,14 +19,21 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import count
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
+import sqlalchemy as sa
 from axe_playwright_python.sync_playwright import Axe  # type: ignore[import-untyped]
 from flask import Flask
 from playwright.sync_api import ConsoleMessage, Error, Page, Response
 from werkzeug.serving import make_server
+
+from bot.messages import Inbound
+from dibot.turns import TurnHandler
+from flows.model import Flow
 
 LOCALHOST = "127.0.0.1"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -39,6 +47,8 @@ IMPACTS = ("critical", "serious", "moderate", "minor")
 BLOCKING = frozenset({"critical", "serious"})
 FOCUS_YELLOW = "rgb(255, 221, 0)"  # GOV.UK's focus colour, #ffdd00
 MAX_TABS = 60
+TOPICS = 7
+"""The quick check's skill topics, each asked as skill then interest."""
 
 
 def find_chromium() -> str | None:
@@ -225,12 +235,16 @@ class Visit:
     def _page_error(self, error: Error) -> None:
         self.problems.append(f"script error: {error}")
 
-    def go(self, path: str, step: str | None = None, *, status: int = 200) -> Response:
-        """Open `path` (on the live server) and screenshot it."""
+    def go(
+        self, path: str, step: str | None = None, *, status: int = 200, snap: bool = True
+    ) -> Response:
+        """Open `path` (on the live server) and screenshot it (unless `snap` is false because
+        `check` follows, which takes one)."""
         response = self.page.goto(path)
         assert response is not None
         assert response.status == status, (path, response.status, self.page.content()[:2000])
-        self.snap(step or path)
+        if snap:
+            self.snap(step or path)
         return response
 
     def snap(self, step: str) -> Path:
@@ -283,3 +297,49 @@ def sign_in(visit: Visit, email: str, password: str, *, then: str | None = None)
     visit.page.get_by_role("button", name="Sign in").click()
     visit.page.wait_for_load_state()
     assert f"Signed in as {email}" in visit.text("body"), visit.text("body")
+
+
+LINKS_SCRIPT = """(scope) => Array.from(document.querySelectorAll(scope + " a[href]"))
+  .filter(a => !a.hasAttribute("download"))
+  .filter(a => { const row = a.closest("tbody tr"); return !row || !row.previousElementSibling; })
+  .map(a => a.href)"""
+
+
+def links(page: Page, scope: str) -> list[str]:
+    """The paths of the links in `scope` on this site (in a table, the first row's only)."""
+    origin = urlsplit(page.url).netloc
+    found: list[str] = page.evaluate(LINKS_SCRIPT, scope)
+    paths = []
+    for url in found:
+        parts = urlsplit(url)
+        if parts.netloc == origin and not parts.path.startswith("/dashboard-assets"):
+            paths.append(parts.path + (f"?{parts.query}" if parts.query else ""))
+    return paths
+
+
+def page_kind(path: str) -> str:
+    """A page's label in the axe report: its path with ids as <id>, and the names (not the
+    values) of its query's parameters: /cohorts/<id>, /checkins?cohort."""
+    parts = urlsplit(path)
+    kind = re.sub(r"/\d+(?=/|$)", "/<id>", parts.path)
+    names = sorted({name for name, _ in parse_qsl(parts.query, keep_blank_values=True)})
+    return kind + (f"?{'&'.join(names)}" if names else "")
+
+
+def texts_from(
+    engine: sa.Engine, flow: Flow, clock: Callable[[], datetime], urn: str, *texts: str
+) -> None:
+    """The resident sends each of `texts` by SMS, through the real turn handler."""
+    handler = TurnHandler(engine, flow, clock=clock)
+    for text in texts:
+        handler.handle(
+            channel="sms", message_id=f"SM{next(_message_ids):032d}", urn=urn, inbound=Inbound(text)
+        )
+
+
+_message_ids = count(1)
+
+
+def quick_check(skill: str, interest: str, basics: str = "5", blockers: str = "5") -> list[str]:
+    """Greeting, consent, the quick check, then the same option for every answer of a kind."""
+    return ["Hi", "1", "1", *[basics] * 3, *[blockers] * 5, *[skill, interest] * TOPICS]
