@@ -73,7 +73,7 @@ LAWFUL_BASES = {
 }
 MODE_NAMES = {"quick": "quick check", "full": "full assessment"}
 KIND_NAMES = {"baseline": "First check", "checkin": "Check-in"}
-CHANNEL_NAMES = {"sms": "SMS", "twilio": "SMS", "telegram": "Telegram", "terminal": "Terminal"}
+CHANNEL_NAMES = {"sms": "SMS", "telegram": "Telegram", "terminal": "Terminal"}
 OUT_KINDS = {
     "reply": "reply",
     "invitation": "invitation",

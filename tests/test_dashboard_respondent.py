@@ -24,12 +24,22 @@ from dibot.turns import TurnHandler
 from dibot.web import create_app
 from flows.loader import load_flow
 from flows.model import Flow
+from outreach.enrolment import EnrolmentRequest, enrol
 from outreach.outbound import queue_outreach
 from outreach.quiet_hours import NO_QUIET_HOURS, parse_quiet_hours
 from scoring import gains, priorities, profile
 from storage import outbox, timeline
-from storage.models import Answer, Assessment, AuditEntry, Conversation, Respondent, table
+from storage.models import (
+    Answer,
+    Assessment,
+    AuditEntry,
+    Conversation,
+    FollowUpThread,
+    Respondent,
+    table,
+)
 from tests.dashboard_support import (
+    NORTH_WORKER,
     FakeNow,
     Staff,
     dashboard_config,
@@ -550,6 +560,38 @@ def test_an_opted_out_resident_and_a_message_given_up(
     assert "Given up: opted out" in text
 
 
+def test_an_open_thread_a_held_text_and_an_assisted_assessment(
+    north: FlaskClient, engine: sa.Engine, flow: Flow, clock: FakeNow, staff: Staff
+) -> None:
+    rid = north_resident(engine, flow, staff)
+    talk(engine, flow, clock, URN, *quick_check(skill="3", interest="4"))
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(table(FollowUpThread)).values(
+                respondent_id=rid,
+                opened_by="A. Worker",
+                opened_at=clock(),
+                closes_at=clock() + timedelta(hours=72),
+            )
+        )
+        conn.execute(
+            sa.update(table(Assessment))
+            .where(table(Assessment).c.respondent_id == rid)
+            .values(assisted_by=NORTH_WORKER)
+        )
+    clock.advance(timedelta(hours=1))
+    talk(engine, flow, clock, URN, "Thanks, can you call me?")
+
+    text = words(view(north, rid))
+
+    assert (
+        "A follow-up conversation is open: A. Worker wrote 1 December 2026, 11:00 GMT. The bot "
+        "stays quiet and their texts wait for a worker until 4 December 2026, 11:00 GMT."
+    ) in text
+    assert "From them SMS held for a worker Thanks, can you call me?" in text
+    assert f"Filled in with a member of staff: {NORTH_WORKER}" in text
+
+
 # --- odd data --------------------------------------------------------------------------------
 
 
@@ -574,6 +616,39 @@ def test_no_conversation_and_an_unreadable_state(
         in text
     )
     assert "Resident 07700 900••• Not started" in text
+
+
+def test_a_telegram_resident_is_masked_too(
+    north: FlaskClient, engine: sa.Engine, flow: Flow, clock: FakeNow, staff: Staff
+) -> None:
+    enrolled = enrol(
+        engine,
+        flow,
+        EnrolmentRequest(
+            phone=None,
+            telegram="123456789",
+            cohort=None,
+            initiative=None,
+            language=None,
+            enrolled_by=NORTH_WORKER,
+            lawful_basis="legitimate_interests",
+        ),
+        NO_QUIET_HOURS,
+        clock(),
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(table(Respondent))
+            .where(table(Respondent).c.id == enrolled.respondent_id)
+            .values(team_id=staff.north_worker.team_id)
+        )
+
+    page = view(north, enrolled.respondent_id)
+
+    assert "Resident Telegram chat •••789 Not started" in words(page)
+    assert "lawful basis: legitimate interests" in words(page)
+    assert "To them Telegram invitation" in words(page)
+    assert "123456789" not in page.get_data(as_text=True)
 
 
 def test_a_huge_timeline_shows_the_latest_and_all_on_request(
