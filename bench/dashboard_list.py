@@ -74,6 +74,7 @@ WORKER = "worker@north.bench.example"
 TEAMS = ("North", "South")
 COHORTS_PER_TEAM = 8
 TEAMLESS_COHORTS = 4
+PILOT_SIZE = 40
 PHONES = 1000
 """Residents with a phone number (07700 900000 to 07700 900999); the rest use Telegram."""
 TELEGRAM_BASE = 5_000_000_000
@@ -93,6 +94,9 @@ class Filled:
     """Ids of the North team's residents, oldest first."""
     all_ids: tuple[int, ...]
     north_cohort: tuple[int, str]
+    pilot: tuple[int, tuple[int, ...]]
+    """A small North cohort of its oldest residents: (id, members), the hardest for a filter
+    that walks the newest first."""
     north_phone: str
     """A North resident's number, as a worker would type it."""
     south_phone: str
@@ -164,8 +168,22 @@ def fill(engine: sa.Engine, flow: Flow, count: int, seed: int = SEED) -> Filled:
             .where(table(Cohort).c.team_id == team_ids["North"])
             .order_by(table(Cohort).c.id)
         ).first()
+        pilot_members = tuple(north_ids[:PILOT_SIZE])
+        pilot_id = conn.execute(
+            sa.insert(table(Cohort))
+            .values(name="North pilot", created_at=NOW, team_id=team_ids["North"])
+            .returning(table(Cohort).c.id)
+        ).scalar_one()
+        conn.execute(
+            sa.insert(table(CohortMember)),
+            [
+                {"cohort_id": pilot_id, "respondent_id": rid, "added_at": NOW}
+                for rid in pilot_members
+            ],
+        )
     assert north_cohort is not None
     return Filled(
+        pilot=(pilot_id, pilot_members),
         respondents=count,
         north_ids=tuple(north_ids),
         all_ids=tuple(all_ids),
@@ -378,6 +396,11 @@ def scenarios(filled: Filled, visible: Sequence[int], worker: bool) -> list[Scen
         Scenario("status: completed", {"status": "completed"}, both(_some, in_scope)),
         Scenario("status: opted out (rare)", {"status": "opted_out"}, both(_some, in_scope)),
         Scenario("cohort", {"cohort": str(filled.north_cohort[0])}, both(_some, in_scope)),
+        Scenario(
+            "cohort: small, oldest residents",
+            {"cohort": str(filled.pilot[0])},
+            _exactly(sorted(filled.pilot[1], reverse=True)),
+        ),
         Scenario("last heard: last 7 days", {"contact": "7d"}, both(_some, in_scope)),
         Scenario("last heard: over 30 days", {"contact": "over30d"}, both(_some, in_scope)),
         Scenario("last heard: never", {"contact": "never"}, both(_some, in_scope)),
@@ -389,7 +412,7 @@ def scenarios(filled: Filled, visible: Sequence[int], worker: bool) -> list[Scen
         Scenario(
             "deep page of a rare status",
             {"status": "opted_out", "before": str(deep)},
-            both(_some, in_scope),
+            in_scope,
         ),
         Scenario(
             "matching no one (reads all)",

@@ -9,9 +9,9 @@ The rules it keeps:
 - paging is by keyset: a page's links carry the id at its edge (`before`, `after`), never an
   OFFSET, so the thousandth page costs what the first does, and rows added meanwhile are
   neither skipped nor shown twice;
-- a status is worked out once, in SQL (`status_case`), from what is stored (opted out,
-  unreachable, the conversation's current assessment, completed assessments, the invitation),
-  so filtering by it and showing it never disagree;
+- a status is worked out in SQL from one list of rules (`status_rules`) over what is stored
+  (opted out, unreachable, the conversation's current assessment, completed assessments, the
+  invitation), so filtering by it (`has_status`) and showing it (`status_case`) never disagree;
 - URNs are decrypted only for the rows shown, and shown masked (`masked_urn`); a number typed
   in the search is read as `dibot enrol` reads it and found by its keyed digest;
 - a query value that makes no sense (a page edge "abc", a huge number, an unknown status) is
@@ -23,6 +23,7 @@ The rules it keeps:
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -103,8 +104,9 @@ finished = assessments.alias("finished_assessment")
 # --- the query ------------------------------------------------------------------------------
 
 
-def status_case() -> sa.ColumnElement[str]:
-    """Each respondent's status, from what is stored; the first that holds wins."""
+def status_rules() -> list[tuple[str, sa.ColumnElement[bool]]]:
+    """(status, when it holds) in order: a respondent has the first status whose condition
+    holds. Every condition is true or false, never NULL, so its negation is its opposite."""
     in_progress = (
         current.c.id.is_not(None)
         & current.c.completed_at.is_(None)
@@ -115,22 +117,41 @@ def status_case() -> sa.ColumnElement[str]:
         .where(finished.c.respondent_id == respondents.c.id, finished.c.completed_at.is_not(None))
         .correlate(respondents)
     )
-    invited = conversations.c.last_inbound_at.is_(None) & (
+    invited = (  # and has not written since: one EXISTS, so that NOT it is an anti-join too
         sa.exists()
         .where(
             enrolments.c.respondent_id == respondents.c.id,
             enrolments.c.invitation_id.is_not(None),
+            conversations.c.last_inbound_at.is_(None),
         )
-        .correlate(respondents)
+        .correlate(respondents, conversations)
     )
-    return sa.case(
-        (respondents.c.opted_out, "opted_out"),
-        (respondents.c.unreachable, "unreachable"),
-        (in_progress, "in_progress"),
-        (completed, "completed"),
-        (invited, "invited"),
-        else_="not_started",
-    )
+    return [
+        ("opted_out", respondents.c.opted_out.is_(True)),
+        ("unreachable", respondents.c.unreachable.is_(True)),
+        ("in_progress", in_progress),
+        ("completed", completed),
+        ("invited", invited),
+        ("not_started", sa.true()),
+    ]
+
+
+def status_case() -> sa.ColumnElement[str]:
+    """Each respondent's status (for the rows shown)."""
+    rules = status_rules()
+    return sa.case(*((holds, name) for name, holds in rules[:-1]), else_=rules[-1][0])
+
+
+def has_status(status: str) -> sa.ColumnElement[bool]:
+    """Whether a respondent's status is `status`: its rule holds and no earlier one does. (The
+    same rules as `status_case`, written as a WHERE clause the planner can use: PostgreSQL
+    turns each EXISTS into a semi- or anti-join instead of hashing whole tables.)"""
+    conditions: list[sa.ColumnElement[bool]] = []
+    for name, holds in status_rules():
+        if name == status:
+            return sa.and_(*conditions, holds)
+        conditions.append(sa.not_(holds))
+    raise ValueError(f"no status {status!r}")
 
 
 @dataclass(frozen=True)
@@ -207,6 +228,13 @@ def read_search(text: str) -> Search:
         return Search()
     if len(text) > MAX_SEARCH:
         return Search(text[:MAX_SEARCH], problem=f"Search for at most {MAX_SEARCH} characters")
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in text):
+        shown = "".join(char for char in text if unicodedata.category(char) not in ("Cc", "Cs"))
+        return Search(
+            shown,
+            problem="Search for letters, digits and spaces: what you typed has "
+            "control characters in it",
+        )
     if not NUMBER_LIKE.fullmatch(text):
         return Search(text, fragment=text)
     urns: list[str] = []
@@ -221,8 +249,8 @@ def read_search(text: str) -> Search:
     if not urns:
         return Search(
             text,
-            problem=f"Enter a whole phone number, like 07700 900123, or a Telegram chat id: "
-            f"what you typed is {problem}",
+            problem="Enter a whole phone number, like 07700 900123, or a Telegram chat id "
+            f"({problem})",
         )
     return Search(text, urns=tuple(urns))
 
@@ -276,16 +304,9 @@ def _conditions(
 ) -> list[sa.ColumnElement[bool]]:
     where = [respondent_scope(member)]
     if filters.status is not None:
-        where.append(status_case() == filters.status)
+        where.append(has_status(filters.status))
     if filters.cohort_id is not None:
-        where.append(
-            sa.exists()
-            .where(
-                members.c.cohort_id == filters.cohort_id,
-                members.c.respondent_id == respondents.c.id,
-            )
-            .correlate(respondents)
-        )
+        where.append(_in_cohorts([filters.cohort_id]))
     heard = conversations.c.last_inbound_at
     if filters.contact == "7d":
         where.append(heard >= now - timedelta(days=7))
@@ -298,41 +319,66 @@ def _conditions(
     if filters.search.urns:
         where.append(respondents.c.urn_digest.in_(digests))
     if cohort_ids is not None:
-        where.append(
-            sa.exists()
-            .where(members.c.respondent_id == respondents.c.id, members.c.cohort_id.in_(cohort_ids))
-            .correlate(respondents)
-        )
+        where.append(_in_cohorts(cohort_ids))
     return where
 
 
-def _listed() -> sa.Select[Any]:
-    return sa.select(
-        respondents.c.id,
-        respondents.c.urn_cipher,
-        teams.c.name.label("team"),
-        conversations.c.last_inbound_at,
-        status_case().label("status"),
-        conversations.c.state,
-        current.c.kind,
-    ).select_from(_joined())
-
-
-def _joined() -> sa.FromClause:
-    return (
-        respondents.outerjoin(conversations, conversations.c.respondent_id == respondents.c.id)
-        .outerjoin(current, current.c.id == conversations.c.assessment_id)
-        .outerjoin(teams, teams.c.id == respondents.c.team_id)
+def _in_cohorts(cohort_ids: Sequence[int]) -> sa.ColumnElement[bool]:
+    """Whether a respondent is in one of the cohorts: an IN, not an EXISTS, so that SQLite
+    walks the cohort's members (in id order) rather than every respondent; a small cohort of
+    old residents takes a few rows' work, not 100,000 probes."""
+    return respondents.c.id.in_(
+        sa.select(members.c.respondent_id).where(members.c.cohort_id.in_(cohort_ids))
     )
 
 
-def _exists_beyond(
-    conn: sa.Connection, where: Sequence[sa.ColumnElement[bool]], edge: sa.ColumnElement[bool]
-) -> bool:
+def _joined() -> sa.FromClause:
+    """Respondents with what the filters and statuses read: their conversation and its
+    current assessment."""
+    return respondents.outerjoin(
+        conversations, conversations.c.respondent_id == respondents.c.id
+    ).outerjoin(current, current.c.id == conversations.c.assessment_id)
+
+
+def _ids(
+    conn: sa.Connection,
+    where: Sequence[sa.ColumnElement[bool]],
+    *,
+    newest_first: bool,
+    limit: int,
+) -> list[int]:
+    rid = respondents.c.id
+    return list(
+        conn.execute(
+            sa.select(rid)
+            .select_from(_joined())
+            .where(*where)
+            .order_by(rid.desc() if newest_first else rid)
+            .limit(limit)
+        ).scalars()
+    )
+
+
+def _rows(conn: sa.Connection, ids: Sequence[int]) -> tuple[ListedRow, ...]:
+    """What the table shows of the respondents `ids`, in that order. (A query of its own: the
+    status of 50 rows, not of every row the page's query looked at.)"""
+    if not ids:
+        return ()
     found = conn.execute(
-        sa.select(respondents.c.id).select_from(_joined()).where(*where, edge).limit(1)
-    ).first()
-    return found is not None
+        sa.select(
+            respondents.c.id,
+            respondents.c.urn_cipher,
+            teams.c.name.label("team"),
+            conversations.c.last_inbound_at,
+            status_case().label("status"),
+            conversations.c.state,
+            current.c.kind,
+        )
+        .select_from(_joined().outerjoin(teams, teams.c.id == respondents.c.team_id))
+        .where(respondents.c.id.in_(ids))
+    ).all()
+    by_id = {row.id: ListedRow(*row) for row in found}
+    return tuple(by_id[rid] for rid in ids if rid in by_id)
 
 
 def list_page(conn: sa.Connection, member: StaffMember, filters: Filters, now: datetime) -> Page:
@@ -359,25 +405,23 @@ def list_page(conn: sa.Connection, member: StaffMember, filters: Filters, now: d
     where = _conditions(member, filters, now, digests, cohort_ids)
     rid = respondents.c.id
     if filters.after is not None:
-        rows = conn.execute(
-            _listed().where(*where, rid > filters.after).order_by(rid).limit(PAGE_SIZE + 1)
-        ).all()
-        has_previous = len(rows) > PAGE_SIZE
-        rows = list(reversed(rows[:PAGE_SIZE]))
-        has_next = bool(rows) and _exists_beyond(conn, where, rid < rows[-1].id)
+        ids = _ids(conn, [*where, rid > filters.after], newest_first=False, limit=PAGE_SIZE + 1)
+        has_previous = len(ids) > PAGE_SIZE
+        ids = ids[:PAGE_SIZE][::-1]
+        has_next = bool(ids) and bool(
+            _ids(conn, [*where, rid < ids[-1]], newest_first=True, limit=1)
+        )
     else:
         edge = [rid < filters.before] if filters.before is not None else []
-        rows = conn.execute(
-            _listed().where(*where, *edge).order_by(rid.desc()).limit(PAGE_SIZE + 1)
-        ).all()
-        has_next = len(rows) > PAGE_SIZE
-        rows = rows[:PAGE_SIZE]
+        ids = _ids(conn, [*where, *edge], newest_first=True, limit=PAGE_SIZE + 1)
+        has_next = len(ids) > PAGE_SIZE
+        ids = ids[:PAGE_SIZE]
         has_previous = (
             filters.before is not None
-            and bool(rows)
-            and _exists_beyond(conn, where, rid > rows[0].id)
+            and bool(ids)
+            and bool(_ids(conn, [*where, rid > ids[0]], newest_first=False, limit=1))
         )
-    listed = tuple(ListedRow(*row) for row in rows)
+    listed = _rows(conn, ids)
     return Page(listed, _cohorts_of(conn, member, listed), has_previous, has_next, matched)
 
 
@@ -484,21 +528,24 @@ def shown(page: Page, keys: Keys, flow: Flow, zone: ZoneInfo) -> list[Shown]:
 
 
 class FilterForm(Form):  # type: ignore[misc]  # WTForms is untyped
-    """The filters: a GET form (no CSRF token: it changes nothing), working without JS."""
+    """The filters: a GET form (no CSRF token: it changes nothing), working without JS. The
+    choices are set per request (`filter_form`), as plain (value, label) pairs."""
 
     q = StringField("Search")
-    status = SelectField("Status", choices=[("", "Any status"), *STATUSES.items()])
-    cohort = SelectField("Cohort", choices=[("", "Any cohort")])
-    contact = SelectField("Last heard from", choices=[("", "Any time"), *CONTACTS.items()])
+    status = SelectField("Status", choices=[], validate_choice=False)
+    cohort = SelectField("Cohort", choices=[], validate_choice=False)
+    contact = SelectField("Last heard from", choices=[], validate_choice=False)
 
 
 def filter_form(filters: Filters, cohort_choices: Sequence[tuple[int, str]]) -> FilterForm:
     """The form as the filters in force are: a value that was left out shows as "Any"."""
     form = FilterForm()
     form.q.data = filters.search.text
+    form.status.choices = [("", "Any status"), *STATUSES.items()]
     form.status.data = filters.status or ""
     form.cohort.choices = [("", "Any cohort"), *((str(i), name) for i, name in cohort_choices)]
     form.cohort.data = str(filters.cohort_id) if filters.cohort_id else ""
+    form.contact.choices = [("", "Any time"), *CONTACTS.items()]
     form.contact.data = filters.contact or ""
     if filters.search.problem is not None:
         form.q.errors = [filters.search.problem]
