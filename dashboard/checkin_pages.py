@@ -495,6 +495,7 @@ def register(pages: Blueprint, site: Site) -> None:
             cohort=chosen,
             has_cohorts=bool(choices),
             form=form,
+            when_choices=WHEN_CHOICES,
             error=error,
             error_field="when",
             timezone=outreach.timezone,

@@ -211,6 +211,7 @@ def test_a_worker_schedules_their_cohort_and_an_admin_reaches_everyone(council: 
     said = schedule_cohort(worker, cohort_id, when="3m")
 
     assert "When should the check-ins for Library drop-in be?" in form
+    assert "In 1 month In 3 months In 6 months In 12 months On a date" in form
     assert (
         "Library drop-in: Scheduled 2 check-ins for 1 March 2027 at 11am; 1 with no completed "
         "baseline yet: skipped when due unless they finish one by then; 1 not scheduled: "
@@ -314,6 +315,7 @@ def test_one_resident_scheduled_then_never_doubled_then_moved(council: Council) 
     moved = schedule_one(worker, resident, when="date", day="1", month="6", year="2027")
 
     assert "Check-ins for 07700 900•••" in first_look
+    assert "In 1 month In 3 months In 6 months In 12 months On a date" in first_look
     assert "None yet." in first_look
     assert "Scheduled a check-in for 1 March 2027 at 11am" in first
     assert "They already have a check-in due 1 March 2027 at 11am: nothing changed" in twice
@@ -409,6 +411,10 @@ def test_the_page_says_what_became_of_each_check_in(council: Council, twilio: Fa
     assert f'href="/respondents/{ids[refused]}"' in worker.get("/checkins?state=failed").get_data(
         True
     )
+    sent_html = worker.get("/checkins?state=sent").get_data(True)
+    assert f'href="/respondents/{ids[delivered]}"' in sent_html
+    for not_sent in (lost, refused, stopped):  # failures and skips are never shown as sent
+        assert f'href="/respondents/{ids[not_sent]}"' not in sent_html
     skipped_html = worker.get("/checkins?state=skipped").get_data(True)
     assert f'href="/respondents/{ids[no_baseline]}"' in skipped_html
     assert f'href="/respondents/{ids[stopped]}"' in skipped_html
