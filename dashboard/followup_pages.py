@@ -190,6 +190,7 @@ class Thread:
     opened: str
     state: str
     is_open: bool
+    closes: str
     messages: tuple[Message, ...]
 
 
@@ -273,6 +274,7 @@ def thread_page(
                 opened=f"Opened by {row.opened_by} on {when(row.opened_at, zone)}",
                 state=state,
                 is_open=is_open,
+                closes=when(row.closes_at, zone),
                 messages=tuple(messages),
             )
         )

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -37,11 +38,15 @@ from dibot.turns import TurnHandler
 from dibot.web import create_app
 from flows.model import Flow
 from flows.segments import count_segments, gsm7_septets
+from outreach.enrolment import EnrolmentRequest, enrol
 from outreach.followups import fill_template
+from outreach.quiet_hours import NO_QUIET_HOURS
+from storage import timeline
 from storage.models import AuditEntry, FollowUpThread, OutboxEntry, table
 from tests.dashboard_support import (
     NORTH_WORKER,
     SECRET,
+    START,
     FakeNow,
     Staff,
     csrf_token,
@@ -434,6 +439,34 @@ def test_a_template_with_a_brace_and_an_unusable_or_unknown_template(
     assert 'name="text"' in unknown.get_data(as_text=True)  # writing a text still works
 
 
+def test_a_telegram_resident_is_sent_a_message_on_telegram(
+    app: Flask, engine: sa.Engine, flow: Flow, staff: Staff
+) -> None:
+    enrolled = enrol(
+        engine,
+        flow,
+        EnrolmentRequest(
+            phone=None,
+            telegram="700900125",
+            cohort=None,
+            initiative=None,
+            language=None,
+            enrolled_by=NORTH_WORKER,
+            lawful_basis="public_task",
+            team_id=staff.north_worker.team_id,
+        ),
+        NO_QUIET_HOURS,
+        START,
+    )
+    client = signed_in(app, staff.north_worker)
+    response = send(client, enrolled.respondent_id, text="Hello from the library \U0001f44b")
+
+    said = texts(client.get(response.headers["Location"]))
+    assert "Sent to Telegram chat •••125: 1 message." in said
+    [row] = followups(engine)
+    assert (row.channel, row.text) == ("telegram", "Hello from the library \U0001f44b")
+
+
 # --- who may, and who cannot be texted ---------------------------------------------------------
 
 
@@ -658,3 +691,55 @@ def test_the_browser_fills_in_templates_as_the_server_does() -> None:
     )
 
     assert filled == [fill_template(template, values) for template, values in cases]
+
+
+def test_times_are_the_councils_and_delivery_is_said_plainly() -> None:
+    london = ZoneInfo("Europe/London")
+    assert followup_pages.when(datetime(2026, 7, 1, 10, 0, tzinfo=UTC), london) == (
+        "1 July 2026 at 11am"  # BST
+    )
+    assert followup_pages.when(datetime(2026, 12, 1, 13, 30, tzinfo=UTC), london) == (
+        "1 December 2026 at 1:30pm"
+    )
+    assert followup_pages.when(datetime(2026, 12, 1, 0, 5, tzinfo=UTC), london) == (
+        "1 December 2026 at 12:05am"
+    )
+
+    def item(send_status: str, delivery: str | None = None, code: int | None = None) -> Any:
+        return timeline.TimelineItem(
+            id=1,
+            at=START,
+            direction="out",
+            channel="sms",
+            kind="followup",
+            text="Hi",
+            thread_id=1,
+            outbox_id=1,
+            by=NORTH_WORKER,
+            send_status=send_status,
+            delivery_status=delivery,
+            delivery_error_code=code,
+            send_error=None,
+        )
+
+    said = [
+        followup_pages.delivery(it, None, START, london)[0]
+        for it in (
+            item("pending"),
+            item("sending"),
+            item("sent"),
+            item("sent", "delivered"),
+            item("sent", "undelivered", 30007),
+            item("failed"),
+            item("unknown"),
+        )
+    ]
+    assert said == [
+        "Waiting to send",
+        "Sending",
+        "Sent",
+        "Delivered",
+        "Not delivered (error 30007)",
+        "Not sent",
+        "May not have been sent",
+    ]

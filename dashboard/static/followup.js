@@ -32,6 +32,9 @@ export const CONTROL_PROBLEM =
 export const UNREADABLE_PROBLEM =
   "The text has a character that could not be read (shown as \ufffd): type it again";
 
+const LIMITS =
+  "Up to 160 plain characters make one text; special characters (such as an emoji, a curly " +
+  "quote or \u0175) make it 70.";
 const GSM7_SINGLE = 160;
 const GSM7_PART = 153;
 const UCS2_SINGLE = 70;
@@ -178,6 +181,7 @@ function enhance(counter) {
   spoken.className = "govuk-character-count__sr-status govuk-visually-hidden";
   spoken.setAttribute("aria-live", "polite");
   message.after(visible, spoken);
+  message.textContent = LIMITS;
   message.classList.add("govuk-visually-hidden");
 
   let timer = null;
