@@ -2,7 +2,8 @@
 
 The rule it keeps: each command says in a line or two what it did and what it did not, and
 why; never a whole phone number or a message. Who did it is the operator running the command
-unless `--by` names someone else.
+unless `--by` names someone else. `--team` enrols for a team that exists (`dibot staff add`
+makes teams): the resident is given to it, and only its cohorts are joined.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
+
+import sqlalchemy as sa
 
 from dibot.config import Config, ConfigError
 from dibot.privacy_commands import keyed_engine, phone_urn
@@ -18,6 +22,8 @@ from dibot.runtime import check_privacy, load_configured_flow
 from outreach.enrolment import EnrolmentError, EnrolmentRequest, enrol
 from outreach.phone import PhoneNumberError
 from outreach.quiet_hours import parse_quiet_hours
+from storage.database import read_only
+from storage.models import Team, table
 
 
 def add_enrol_options(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +36,7 @@ def add_enrol_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--language", metavar="LANG", help="their language (en, cy…)")
     parser.add_argument("--by", metavar="NAME", help="who enrolled them (default: you)")
     parser.add_argument("--lawful-basis", metavar="BASIS", help="default: [outreach] lawful_basis")
+    parser.add_argument("--team", metavar="NAME", help="enrol for this team (it must exist)")
 
 
 def enrol_command(arguments: argparse.Namespace, config: Config) -> int:
@@ -51,6 +58,8 @@ def enrol_command(arguments: argparse.Namespace, config: Config) -> int:
     check_privacy(config)
     engine = keyed_engine(config)
     try:
+        if arguments.team is not None:
+            request = replace(request, team_id=team_named(engine, arguments.team))
         enrolled = enrol(engine, flow, request, quiet, datetime.now(UTC))
     except (EnrolmentError, PhoneNumberError) as error:
         raise ConfigError(str(error)) from None
@@ -70,3 +79,19 @@ def enrol_command(arguments: argparse.Namespace, config: Config) -> int:
     else:
         print(f"not invited: {enrolled.not_invited_because}", file=sys.stderr)
     return 0
+
+
+def team_named(engine: sa.Engine, name: str) -> int:
+    """The id of the team called `name`; EnrolmentError if there is none."""
+    teams = table(Team)
+    with engine.connect() as conn:
+        team_id = (
+            read_only(conn)
+            .execute(sa.select(teams.c.id).where(teams.c.name == name.strip()))
+            .scalar_one_or_none()
+        )
+    if team_id is None:
+        raise EnrolmentError(
+            f"--team: no team is called {name.strip()!r} (dibot staff add makes one)"
+        )
+    return int(team_id)

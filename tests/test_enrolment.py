@@ -3,7 +3,8 @@ recorded with who enrolled them and why, in a cohort; and whose reply carries on
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,9 @@ import sqlalchemy as sa
 from dibot.turns import TurnHandler
 from flows.loader import load_flow
 from flows.model import Flow
-from outreach.enrolment import Enrolled, EnrolmentError, EnrolmentRequest, enrol
+from outreach.enrolment import ANOTHER_TEAM, Enrolled, EnrolmentError, EnrolmentRequest, enrol
 from outreach.quiet_hours import QuietHours, parse_quiet_hours
-from storage.models import Cohort, CohortMember, Enrolment, OutboxEntry, table
+from storage.models import Cohort, CohortMember, Enrolment, OutboxEntry, Team, table
 from tests.people import urn_digest
 from tests.processes import TEST_KEY
 from tests.test_cli import dibot
@@ -203,3 +204,138 @@ def test_someone_who_said_no_is_not_asked_again(engine: sa.Engine, flow: Flow) -
 
     assert done.not_invited_because == "they said no to the check (they can text START)"
     assert rows(engine, OutboxEntry) == []
+
+
+# --- teams (the dashboard; dibot enrol --team) ------------------------------------------------
+
+
+def team(engine: sa.Engine, name: str) -> int:
+    teams = table(Team)
+    with engine.begin() as conn:
+        found = conn.execute(sa.select(teams.c.id).where(teams.c.name == name)).scalar()
+        if found is not None:
+            return int(found)
+        return int(
+            conn.execute(
+                sa.insert(teams).values(name=name, created_at=MONDAY_NOON).returning(teams.c.id)
+            ).scalar_one()
+        )
+
+
+def team_of_resident(engine: sa.Engine) -> int | None:
+    with engine.connect() as conn:
+        found: int | None = conn.execute(sa.text("SELECT team_id FROM respondents")).scalar_one()
+    return found
+
+
+def test_an_enrolment_for_a_team_gives_them_to_it_and_makes_its_cohort_there(
+    engine: sa.Engine, flow: Flow
+) -> None:
+    north = team(engine, "North")
+
+    done = enrol(engine, flow, replace(request(), team_id=north), QUIET, MONDAY_NOON)
+
+    assert done.invited
+    assert team_of_resident(engine) == north
+    (cohort,) = rows(engine, Cohort)
+    assert cohort.team_id == north
+
+
+def test_another_teams_resident_is_refused_and_nothing_is_written(
+    engine: sa.Engine, flow: Flow
+) -> None:
+    north, south = team(engine, "North"), team(engine, "South")
+    enrol(engine, flow, replace(request(), team_id=north), QUIET, MONDAY_NOON)
+    before = [rows(engine, model) for model in (Enrolment, OutboxEntry, CohortMember, Cohort)]
+
+    with pytest.raises(EnrolmentError) as refused:
+        enrol(
+            engine, flow, replace(request(cohort="South café"), team_id=south), QUIET, MONDAY_NOON
+        )
+
+    assert str(refused.value) == ANOTHER_TEAM
+    assert "North" not in str(refused.value)
+    assert [rows(engine, model) for model in (Enrolment, OutboxEntry, CohortMember, Cohort)] == (
+        before
+    )
+    assert team_of_resident(engine) == north
+
+
+def test_an_admin_moves_a_resident_to_the_team_they_enrol_for(
+    engine: sa.Engine, flow: Flow
+) -> None:
+    north, south = team(engine, "North"), team(engine, "South")
+    enrol(engine, flow, replace(request(), team_id=north), QUIET, MONDAY_NOON)
+
+    again = enrol(
+        engine,
+        flow,
+        replace(request(cohort="South café"), team_id=south, move_team=True),
+        QUIET,
+        MONDAY_NOON,
+    )
+
+    assert team_of_resident(engine) == south
+    assert again.not_invited_because == "they are already talking to dibot"
+
+
+def test_only_the_teams_own_cohorts_are_joined(engine: sa.Engine, flow: Flow) -> None:
+    north, south = team(engine, "North"), team(engine, "South")
+    enrol(engine, flow, replace(request(phone="07700 900456"), team_id=south), QUIET, MONDAY_NOON)
+
+    with pytest.raises(EnrolmentError) as refused:
+        enrol(engine, flow, replace(request(), team_id=north), QUIET, MONDAY_NOON)
+
+    assert str(refused.value) == (
+        "cohort 'Spring drive' is not this team's: pick one of the team's cohorts"
+    )
+    assert len(rows(engine, Enrolment)) == 1
+
+
+def test_a_request_sent_twice_is_one_enrolment_with_the_first_ones_outcome(
+    engine: sa.Engine, flow: Flow
+) -> None:
+    twice = replace(request(), repeat_window=timedelta(minutes=10))
+    first = enrol(engine, flow, twice, QUIET, SUNDAY_MORNING)
+
+    second = enrol(engine, flow, twice, QUIET, SUNDAY_MORNING + timedelta(seconds=2))
+    later = enrol(engine, flow, twice, QUIET, SUNDAY_MORNING + timedelta(minutes=11))
+
+    assert (first.repeated, second.repeated, later.repeated) == (False, True, False)
+    assert (second.invited, second.send_after, second.invitation_segments) == (
+        True,
+        first.send_after,
+        first.invitation_segments,
+    )
+    assert second.respondent_id == first.respondent_id
+    assert later.not_invited_because == "they are already talking to dibot"
+    assert len(rows(engine, Enrolment)) == 2  # the first, and the one 11 minutes later
+    assert len(rows(engine, OutboxEntry)) == 1
+
+
+def test_dibot_enrol_for_a_team(tmp_path: Path, database_url: str, engine: sa.Engine) -> None:
+    settings = {
+        "DIBOT_DATABASE_URL": database_url,
+        "DIBOT_PRIVACY_ENCRYPTION_KEY": TEST_KEY,
+        "DIBOT_OUTREACH_QUIET_HOURS": "",
+    }
+    if database_url.startswith("sqlite"):
+        del settings["DIBOT_PRIVACY_ENCRYPTION_KEY"]
+    north = team(engine, "North")
+
+    done = dibot("enrol", "--phone", "07700 900123", "--team", "North", cwd=tmp_path, **settings)
+    unknown = dibot(
+        "enrol", "--phone", "07700 900456", "--team", "Nowhere", cwd=tmp_path, **settings
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "enrolled a new resident",
+        "invitation queued: 1 message, 1 SMS segment",
+    ]
+    assert team_of_resident(engine) == north
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == (
+        "dibot: --team: no team is called 'Nowhere' (dibot staff add makes one)"
+    )
+    assert len(rows(engine, Enrolment)) == 1
