@@ -171,6 +171,12 @@ def test_a_finished_quick_check_as_the_team_sees_it(
     assert "900123" not in body
     assert "447700900123" not in body
     assert "Team North" in text
+    for href, label in (
+        (f"/respondents/{rid}/follow-up", "Send a follow-up text"),
+        (f"/respondents/{rid}/assisted", "Fill in the assessment with them"),
+        (f"/respondents/{rid}/checkins", "Schedule a check-in"),
+    ):
+        assert re.search(rf'<a href="{href}"[^>]*>{label}</a>', body), label
     assert (
         "Enrolled 1 December 2026, 11:00 GMT by worker@north.example.gov.uk, "
         "lawful basis: public task"
