@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 from playwright.sync_api import Browser, BrowserContext, sync_playwright
 
 from dibot.config import Config, DatabaseConfig, OutreachConfig, ServerConfig, WebConfig
@@ -29,9 +30,15 @@ from tests.browser.support import (
     Visit,
     browser_required,
     find_chromium,
+    quick_check,
     serving,
+    texts_from,
 )
-from tests.dashboard_support import SECRET, FakeNow
+from tests.dashboard_support import SECRET, FakeNow, Staff, enrol_into_team
+
+ANSWERED = ("07700 900101", "tel:+447700900101")
+"""The resident who answered the quick check: their number as typed, and their URN."""
+COHORT = "Library group"
 
 
 @pytest.fixture(scope="package")
@@ -105,3 +112,17 @@ def browse(
 @pytest.fixture
 def visit(browse: Browse) -> Visit:
     return browse()
+
+
+@pytest.fixture
+def residents(engine: sa.Engine, flow: Flow, clock: FakeNow, staff: Staff) -> list[int]:
+    """South: one only invited; North: one only invited, and (the newest, so the first row)
+    one in a cohort who answered the quick check (some skills, keen to learn)."""
+    north, south = staff.north_worker.team_id, staff.south_worker.team_id
+    invited = [
+        enrol_into_team(engine, flow, "07700 900201", south),
+        enrol_into_team(engine, flow, "07700 900102", north),
+    ]
+    answered = enrol_into_team(engine, flow, ANSWERED[0], north, cohort=COHORT)
+    texts_from(engine, flow, clock, ANSWERED[1], *quick_check(skill="2", interest="1"))
+    return [*invited, answered]

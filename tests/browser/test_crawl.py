@@ -6,31 +6,11 @@ from __future__ import annotations
 
 from collections import deque
 
-import pytest
-import sqlalchemy as sa
-
-from flows.model import Flow
-from tests.browser.support import Visit, links, page_kind, quick_check, sign_in, texts_from
-from tests.dashboard_support import NORTH_ADMIN, PASSWORD, FakeNow, Staff, enrol_into_team
+from tests.browser.support import Visit, links, page_kind, sign_in
+from tests.dashboard_support import NORTH_ADMIN, PASSWORD, Staff
 
 MAX_PAGES = 40
 MAX_DEPTH = 3
-ANSWERED = ("07700 900101", "tel:+447700900101")
-COHORT = "Library group"
-
-
-@pytest.fixture
-def residents(engine: sa.Engine, flow: Flow, clock: FakeNow, staff: Staff) -> list[int]:
-    """South: one only invited; North: one only invited, and (the newest, so the first row)
-    one in a cohort who answered the quick check (some skills, keen to learn)."""
-    north, south = staff.north_worker.team_id, staff.south_worker.team_id
-    invited = [
-        enrol_into_team(engine, flow, "07700 900201", south),
-        enrol_into_team(engine, flow, "07700 900102", north),
-    ]
-    answered = enrol_into_team(engine, flow, ANSWERED[0], north, cohort=COHORT)
-    texts_from(engine, flow, clock, ANSWERED[1], *quick_check(skill="2", interest="1"))
-    return [*invited, answered]
 
 
 def test_every_page_from_the_navigation_and_first_rows_passes_axe(

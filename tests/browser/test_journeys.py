@@ -1,0 +1,155 @@
+"""The issue's journeys in a real browser, with the keyboard alone once signed in (Tab to the
+control, Enter or Space to use it, arrows within a group; GOV.UK's focus style visible at every
+stop), axe-core on each page on the way: a follow-up text with its live length counter, and
+check-ins for a cohort. Without JavaScript the counter's words come from the server, the same."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page
+
+from tests.browser.conftest import COHORT
+from tests.browser.support import Browse, Visit, focused, sign_in, tab_to
+from tests.dashboard_support import NORTH_ADMIN, NORTH_WORKER, PASSWORD, Staff
+
+COUNTER = "[data-followup-counter] .govuk-character-count__status"
+GSM7 = "Plain characters (GSM-7): 160 characters a text, 153 each when it needs more."
+MASKED = "07700 900•••"
+
+
+def press(page: Page, selector: str, key: str = "Enter") -> None:
+    """Tab to `selector` (focus visible all the way) and press `key` on it."""
+    tab_to(page, selector)
+    page.keyboard.press(key)
+
+
+def counter(visit: Visit) -> str:
+    return visit.text(COUNTER)
+
+
+def open_first_resident(visit: Visit) -> None:
+    """From the residents list, the first row's resident, by keyboard."""
+    visit.go("/respondents", "residents")
+    press(visit.page, "main tbody tr:first-child a")
+    visit.page.wait_for_url(re.compile(r"/respondents/\d+$"))
+    visit.check("/respondents/<id>")
+
+
+def test_a_follow_up_text_counted_as_it_is_typed_then_sent_by_keyboard(
+    visit: Visit, staff: Staff, residents: list[int]
+) -> None:
+    sign_in(visit, NORTH_WORKER, PASSWORD)
+    open_first_resident(visit)
+    heading = visit.page.get_by_role("heading", level=1).inner_text()
+    assert MASKED in heading
+    assert "Completed" in heading
+    press(visit.page, "main a[href$='/follow-up']")
+    visit.wait_for_path(f"/respondents/{residents[-1]}/follow-up")
+    visit.check("/respondents/<id>/follow-up")
+    page = visit.page
+
+    tab_to(page, "#text")
+    assert counter(visit) == "0 characters."
+    page.keyboard.type("Hello ")
+    # The trailing space is not sent, so not counted.
+    assert counter(visit) == f"5 characters: 1 text. {GSM7}"
+    page.keyboard.type("x" * 154)
+    assert counter(visit) == f"160 characters: 1 text. {GSM7}"
+    page.keyboard.type("y")
+    assert counter(visit) == f"161 characters: 2 texts. {GSM7}"
+    page.keyboard.type("ŵ")
+    assert counter(visit) == (
+        "162 characters: 3 texts. Uses special characters (UCS-2), such as “ŵ”: "
+        "70 characters a text, 67 each when it needs more."
+    )
+    page.keyboard.type("😊")
+    assert counter(visit).startswith("164 characters: 3 texts.")
+    assert counter(visit).endswith("Each emoji counts as 2.")
+    visit.snap("counter after an emoji")
+    # Screen readers hear the count once typing pauses.
+    spoken = page.locator("[data-followup-counter] .govuk-character-count__sr-status")
+    assert spoken.get_attribute("aria-live") == "polite"
+    page.wait_for_function(
+        "s => document.querySelector(s).textContent.startsWith('164 characters')",
+        arg="[data-followup-counter] .govuk-character-count__sr-status",
+    )
+
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Backspace")
+    assert counter(visit) == "0 characters."
+    text = "Hello from the library team. Can we help you get online? Reply here."
+    page.keyboard.type(text)
+    assert counter(visit) == f"{len(text)} characters: 1 text. {GSM7}"
+    stops = tab_to(page, "button[value=send]")
+    assert stops[-1]["text"] == "Send text"
+    page.keyboard.press("Enter")
+    page.wait_for_load_state()
+    banner = visit.text(".govuk-notification-banner")
+    assert f"Sent to {MASKED}: 1 text." in banner
+    assert text in visit.text(".dibot-thread")
+    visit.check("/respondents/<id>/follow-up (sent)")
+
+
+def test_without_javascript_the_server_counts_the_text_in_the_same_words(
+    browse: Browse, staff: Staff, residents: list[int]
+) -> None:
+    text = "Croeso! Ŵyr — tea at 2pm? 😊 " + "z" * 60
+    with_script = browse()
+    sign_in(with_script, NORTH_WORKER, PASSWORD)
+    with_script.go(f"/respondents/{residents[-1]}/follow-up", "follow-up")
+    with_script.page.get_by_label("Text to send").fill(text)
+    live = counter(with_script)
+    assert live.startswith("89 characters: 2 texts. Uses special characters (UCS-2), such as “Ŵ”")
+
+    without = browse(javascript=False)
+    sign_in(without, NORTH_WORKER, PASSWORD)
+    without.go(f"/respondents/{residents[-1]}/follow-up", "follow-up without javascript")
+    page = without.page
+    assert page.locator(COUNTER).count() == 0  # no script: no live counter
+    page.get_by_label("Text to send").fill(text)
+    page.get_by_role("button", name="Check the length").click()
+    page.wait_for_load_state()
+    assert without.text("#text-info") == live
+    assert page.get_by_label("Text to send").input_value() == text
+    without.snap("length checked by the server")
+    assert "Sent to" not in without.text("main")
+
+
+def test_check_ins_for_a_cohort_scheduled_by_keyboard(
+    visit: Visit, staff: Staff, residents: list[int]
+) -> None:
+    sign_in(visit, NORTH_ADMIN, PASSWORD)
+    page = visit.page
+    press(page, ".govuk-service-navigation a[href='/checkins']")
+    visit.wait_for_path("/checkins")
+    visit.check("/checkins")
+    tab_to(page, "select#cohort")
+    page.keyboard.press("ArrowDown")
+    assert page.locator("select#cohort option:checked").inner_text() == COHORT
+    press(page, "form[method=get] button")
+    page.wait_for_url(re.compile(r"cohort=\d+"))
+    visit.check("/checkins?cohort")
+
+    # The radios: Tab into the group, arrows to "In 3 months", Space to be sure it is chosen.
+    tab_to(page, "input[name=when]")
+    while page.evaluate("document.activeElement.value") != "3m":
+        page.keyboard.press("ArrowDown")
+        found = focused(page)
+        assert found is not None
+        assert found["name"] == "when"
+    page.keyboard.press("Space")
+    assert page.locator("input[name=when]:checked").get_attribute("value") == "3m"
+    visit.snap("in 3 months chosen")
+    stops = tab_to(page, "form[method=post][action$='/checkins'] button")
+    assert stops[-1]["text"] == f"Schedule check-ins for {COHORT}"
+    page.keyboard.press("Enter")
+    page.wait_for_load_state()
+    banner = visit.text(".govuk-notification-banner")
+    assert f"{COHORT}: Scheduled 1 check-in for 1 March 2027 at 11am" in banner
+    visit.check("/checkins?cohort (scheduled)")
+    visit.go("/checkins?state=due", snap=False)
+    due = visit.text("main table")
+    assert "07700 900•••" in due
+    assert "1 March 2027" in due
+    visit.check("/checkins?state")
