@@ -11,6 +11,7 @@ import html
 import re
 from datetime import UTC, datetime, timedelta
 from itertools import count
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -20,6 +21,7 @@ from werkzeug.test import TestResponse
 
 from bot.messages import Inbound, Outbound
 from dashboard.charts import PairedBars, percent, skill_interest_chart
+from dashboard.respondent_page import Waiting, delivery
 from dibot.turns import TurnHandler
 from dibot.web import create_app
 from flows.loader import load_flow
@@ -406,6 +408,32 @@ def test_a_half_finished_full_assessment(
     assert "Communicating Not answered yet" in answers
 
 
+def test_only_the_basics_answered_in_a_quick_check_is_unclear_not_doing_well(
+    north: FlaskClient, engine: sa.Engine, flow: Flow, clock: FakeNow, staff: Staff
+) -> None:
+    rid = north_resident(engine, flow, staff)
+    talk(engine, flow, clock, URN, "Hi", "1", "1", "5", "5", "4")
+
+    page = view(north, rid)
+
+    text = words(page)
+    assert "Resident 07700 900••• In progress" in text
+    assert "(First check, quick check; 3 answered, 0 skipped so far)" in text
+    assert [row[1:] for row in table_rows(page, "profile-numbers")] == [
+        ["not answered", "not answered", "nothing answered"]
+    ] * 7
+    assert "Basics (device, connection, a place to go online): 92% of the most" in text
+    found = section(text, "Priorities", "Answers")
+    assert found.startswith(
+        "They have not finished, so these are not sent yet: this is what their answers so far "
+        "say. No one thing to learn stood out from their answers"
+    )
+    assert "Doing well" not in found
+    answers = section(text, "Answers", "Check-ins")
+    assert "What makes it hard to go online Not answered yet" in answers
+    assert "Getting started Not answered yet" in answers
+
+
 def test_a_welsh_speaker_is_shown_to_staff_in_english_with_their_language_noted(
     database_url: str, engine: sa.Engine, clock: FakeNow, staff: Staff
 ) -> None:
@@ -745,3 +773,71 @@ def test_an_empty_chart_says_so() -> None:
     svg = skill_interest_chart([], chart_id="empty", title="Nothing")
     assert "Nothing to show" in svg
     assert '<desc id="empty-desc"></desc>' in svg
+
+
+def item(**fields: object) -> timeline.TimelineItem:
+    """An outgoing timeline entry carried by outbox row 7, with `fields` changed."""
+    values: dict[str, object] = {
+        "id": 1,
+        "at": datetime(2026, 12, 1, 11, 0, tzinfo=UTC),
+        "direction": "out",
+        "channel": "sms",
+        "kind": "reminder",
+        "text": "Hello",
+        "thread_id": None,
+        "outbox_id": 7,
+        "by": None,
+        "send_status": "sent",
+        "delivery_status": None,
+        "delivery_error_code": None,
+        "send_error": None,
+    }
+    values.update(fields)
+    return timeline.TimelineItem(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fields", "said", "colour"),
+    [
+        ({"outbox_id": None, "send_status": None}, "Sent as the reply", "grey"),
+        ({"send_status": "claimed"}, "Sending", "blue"),
+        ({"send_status": "sending"}, "Sending", "blue"),
+        ({}, "Sent", "turquoise"),
+        ({"delivery_status": "queued"}, "Sent", "turquoise"),
+        ({"delivery_status": "delivered"}, "Delivered", "green"),
+        ({"delivery_status": "read"}, "Read", "green"),
+        (
+            {"delivery_status": "undelivered", "delivery_error_code": 30005},
+            "Not delivered (error 30005)",
+            "red",
+        ),
+        ({"delivery_status": "failed"}, "Failed at the provider", "red"),
+        ({"send_status": "failed", "send_error": "unreachable"}, "Given up: unreachable", "red"),
+        (
+            {"send_status": "failed", "send_error": "21211 invalid number"},
+            "Failed: 21211 invalid number",
+            "red",
+        ),
+        (
+            {"send_status": "unknown", "send_error": "timed out"},
+            "Not confirmed: it may have gone, and is not sent again",
+            "orange",
+        ),
+        ({"send_status": "pending"}, "Waiting to send", "blue"),
+    ],
+)
+def test_delivery_in_words(fields: dict[str, object], said: str, colour: str) -> None:
+    now = datetime(2026, 12, 1, 11, 0, tzinfo=UTC)
+
+    found = delivery(item(**fields), None, ZoneInfo("Europe/London"), now)
+
+    assert (found.text, found.colour) == (said, colour)
+
+
+def test_a_message_held_past_midnight_says_when_it_goes_in_council_time() -> None:
+    now = datetime(2027, 6, 1, 21, 0, tzinfo=UTC)  # 22:00 BST
+    waiting = Waiting(next_attempt_at=datetime(2027, 6, 2, 8, 0, tzinfo=UTC), attempts=0)
+
+    found = delivery(item(send_status="pending"), waiting, ZoneInfo("Europe/London"), now)
+
+    assert found.text == "Waiting for quiet hours: goes 2 June 2027, 09:00 BST"
