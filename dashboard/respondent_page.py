@@ -7,14 +7,15 @@ and its audit line ("view respondent") are one transaction. Every number comes f
 `scoring/` (the profile per heading, the ranked priorities and the message they make, gains
 against the baseline); nothing here scores. Questions and answers are shown in the flow's
 English for staff, whatever the resident's language (which is said); the phone number is
-shown only masked; every time is in the council's time zone (`[outreach] timezone`); a
-state, answer or message the page cannot read is said to be unreadable, never a crash.
+shown only masked; every time is in the council's time zone (`[outreach] timezone`). Odd data
+is said, never a crash: a conversation state that cannot be read, an answer to a question (or
+an option) this version of the flow does not have, a number the keys cannot decrypt.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -414,7 +415,6 @@ class RespondentView:
     checkins: tuple[CheckinView, ...]
     gains: tuple[GainView, ...]
     zone: str
-    notes: tuple[str, ...] = field(default=())
 
 
 def respondent_view(
@@ -808,7 +808,7 @@ def _answer_groups(flow: Flow, assessment: StoredAssessment) -> tuple[AnswerGrou
         groups.append(AnswerGroup(_en(heading.title), rows, skills_note))
     if unknown:
         groups.append(
-            AnswerGroup("Questions this version of the questionnaire has not", tuple(unknown))
+            AnswerGroup("Questions not in this version of the questionnaire", tuple(unknown))
         )
     return tuple(groups)
 

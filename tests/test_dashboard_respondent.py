@@ -652,6 +652,47 @@ def test_no_conversation_and_an_unreadable_state(
     assert "Resident 07700 900••• Not started" in text
 
 
+def test_answers_this_version_of_the_flow_does_not_have_are_shown_not_scored(
+    north: FlaskClient, engine: sa.Engine, flow: Flow, clock: FakeNow, staff: Staff
+) -> None:
+    rid = north_resident(engine, flow, staff)
+    talk(engine, flow, clock, URN, *quick_check(skill="3", interest="4"))
+    answers, assessments = table(Answer), table(Assessment)
+    with engine.begin() as conn:
+        assessment = conn.execute(
+            sa.select(assessments.c.id).where(assessments.c.respondent_id == rid)
+        ).scalar_one()
+        conn.execute(
+            sa.update(answers)
+            .where(answers.c.assessment_id == assessment, answers.c.question == "GS.skill")
+            .values(option=9)
+        )
+        conn.execute(
+            sa.insert(answers).values(
+                assessment_id=assessment,
+                question="ZZ99.skill",
+                item_id="ZZ99",
+                aspect="skill",
+                option=3,
+                score=2,
+                answered_at=clock(),
+                channel="sms",
+                provider_message_id="SMold",
+            )
+        )
+
+    page = view(north, rid)
+
+    text = words(page)
+    assert (
+        "How well can you switch on, log in, use apps and Wi-Fi? Option 9 (not on this scale)"
+        in text
+    )
+    assert "Questions not in this version of the questionnaire ZZ99.skill Option 3" in text
+    assert table_rows(page, "profile-numbers")[0][:3] == ["Getting started", "not answered", "75%"]
+    assert table_rows(page, "profile-numbers")[1][:3] == ["Communicating", "50%", "75%"]
+
+
 def test_a_telegram_resident_is_masked_too(
     north: FlaskClient, engine: sa.Engine, flow: Flow, clock: FakeNow, staff: Staff
 ) -> None:
