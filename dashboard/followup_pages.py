@@ -386,7 +386,6 @@ def register(pages: Blueprint, site: Site) -> None:
         counter: str | None = None,
         error: str | None = None,
         error_field: str = "text",
-        picked: str = "",
         status: int = 200,
     ) -> ResponseReturnValue:
         now = site.now()
@@ -431,7 +430,6 @@ def register(pages: Blueprint, site: Site) -> None:
             error=error,
             error_field=error_field,
             chosen=chosen,
-            picked=picked,
             templates=sorted(config.outreach.templates),
             built_in=json.dumps(built_in()),
             value_field=value_field,
@@ -472,7 +470,6 @@ def register(pages: Blueprint, site: Site) -> None:
             chosen=chosen,
             error=error,
             error_field="template-pick",
-            picked=request.args.get("template", "").strip().lower(),
         )
 
     def send(member: StaffMember, respondent_id: int) -> ResponseReturnValue:

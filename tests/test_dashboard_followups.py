@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -228,6 +230,28 @@ def test_a_form_sent_twice_texts_the_resident_once(
     third = send(client, resident, text="Are you free on Monday?")  # deliberately, once more
     assert third.status_code == 302
     assert len(followups(engine)) == 2
+
+
+def test_two_sends_of_one_page_at_the_same_moment_text_the_resident_once(
+    app: Flask, engine: sa.Engine, staff: Staff, resident: int
+) -> None:
+    clients = [signed_in(app, staff.north_worker), signed_in(app, staff.north_admin)]
+    forms = [
+        {"csrf_token": csrf_token(client, page(resident)), "after": "0", "action": "send"}
+        for client in clients
+    ]
+    start = threading.Barrier(2)
+
+    def post_form(index: int) -> int:
+        start.wait()
+        form = {**forms[index], "text": f"Text {index}"}
+        return clients[index].post(page(resident), data=form).status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        statuses = sorted(pool.map(post_form, range(2)))
+
+    assert statuses == [302, 409]
+    assert len(followups(engine)) == 1
 
 
 def test_a_second_text_keeps_the_open_thread_open_longer(
