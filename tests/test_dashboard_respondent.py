@@ -626,6 +626,21 @@ def test_an_open_thread_a_held_text_and_an_assisted_assessment(
     assert f"Filled in with a member of staff: {NORTH_WORKER}" in text
 
 
+def test_an_unreachable_resident_mid_check(
+    north: FlaskClient, engine: sa.Engine, flow: Flow, clock: FakeNow, staff: Staff
+) -> None:
+    rid = north_resident(engine, flow, staff)
+    talk(engine, flow, clock, URN, "Hi", "1", "1", "5")
+    TurnHandler(engine, flow, clock=clock).mark_unreachable(URN)
+
+    text = words(view(north, rid))
+
+    assert "Resident 07700 900••• Unreachable" in text
+    assert "Reachable No: messages cannot reach them (until they write again)" in text
+    assert "Consent Given 1 December 2026, 11:00 GMT" in text
+    assert "Assessment In progress since 1 December 2026, 11:00 GMT" in text
+
+
 # --- odd data --------------------------------------------------------------------------------
 
 
