@@ -315,8 +315,9 @@ class Visit:
         return re.sub(r"\s+", " ", self.page.inner_text(selector)).strip()
 
     def wait_for_path(self, path: str) -> None:
-        """Wait until the browser is on `path` (its query aside)."""
-        self.page.wait_for_url(lambda url: urlsplit(url).path == path)
+        """Wait until the browser is on `path` (a regular expression for the whole path; the
+        query and fragment aside), loaded."""
+        self.page.wait_for_url(lambda url: re.fullmatch(path, urlsplit(url).path) is not None)
         self.page.wait_for_load_state()
 
     def path(self) -> str:
@@ -334,8 +335,8 @@ def sign_in(visit: Visit, email: str, password: str, *, then: str | None = None)
     visit.go(f"/login?next={then}" if then else "/login", "sign in")
     visit.page.get_by_label("Email address").fill(email)
     visit.page.get_by_label("Password", exact=True).fill(password)
-    visit.page.get_by_role("button", name="Sign in").click()
-    visit.page.wait_for_load_state()
+    with visit.page.expect_navigation():
+        visit.page.get_by_role("button", name="Sign in").click()
     assert f"Signed in as {email}" in visit.text("body"), visit.text("body")
 
 

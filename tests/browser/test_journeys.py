@@ -32,7 +32,7 @@ def open_first_resident(visit: Visit) -> None:
     """From the residents list, the first row's resident, by keyboard."""
     visit.go("/respondents", "residents")
     press(visit.page, "main tbody tr:first-child a")
-    visit.page.wait_for_url(re.compile(r"/respondents/\d+$"))
+    visit.wait_for_path(r"/respondents/\d+")
     visit.check("/respondents/<id>")
 
 
@@ -83,8 +83,8 @@ def test_a_follow_up_text_counted_as_it_is_typed_then_sent_by_keyboard(
     assert counter(visit) == f"{len(text)} characters: 1 text. {GSM7}"
     stops = tab_to(page, "button[value=send]")
     assert stops[-1]["text"] == "Send text"
-    page.keyboard.press("Enter")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
     banner = visit.text(".govuk-notification-banner")
     assert f"Sent to {MASKED}: 1 text." in banner
     assert text in visit.text(".dibot-thread")
@@ -108,8 +108,8 @@ def test_without_javascript_the_server_counts_the_text_in_the_same_words(
     page = without.page
     assert page.locator(COUNTER).count() == 0  # no script: no live counter
     page.get_by_label("Text to send").fill(text)
-    page.get_by_role("button", name="Check the length").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Check the length").click()
     assert without.text("#text-info") == live
     assert page.get_by_label("Text to send").input_value() == text
     without.snap("length checked by the server")
@@ -143,8 +143,8 @@ def test_check_ins_for_a_cohort_scheduled_by_keyboard(
     visit.snap("in 3 months chosen")
     stops = tab_to(page, "form[method=post][action$='/checkins'] button")
     assert stops[-1]["text"] == f"Schedule check-ins for {COHORT}"
-    page.keyboard.press("Enter")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
     banner = visit.text(".govuk-notification-banner")
     assert f"{COHORT}: Scheduled 1 check-in for 1 March 2027 at 11am" in banner
     visit.check("/checkins?cohort (scheduled)")
@@ -153,3 +153,91 @@ def test_check_ins_for_a_cohort_scheduled_by_keyboard(
     assert "07700 900•••" in due
     assert "1 March 2027" in due
     visit.check("/checkins?state")
+
+
+def test_a_cohort_added_a_resident_enrolled_into_it_and_a_check_in_by_keyboard(
+    visit: Visit, staff: Staff
+) -> None:
+    sign_in(visit, NORTH_WORKER, PASSWORD)
+    page = visit.page
+    press(page, ".govuk-service-navigation a[href='/cohorts']")
+    visit.wait_for_path("/cohorts")
+    assert "Your team has no cohorts yet." in visit.text()
+    visit.check("/cohorts (none yet)")
+    tab_to(page, "#name")
+    page.keyboard.type("Spring device loans")
+    tab_to(page, "#initiative")
+    page.keyboard.type("Device loans")
+    for field, value in (("#starts_day", "1"), ("#starts_month", "3"), ("#starts_year", "2027")):
+        tab_to(page, field)
+        page.keyboard.type(value)
+    press(page, "form[action^='/cohorts'] button")
+    visit.wait_for_path(r"/cohorts/\d+")
+    assert "Cohort Spring device loans added, for the initiative Device loans" in visit.text(
+        ".govuk-notification-banner"
+    )
+    visit.check("/cohorts/<id> (added)")
+
+    press(page, "main a[href^='/enrol?cohort=']")
+    visit.wait_for_path("/enrol")
+    assert page.locator("select#cohort option:checked").inner_text() == "Spring device loans"
+    visit.check("/enrol?cohort")
+    tab_to(page, "#phone")
+    page.keyboard.type("12345")
+    with page.expect_navigation():
+        press(page, "form[action='/enrol'] button")  # the agreement left unticked
+    assert page.evaluate("document.activeElement.classList.contains('govuk-error-summary')")
+    summary = page.locator(".govuk-error-summary a")
+    assert [summary.nth(i).get_attribute("href") for i in range(summary.count())] == [
+        "#phone",
+        "#agreed",
+    ]
+    assert "Confirm that the resident agreed to be contacted" in visit.text(".govuk-error-summary")
+    assert "12345" not in visit.text(".govuk-error-summary")  # never repeated back
+    visit.check("/enrol (errors)")
+
+    tab_to(page, "#phone")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("07700 900123")
+    tab_to(page, "input[name=agreed]")
+    page.keyboard.press("Space")
+    assert page.locator("input[name=agreed]").is_checked()
+    press(page, "form[action='/enrol'] button")
+    visit.wait_for_path(r"/respondents/\d+")
+    assert visit.text(".govuk-notification-banner").endswith(
+        "07700 900••• is enrolled in cohort Spring device loans. "
+        "They are invited now: the invitation is on its way."
+    )
+    assert "900123" not in visit.text("body")
+    visit.check("/respondents/<id> (enrolled)")
+
+    press(page, "main a[href$='/checkins']")
+    visit.wait_for_path(r"/respondents/\d+/checkins")
+    visit.check("/respondents/<id>/checkins")
+    tab_to(page, "input[name=when]")
+    assert page.evaluate("document.activeElement.value") == "1m"
+    page.keyboard.press("Space")
+    with page.expect_navigation():
+        press(page, "form[method=post][action$='/checkins'] button")
+    banner = visit.text(".govuk-notification-banner")
+    assert "Scheduled a check-in for 1 January 2027 at 11am" in banner
+    assert "They have not finished a first assessment yet" in banner  # only just invited
+    visit.check("/respondents/<id>/checkins (scheduled)")
+
+
+def test_enrolling_works_without_javascript(browse: Browse, staff: Staff) -> None:
+    visit = browse(javascript=False)
+    sign_in(visit, NORTH_WORKER, PASSWORD)
+    visit.go("/enrol", "enrol without javascript")
+    page = visit.page
+    page.get_by_label("Mobile phone number").fill("07700 900124")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Enrol and invite").click()
+    assert "Confirm that the resident agreed to be contacted" in visit.text(".govuk-error-summary")
+    assert page.get_by_label("Mobile phone number").input_value() == "07700 900124"
+    visit.snap("agreement missing without javascript")
+    page.get_by_label("The resident agreed to be contacted").check()
+    page.get_by_role("button", name="Enrol and invite").click()
+    visit.wait_for_path(r"/respondents/\d+")
+    assert "07700 900••• is enrolled." in visit.text(".govuk-notification-banner")
+    visit.snap("enrolled without javascript")

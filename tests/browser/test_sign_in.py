@@ -29,8 +29,8 @@ def test_a_wrong_password_shows_the_error_summary_with_the_focus_on_it(
     visit.go("/login", "login page")
     visit.page.get_by_label("Email address").fill(NORTH_WORKER)
     visit.page.get_by_label("Password", exact=True).fill("not the password")
-    visit.page.get_by_role("button", name="Sign in").click()
-    visit.page.wait_for_load_state()
+    with visit.page.expect_navigation():
+        visit.page.get_by_role("button", name="Sign in").click()
     assert visit.page.title() == "Error: Sign in – Digital inclusion outreach"
     summary = visit.page.locator(".govuk-error-summary")
     assert "There is a problem" in summary.get_by_role("alert").inner_text()
@@ -81,16 +81,16 @@ def test_the_password_page_passes_axe_and_changes_the_password(visit: Visit, sta
     page.get_by_label("Current password").fill(PASSWORD)
     page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
     page.get_by_label("Confirm new password").fill("something else entirely")
-    page.get_by_role("button", name="Change password").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Change password").click()
     assert "The new passwords do not match" in visit.text(".govuk-error-summary")
     assert page.evaluate("document.activeElement.classList.contains('govuk-error-summary')")
     visit.check("Change your password (error)")
     page.get_by_label("Current password").fill(PASSWORD)
     page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
     page.get_by_label("Confirm new password").fill(NEW_PASSWORD)
-    page.get_by_role("button", name="Change password").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Change password").click()
     assert "Your password has been changed" in visit.text("body")
     visit.snap("changed")
     # The old password no longer opens the dashboard; the new one does.
@@ -98,8 +98,8 @@ def test_the_password_page_passes_axe_and_changes_the_password(visit: Visit, sta
     visit.wait_for_path("/login")
     page.get_by_label("Email address").fill(NORTH_WORKER)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
     assert GENERIC in visit.text(".govuk-error-summary")
     sign_in(visit, NORTH_WORKER, NEW_PASSWORD)
 
@@ -115,8 +115,8 @@ def test_signing_in_and_changing_a_password_work_without_javascript(
     assert page.get_by_role("button", name="Show password").count() == 0
     page.get_by_label("Email address").fill(NORTH_WORKER)
     page.get_by_label("Password", exact=True).fill("not the password")
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
     assert GENERIC in visit.text(".govuk-error-summary")
     visit.snap("error without javascript")
     page.get_by_label("Email address").fill(NORTH_WORKER)
@@ -128,7 +128,7 @@ def test_signing_in_and_changing_a_password_work_without_javascript(
     page.get_by_label("Current password").fill(PASSWORD)
     page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
     page.get_by_label("Confirm new password").fill(NEW_PASSWORD)
-    page.get_by_role("button", name="Change password").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Change password").click()
     assert "Your password has been changed" in visit.text("body")
     visit.snap("changed without javascript")
