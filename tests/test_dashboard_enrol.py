@@ -127,7 +127,7 @@ def test_a_worker_enrols_a_resident_who_is_invited_at_once(
         resident.id,
         staff.north_worker.id,
     )
-    landed = told(client)
+    landed = page_text(client.get(response.headers["Location"]))  # their page says so
     assert f"{MASKED} is enrolled. They are invited now: the invitation is on its way." in landed
     assert "900555" not in landed
 

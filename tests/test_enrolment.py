@@ -3,6 +3,8 @@ recorded with who enrolled them and why, in a cohort; and whose reply carries on
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -339,3 +341,21 @@ def test_dibot_enrol_for_a_team(tmp_path: Path, database_url: str, engine: sa.En
         "dibot: --team: no team is called 'Nowhere' (dibot staff add makes one)"
     )
     assert len(rows(engine, Enrolment)) == 1
+
+
+def test_the_same_request_at_the_same_moment_twice_is_one_enrolment(
+    engine: sa.Engine, flow: Flow
+) -> None:
+    twice = replace(request(), repeat_window=timedelta(minutes=10))
+    start = threading.Barrier(2)
+
+    def at_once() -> Enrolled:
+        start.wait()
+        return enrol(engine, flow, twice, QUIET, MONDAY_NOON)
+
+    with ThreadPoolExecutor(2) as pool:
+        done = sorted(pool.map(lambda _: at_once(), range(2)), key=lambda e: e.repeated)
+
+    assert [(e.repeated, e.invited) for e in done] == [(False, True), (True, True)]
+    assert len(rows(engine, Enrolment)) == 1
+    assert len(rows(engine, OutboxEntry)) == 1
