@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -274,7 +273,7 @@ def register(pages: Blueprint, site: Site) -> None:
 
 
 def _audit_detail(done: Enrolled) -> str:
-    parts: list[Any] = []
+    parts: list[str] = []
     if done.repeated:
         parts.append("form sent twice, nothing more done")
     if done.cohort:
@@ -285,4 +284,4 @@ def _audit_detail(done: Enrolled) -> str:
         parts.append(f"invitation waits until {done.send_after.isoformat()}")
     else:
         parts.append("invited")
-    return "; ".join(str(part) for part in parts)
+    return "; ".join(parts)
