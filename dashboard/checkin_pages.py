@@ -363,11 +363,13 @@ def read_when(form: WhenForm, now: datetime, zone: ZoneInfo) -> When | None:
     if missing:
         getattr(form, missing[0]).errors = [f"The date of the check-in must include a {missing[0]}"]
         return None
-    wrong = [name for name, value in parts.items() if not (value.isascii() and value.isdigit())]
-    if wrong or len(parts["day"]) > 2 or len(parts["month"]) > 2:
-        getattr(form, (wrong or ["day"])[0]).errors = [
-            "The date of the check-in must be a real date"
-        ]
+    wrong = [
+        name
+        for name, value in parts.items()
+        if not (value.isascii() and value.isdigit()) or (name != "year" and len(value) > 2)
+    ]
+    if wrong:
+        getattr(form, wrong[0]).errors = ["The date of the check-in must be a real date"]
         return None
     if len(parts["year"]) != 4:
         form.year.errors = ["Year must include 4 numbers"]

@@ -277,7 +277,14 @@ def test_a_cohort_on_a_date_and_the_errors_of_dates(council: Council) -> None:
     assert "The date of the check-in must be a real date" in refused(
         when="date", day="٣", month="3", year="2027"
     )
+    assert "The date of the check-in must be a real date" in refused(
+        when="date", day="3", month="003", year="2027"
+    )
+    assert "The date of the check-in must be a real date" in refused(
+        when="date", day="-1", month="3", year="2027"
+    )
     assert "Select when the check-in should be" in refused(when="99m")
+    assert "Select when the check-in should be" in refused(when="3m" * 5000)
     assert council.checkin_rows() == []
     assert "Error: Check-ins" in submit(worker, path, {}, form_page=page).get_data(True)
 
@@ -491,6 +498,45 @@ def test_keyset_paging_fifty_at_a_time_in_order(council: Council) -> None:
             ).scalars()
         )
     assert first_ids == [ordered[49]]
+
+
+def test_sent_ones_page_the_latest_first(council: Council) -> None:
+    resident = council.enrol(1, north(council), cohort=None)
+    # Three at each minute: the page ends in the middle of a tie (50 = 16 x 3 + 2).
+    sent_at = [THREE_MONTHS + timedelta(minutes=n % 20) for n in range(60)]
+    with council.engine.begin() as conn:
+        conn.execute(
+            sa.insert(checkins),
+            [
+                {
+                    "respondent_id": resident,
+                    "due_at": THREE_MONTHS,
+                    "status": "invited",
+                    "scheduled_by": "A. Worker",
+                    "scheduled_at": START,
+                    "invited_at": at,
+                }
+                for at in sent_at
+            ],
+        )
+    worker = signed_in(council.app, council.staff.north_worker)
+
+    first = worker.get("/checkins?state=sent").get_data(True)
+    found = re.search(r'href="([^"]+)" rel="next"', first)
+    assert found
+    second = worker.get(found[1].replace("&amp;", "&")).get_data(True)
+
+    times = re.findall(r"1 March 2027 at (11(?::\d\d)?am)", first + second)
+    assert len(times) == 60
+    assert times[0] == "11:19am"
+    assert times[-1] == "11am"
+    minutes = [int(t[3:5]) if ":" in t else 0 for t in times]
+    assert minutes == sorted(minutes, reverse=True)
+    assert all(minutes.count(minute) == 3 for minute in range(20))  # none lost, none twice
+    assert "Sent; no delivery report yet" not in first  # no outbox row kept
+    assert "Invitation queued; no record of its sending is kept" in page_text(
+        worker.get("/checkins?state=sent")
+    )
 
 
 def test_ten_thousand_check_ins_stay_quick(council: Council) -> None:
