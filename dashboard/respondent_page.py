@@ -1,15 +1,15 @@
 """The respondent page, `GET /respondents/<id>`: everything known of one resident.
 
-The rule it keeps: the page is a query (`read_respondent`), a pure function
-(`respondent_view`) and a template. The respondent is reached only through `respondent_or_404`
-(another team's resident answers 404, exactly like an id that does not exist), and the read
-and its audit line ("view respondent") are one transaction. Every number comes from
-`scoring/` (the profile per heading, the ranked priorities and the message they make, gains
-against the baseline); nothing here scores. Questions and answers are shown in the flow's
-English for staff, whatever the resident's language (which is said); the phone number is
-shown only masked; every time is in the council's time zone (`[outreach] timezone`). Odd data
-is said, never a crash: a conversation state that cannot be read, an answer to a question (or
-an option) this version of the flow does not have, a number the keys cannot decrypt.
+The rule it keeps: the page is a query (`read_respondent`), a pure function (`respondent_view`)
+and a template. The respondent is reached only through `respondent_or_404` (another team's
+resident answers 404, exactly like an id that does not exist); it is read in a read-only
+transaction and its audit line ("view respondent") written before it is shown. Every number
+comes from `scoring/` (the profile per heading, the ranked priorities and the message they make,
+gains against the baseline); nothing here scores. Questions and answers are shown in the flow's
+English for staff, whatever the resident's language (which is said); the phone number is shown
+only masked; every time is in the council's time zone (`[outreach] timezone`). Odd data is said,
+never a crash: a conversation state that cannot be read, an answer to a question (or an option)
+this version of the flow does not have, a number the keys cannot decrypt.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from scoring import (
 )
 from scoring.message import join_names
 from storage import timeline
+from storage.database import read_only
 from storage.models import (
     Answer,
     Assessment,
@@ -979,10 +980,11 @@ def register(pages: Blueprint, site: Site) -> None:
     @site.staff_page
     def respondent(member: StaffMember, respondent_id: int) -> str:
         now = site.now()
-        with site.engine.begin() as conn:
+        with site.engine.connect() as connection:
+            conn = read_only(connection)
             row = respondent_or_404(conn, member, respondent_id)
             record = read_respondent(conn, row, keys_of(conn), now)
-            site.audit(conn, member, AUDIT_ACTION, respondent_id=respondent_id)
+        site.audit_view(member, AUDIT_ACTION, respondent_id=respondent_id)
         runtime = site.runtime
         zone = parse_timezone(runtime.config.outreach.timezone)
         view = respondent_view(

@@ -5,7 +5,10 @@ The rule it keeps: a page reaches a respondent or a cohort only through `respond
 `cohort_scope`, `respondent_or_404` or `cohort_or_404`, which limit an outreach worker to their
 own team's (an admin sees every team's) and answer 404 for anything else, exactly as for an id
 that does not exist; and every page that shows or exports a respondent's personal data writes
-one line to the audit log (`Site.audit`) in the transaction that read it.
+one line to the audit log before it answers: in the transaction that changes something
+(`Site.audit`), or, for a page that only reads, just after its read-only transaction
+(`Site.audit_view`), so a page never holds SQLite's write lock while it reads and decrypts. If
+the line cannot be written, the page is not shown.
 """
 
 from __future__ import annotations
@@ -130,3 +133,15 @@ class Site:
             respondent_id=respondent_id,
             detail=detail,
         )
+
+    def audit_view(
+        self,
+        member: StaffMember,
+        action: str,
+        *,
+        respondent_id: int | None = None,
+        detail: str = "",
+    ) -> None:
+        """`audit` in a short transaction of its own, after a page's read-only one."""
+        with self.engine.begin() as conn:
+            self.audit(conn, member, action, respondent_id=respondent_id, detail=detail)

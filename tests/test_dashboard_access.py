@@ -104,7 +104,7 @@ def test_ids_that_do_not_exist_or_are_not_numbers_get_404(
         if "GET" not in (rule.methods or set()):
             continue
         for bad in (999_999_999, 0):
-            path = rule.build({name: bad for name in rule.arguments})
+            path = rule.build(dict.fromkeys(rule.arguments, bad))
             assert path is not None
             assert admin.get(path[1]).status_code == 404, path[1]
         template = rule.rule
