@@ -69,6 +69,8 @@ class TurnResult:
     """Outbox ids of the replies, when `queue_replies` was asked for."""
     events: tuple[Event, ...]
     """What the engine said happened; () for a duplicate."""
+    stale: bool = False
+    """`if_state` refused the conversation as it was: nothing was stored or said."""
 
 
 @dataclass(frozen=True)
@@ -119,13 +121,16 @@ class TurnHandler:
         language: str | None = None,
         language_chosen: bool = False,
         replies_withheld: bool = False,
+        if_state: Callable[[State], bool] | None = None,
     ) -> TurnResult:
         """Take one turn. `language` is the respondent's language as their channel knows it
         (Telegram's setting): a new conversation starts in it, without asking, when it is one
         of the flow's languages other than the default. With `language_chosen` it is the
         respondent's own choice (`dibot chat --lang`), so the default language counts too.
         `replies_withheld`: the channel will not send the replies (Twilio confirms its own
-        opt-out words itself), so the timeline does not show them as sent."""
+        opt-out words itself), so the timeline does not show them as sent.
+        `if_state`: take the turn only if the saved state, read under the lock, passes it (a
+        web form answering the question it showed, `dashboard.assisted`); else it is `stale`."""
         now = self._clock()
         store, privacy = self._store, self.privacy
         delivery = _Delivery(channel, message_id, now)
@@ -136,6 +141,8 @@ class TurnHandler:
             stored = store.stored_replies(conn, channel, message_id)
             if stored is not None:
                 return TurnResult(replies=stored, duplicate=True, queued=(), events=())
+            if if_state is not None and not if_state(self._saved_state(conversation)):
+                return TurnResult(replies=(), duplicate=False, queued=(), events=(), stale=True)
             thread_id = conversation.thread_id
             if thread_id is not None and not self._reaches_engine_in_thread(conversation, inbound):
                 self._hold(conn, conversation, inbound, delivery, thread_id)
