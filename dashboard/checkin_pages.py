@@ -106,6 +106,20 @@ _finished_baseline = (
 )
 
 
+_answered = (
+    sa.select(sa.func.min(assessments.c.completed_at))
+    .where(
+        assessments.c.respondent_id == checkins.c.respondent_id,
+        assessments.c.kind == "checkin",
+        assessments.c.baseline_id == checkins.c.baseline_id,
+        assessments.c.started_at >= checkins.c.invited_at,
+    )
+    .scalar_subquery()
+    .label("answered_at")
+)
+"""When they finished the check-in assessment it invited them to (None: not yet)."""
+
+
 def _thread_open(now: datetime) -> sa.Label[bool]:
     return (
         sa.exists()
@@ -136,6 +150,7 @@ def _listing(member: StaffMember, now: datetime) -> sa.Select[Any]:
             outbox.c.delivery_status,
             outbox.c.delivery_error_code,
             _finished_baseline,
+            _answered,
             _thread_open(now),
         )
         .join_from(checkins, respondents, respondents.c.id == checkins.c.respondent_id)
@@ -258,8 +273,14 @@ def describe(row: Any, now: datetime, quiet: QuietHours, zone: ZoneInfo) -> Stat
     if row.status != "invited":
         return Status(row.status.capitalize(), "grey", "")
     if row.send_status is None:
-        return Status("Sent", "blue", "Invitation queued; no record of its sending is kept")
-    return _sent(row, now, zone)
+        shown = Status("Sent", "blue", "Invitation queued; no record of its sending is kept")
+    else:
+        shown = _sent(row, now, zone)
+    if row.answered_at is None:
+        return shown
+    return Status(
+        shown.tag, shown.colour, f"{shown.words}. They answered it {when(row.answered_at, zone)}"
+    )
 
 
 def _due(row: Any, now: datetime, quiet: QuietHours, zone: ZoneInfo) -> Status:

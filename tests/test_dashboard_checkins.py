@@ -394,6 +394,10 @@ def test_the_page_says_what_became_of_each_check_in(council: Council, twilio: Fa
     status_callback(webhooks, twilio, sids["+447700900001"], "delivered")
     status_callback(webhooks, twilio, sids["+447700900002"], "undelivered", 30003)
 
+    council.say(delivered, "1", *["5"] * 8)  # they start the check-in and answer it all
+    for _ in range(7):
+        council.say(delivered, "3", "4")
+
     assert (report.checkins_invited, report.checkins_skipped) == (3, 2)
     worker = signed_in(council.app, council.staff.north_worker)  # a new day, a new session
     sent = page_text(worker.get("/checkins?state=sent"))
@@ -402,7 +406,11 @@ def test_the_page_says_what_became_of_each_check_in(council: Council, twilio: Fa
     due = page_text(worker.get("/checkins"))
 
     assert "Due (0) Sent (1) Failed (2) Skipped (2)" in sent
-    assert "1 March 2027 at 11am Delivered Delivered to their phone" in sent
+    assert (
+        "1 March 2027 at 11am Delivered Delivered to their phone. They answered it 1 March 2027 "
+        "at 11am"
+    ) in sent
+    assert (sent + failed).count("They answered it") == 1  # only the one who did
     assert (
         "1 March 2027 at 11am Not delivered Not delivered: their phone was off or out of "
         "signal (error 30003)" in failed
