@@ -506,6 +506,10 @@ def test_keyset_paging_fifty_at_a_time_in_order(council: Council) -> None:
             ).scalars()
         )
     assert first_ids == [ordered[49]]
+    admin = page_text(signed_in(council.app, council.staff.north_admin).get("/checkins"))
+    assert "Due (150)" in admin  # every team's
+    south_page = page_text(signed_in(council.app, council.staff.south_worker).get("/checkins"))
+    assert "Due (30)" in south_page
 
 
 def test_sent_ones_page_the_latest_first(council: Council) -> None:
