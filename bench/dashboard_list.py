@@ -416,7 +416,7 @@ def scenarios(filled: Filled, visible: Sequence[int], worker: bool) -> list[Scen
         ),
         Scenario(
             "matching no one (reads all)",
-            {"status": "invited", "contact": "7d"},
+            {"status": "not_started", "contact": "never"},
             _exactly([]),
         ),
         Scenario("search: a number", {"q": phone}, _exactly(number_owner)),

@@ -201,7 +201,8 @@ class Filters:
         if self.search.by_number:
             parts.append("search=a phone number or chat id")
         elif self.search.fragment is not None:
-            parts.append(f"search=cohort name containing {self.search.fragment[:50]!r}")
+            words = re.sub(r"\d", "•", self.search.fragment[:50])  # never a number typed in
+            parts.append(f"search=cohort name containing {words!r}")
         elif self.search.problem is not None:
             parts.append("search=not a number")
         if self.before is not None:

@@ -590,14 +590,17 @@ def test_each_view_of_the_list_writes_one_audit_line_with_its_filters_not_the_nu
     client.get("/respondents")
     client.get("/respondents?status=invited&contact=never")
     client.get("/respondents?q=07700+900093")
+    client.get("/respondents?q=Mrs+Example+07700900094")
 
     views = list_views(engine)
-    assert [who for who, _ in views] == [staff.north_worker.id] * 3
+    assert [who for who, _ in views] == [staff.north_worker.id] * 4
     assert views[0][1] == "all"
     assert "status=invited" in views[1][1]
     assert "contact=never" in views[1][1]
     assert "phone number" in views[2][1]
     assert "900093" not in views[2][1]
+    assert "Mrs Example" in views[3][1]
+    assert not re.search(r"\d", views[3][1])
 
 
 def test_someone_signed_out_is_sent_to_log_in_and_nothing_is_audited(
