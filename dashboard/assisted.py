@@ -8,7 +8,8 @@ The rules it keeps:
   it is matched, stored and scored exactly as over SMS, in the resident's one conversation. A
   resident part-way through by text is taken over where they are (and can carry on by text
   afterwards); nothing is queued to be texted, and the turns are on their timeline with channel
-  "assisted";
+  "assisted". Left part-way, it is where they carry on by text, and the usual reminders may
+  follow, as for anyone who stopped answering;
 - a page names the conversation as it showed it (the prompt's key and a digest of the saved
   state), and the turn is taken only if the conversation is still exactly so under the turn's
   lock: a stale tab, a double submit or a text from the resident in between never answers the
@@ -345,16 +346,11 @@ def register(pages: Blueprint, site: Site) -> None:
         return handlers[0]
 
     def page(
-        respondent: Any,
-        situation: Situation,
-        *,
-        error: str | None = None,
-        error_field: str = "option",
-        chosen: str = "",
-        status: int = 200,
+        respondent: Any, situation: Situation, *, error: str | None = None, status: int = 200
     ) -> ResponseReturnValue:
         flow = site.runtime.flow
         screen = screen_of(flow, situation.state, site.now())
+        shown = screen.choices or screen.kind == "start"
         html = render_template(
             "assisted.html",
             respondent_id=respondent.id,
@@ -366,8 +362,7 @@ def register(pages: Blueprint, site: Site) -> None:
             default_language=flow.languages[0],
             language_name=flow.language_names.get(situation.state.language, ""),
             error=error,
-            error_field=error_field,
-            chosen=chosen,
+            error_field="option" if shown and not situation.blocked else "main-content",
         )
         return html, status
 
@@ -398,6 +393,7 @@ def register(pages: Blueprint, site: Site) -> None:
         expected = digest(situation.state)
 
         def refused(why: str, **shown: Any) -> ResponseReturnValue:
+            """The page as it is now, saying why nothing was taken; an audit line of it."""
             with site.engine.begin() as conn:
                 site.audit(
                     conn,
@@ -406,16 +402,16 @@ def register(pages: Blueprint, site: Site) -> None:
                     respondent_id=respondent.id,
                     detail=f"refused at {screen.key}: {why}"[:200],
                 )
-            return page(respondent, situation, **shown)
+                now_at = read_situation(conn, flow, respondent, site.now())
+            return page(respondent, now_at, **shown)
 
         if situation.blocked is not None:
             return refused("blocked", status=409)
         if posted.step != screen.key or posted.at != expected:
-            return refused("stale", error=STALE, error_field="option", status=409)
+            return refused("stale", error=STALE, status=409)
         problem = problem_with(posted, screen)
         if problem is not None:
-            field = "option" if not posted.command else "continue"
-            return refused(problem, error=problem, error_field=field, status=400)
+            return refused(problem, error=problem, status=400)
         language = situation.state.language
         text = command_word(flow, posted.command, language) if posted.command else posted.option
         at_start = screen.kind == "start"
@@ -432,7 +428,7 @@ def register(pages: Blueprint, site: Site) -> None:
             if_state=still,
         )
         if result.stale:
-            return refused("stale", error=STALE, error_field="option", status=409)
+            return refused("stale", error=STALE, status=409)
         recorded = any(event.kind in RECORDING_EVENTS for event in result.events)
         with site.engine.begin() as conn:
             if recorded:

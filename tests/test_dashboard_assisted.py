@@ -467,11 +467,11 @@ def test_a_text_taken_while_the_page_posts_wins_and_the_page_is_refused(
     answer(worker, resident, option="1")
     step = current(worker, resident)
     token = csrf_token(worker, path(resident))
-    statuses: list[int] = []
+    said: list[TestResponse] = []
 
     def click() -> None:
         data = {"csrf_token": token, "step": step.key, "at": step.at, "option": "5"}
-        statuses.append(worker.post(path(resident), data=data).status_code)
+        said.append(worker.post(path(resident), data=data))
 
     store = TurnStore(engine.dialect.name)
     posting = threading.Thread(target=click)
@@ -482,7 +482,10 @@ def test_a_text_taken_while_the_page_posts_wins_and_the_page_is_refused(
         moved = engine_step(flow, State.from_json(turn.state), Inbound("2"), clock()).state
         store.save_conversation(conn, turn, moved.to_json(), flow, turn.assessment_id, clock())
     posting.join()
-    assert statuses == [409]
+    (refused,) = said
+    assert refused.status_code == 409
+    assert STALE in page_text(refused)
+    assert "Question 2 of 22" in page_text(refused)  # the question they are at now
     assert current(worker, resident).key == "BA02.access"
     assert count(engine, answers) == 0  # the worker's 5 went nowhere
 
