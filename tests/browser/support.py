@@ -265,15 +265,25 @@ class Visit:
     def __post_init__(self) -> None:
         self.page.on("console", self._console)
         self.page.on("pageerror", self._page_error)
+        self.page.on("response", self._response)
 
     def _console(self, message: ConsoleMessage) -> None:
-        # The browser's own request for /favicon.ico (the dashboard has no icon) is not the
-        # page's doing.
-        if message.type == "error" and not message.location["url"].endswith("/favicon.ico"):
+        # A response's status is judged in `_response` (a form's 400 page is no fault), not
+        # by the console's "Failed to load resource".
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
             self.problems.append(f"console: {message.text} at {message.location}")
 
     def _page_error(self, error: Error) -> None:
         self.problems.append(f"script error: {error}")
+
+    def _response(self, response: Response) -> None:
+        """A server error anywhere, or a missing script, stylesheet or image, is a fault; the
+        browser's own request for /favicon.ico (the dashboard has none) is not."""
+        document = response.request.resource_type == "document"
+        if response.status >= 500 or (
+            response.status >= 400 and not document and not response.url.endswith("/favicon.ico")
+        ):
+            self.problems.append(f"{response.status} for {response.url}")
 
     def go(
         self, path: str, step: str | None = None, *, status: int = 200, snap: bool = True
