@@ -241,3 +241,64 @@ def test_enrolling_works_without_javascript(browse: Browse, staff: Staff) -> Non
     visit.wait_for_path(r"/respondents/\d+")
     assert "07700 900••• is enrolled." in visit.text(".govuk-notification-banner")
     visit.snap("enrolled without javascript")
+
+
+def answer_by_keyboard(page: Page, option: int) -> str:
+    """Choose the `option`th radio (from 1) with the arrow keys and Continue with Enter; the
+    page's main heading (the question) that was answered."""
+    question = page.locator("h1, legend").first.inner_text()
+    tab_to(page, "input[name=option]")
+    for _ in range(option - 1):
+        page.keyboard.press("ArrowDown")
+    page.keyboard.press("Space")
+    assert page.locator("input[name=option]:checked").get_attribute("value") == str(option)
+    with page.expect_navigation():
+        press(page, "#continue")
+    return question
+
+
+def test_an_assisted_assessment_answered_with_the_keyboard(
+    visit: Visit, staff: Staff, residents: list[int]
+) -> None:
+    invited = residents[1]
+    sign_in(visit, NORTH_WORKER, PASSWORD)
+    visit.go(f"/respondents/{invited}", snap=False)
+    visit.check("/respondents/<id> (invited)")
+    page = visit.page
+    press(page, "main a[href$='/assisted']")
+    visit.wait_for_path(rf"/respondents/{invited}/assisted")
+    visit.check("/respondents/<id>/assisted")
+    assert page.get_by_role("heading", level=1).inner_text() == "Privacy notice"
+    with page.expect_navigation():
+        press(page, "#continue")  # nothing chosen yet
+    assert page.evaluate("document.activeElement.classList.contains('govuk-error-summary')")
+    assert "Select their answer" in visit.text(".govuk-error-summary")
+    visit.check("/respondents/<id>/assisted (privacy notice, error)")
+    answer_by_keyboard(page, 1)  # they agree
+    visit.check("/respondents/<id>/assisted (quick or full)")
+    answer_by_keyboard(page, 1)  # the quick check
+    asked: list[str] = []
+    total = 0
+    while page.locator("input[name=option]").count():
+        question = re.search(r"Question (\d+) of (\d+)", visit.text("main"))
+        if question is None:  # a screen between sections, answered like any other
+            answer_by_keyboard(page, 1)
+            continue
+        number, total = int(question[1]), int(question[2])
+        assert number == len(asked) + 1
+        if number == 1:
+            visit.check("/respondents/<id>/assisted (a question)")
+        asked.append(answer_by_keyboard(page, 1))
+    # The first option of each basics question is "no": without a device or a connection
+    # the skills are not asked, and the priorities say what comes first.
+    assert total == 22
+    assert len(asked) == 8
+    assert asked[0].endswith("Do you have a phone, tablet or computer that can go online?")
+    assert "Assessment complete" in visit.text(".govuk-panel")
+    assert "First, you need: a device, internet access" in visit.text(".govuk-inset-text")
+    visit.check("/respondents/<id>/assisted (complete)")
+    visit.go(f"/respondents/{invited}", snap=False)
+    answers = " ".join((page.locator("main").text_content() or "").split())  # details closed
+    assert f"Filled in with a member of staff: {NORTH_WORKER}" in answers
+    assert "First, they need: a device, internet access" in visit.text("main")
+    visit.check("/respondents/<id> (assisted)")
