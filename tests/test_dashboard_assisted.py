@@ -282,6 +282,35 @@ def test_a_full_assessment_with_topics_skipped_stores_what_texting_stores(
     assert assessment.completed_at is not None
 
 
+def no_device(key: str, options: int) -> int:
+    """No device at all, so they skip the skills questions; everything else is fine."""
+    if key in ("consent", "mode", "BA01.access", "skills.basis"):
+        return 1
+    return options
+
+
+def test_without_a_device_the_skills_can_be_skipped_and_the_device_comes_first(
+    worker: FlaskClient,
+    engine: sa.Engine,
+    flow: Flow,
+    clock: FakeNow,
+    sms: TurnHandler,
+    resident: int,
+) -> None:
+    asked = run_assisted(worker, resident, no_device)
+    by_text, priorities = run_by_text(sms, engine, flow, clock, SMS_URN, no_device)
+    assert asked == by_text
+    assert "skills.basis" in asked
+    assert not any(key.endswith(".skill") for key in asked)
+    assert stored(engine, resident) == stored(engine, respondent_of(engine, SMS_URN))
+    done = current(worker, resident)
+    assert " ".join(priorities.split()) in done.page
+    assert "First, you need:" in done.page
+    assert "doing well" not in done.page
+    (assessment,) = assessment_rows(engine, resident)
+    assert (assessment.skills_basis, assessment.assisted_by) == ("not_asked", NORTH_WORKER)
+
+
 def test_the_turns_are_on_the_timeline_as_assisted_and_audited(
     worker: FlaskClient, engine: sa.Engine, resident: int
 ) -> None:
