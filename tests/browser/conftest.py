@@ -2,8 +2,8 @@
 served on 127.0.0.1 per test (on the test's own database: `database_url`), and a fresh browser
 context per test (`visit`; `browse(javascript=False)` for another, e.g. with scripts off).
 
-Without Chromium (Debian: `apt-get install chromium`) the tests are skipped with that reason,
-unless DIBOT_REQUIRE_BROWSER=1 (CI sets it), when they fail instead.
+Without Chromium (Debian: `apt-get install chromium`; DIBOT_CHROMIUM names another) the tests
+are skipped with that reason, unless DIBOT_REQUIRE_BROWSER=1 (CI sets it), when they fail.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from dibot.config import Config, DatabaseConfig, OutreachConfig, ServerConfig, W
 from dibot.web import create_app
 from flows.model import Flow
 from tests.browser.support import (
+    CHROMIUM,
+    CHROMIUM_VARIABLE,
     LOCALHOST,
     REQUIRE_BROWSER,
     SCREENSHOTS,
@@ -46,7 +48,10 @@ def chromium() -> Iterator[Browser]:
     """One headless Chromium for every browser test (Playwright cannot fetch its own here)."""
     path = find_chromium()
     if path is None:
-        reason = "no Chromium at /usr/bin/chromium or on PATH (Debian: apt-get install chromium)"
+        reason = (
+            f"no Chromium at {os.environ.get(CHROMIUM_VARIABLE) or CHROMIUM} or on PATH "
+            "(Debian: apt-get install chromium)"
+        )
         if browser_required():
             pytest.fail(f"{reason}, and {REQUIRE_BROWSER}=1 requires the browser tests")
         pytest.skip(reason)

@@ -42,6 +42,8 @@ AXE_REPORT = ARTIFACTS / "axe-report.json"
 AXE_SUMMARY = ARTIFACTS / "axe-summary.txt"
 
 CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_VARIABLE = "DIBOT_CHROMIUM"
+"""Another Chromium to use instead (a path); one that is not there counts as none."""
 REQUIRE_BROWSER = "DIBOT_REQUIRE_BROWSER"
 IMPACTS = ("critical", "serious", "moderate", "minor")
 BLOCKING = frozenset({"critical", "serious"})
@@ -52,7 +54,11 @@ TOPICS = 7
 
 
 def find_chromium() -> str | None:
-    """Debian's Chromium, or one on PATH; None when there is none."""
+    """DIBOT_CHROMIUM if set, else Debian's Chromium, or one on PATH; None when there is
+    none."""
+    chosen = os.environ.get(CHROMIUM_VARIABLE)
+    if chosen:
+        return chosen if os.access(chosen, os.X_OK) else None
     if os.access(CHROMIUM, os.X_OK):
         return CHROMIUM
     return shutil.which("chromium") or shutil.which("chromium-browser")
