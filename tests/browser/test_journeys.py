@@ -1,17 +1,21 @@
 """The issue's journeys in a real browser, with the keyboard alone once signed in (Tab to the
 control, Enter or Space to use it, arrows within a group; GOV.UK's focus style visible at every
-stop), axe-core on each page on the way: a follow-up text with its live length counter, and
-check-ins for a cohort. Without JavaScript the counter's words come from the server, the same."""
+stop), axe-core on each page on the way: finding residents, a follow-up text with its live
+length counter and the reply in the thread, check-ins for a cohort, a cohort added and a
+resident enrolled into it with a check-in of their own, and an assisted assessment. Without
+JavaScript the forms still work, and the counter's words come from the server, the same."""
 
 from __future__ import annotations
 
 import re
 
+import sqlalchemy as sa
 from playwright.sync_api import Page
 
-from tests.browser.conftest import COHORT
-from tests.browser.support import Browse, Visit, focused, sign_in, tab_to
-from tests.dashboard_support import NORTH_ADMIN, NORTH_WORKER, PASSWORD, Staff
+from flows.model import Flow
+from tests.browser.conftest import ANSWERED, COHORT
+from tests.browser.support import Browse, Visit, focused, sign_in, tab_to, texts_from
+from tests.dashboard_support import NORTH_ADMIN, NORTH_WORKER, PASSWORD, FakeNow, Staff
 
 COUNTER = "[data-followup-counter] .govuk-character-count__status"
 GSM7 = "Plain characters (GSM-7): 160 characters a text, 153 each when it needs more."
@@ -37,7 +41,12 @@ def open_first_resident(visit: Visit) -> None:
 
 
 def test_a_follow_up_text_counted_as_it_is_typed_then_sent_by_keyboard(
-    visit: Visit, staff: Staff, residents: list[int]
+    visit: Visit,
+    staff: Staff,
+    residents: list[int],
+    engine: sa.Engine,
+    flow: Flow,
+    clock: FakeNow,
 ) -> None:
     sign_in(visit, NORTH_WORKER, PASSWORD)
     open_first_resident(visit)
@@ -89,6 +98,13 @@ def test_a_follow_up_text_counted_as_it_is_typed_then_sent_by_keyboard(
     assert f"Sent to {MASKED}: 1 text." in banner
     assert text in visit.text(".dibot-thread")
     visit.check("/respondents/<id>/follow-up (sent)")
+
+    # Their reply, by SMS, arrives in the thread (the bot keeps quiet while it is open).
+    texts_from(engine, flow, clock, ANSWERED[1], "Yes please, Tuesday suits me")
+    page.reload()
+    thread = visit.text(".dibot-thread")
+    assert thread.index(text) < thread.index("Yes please, Tuesday suits me")
+    visit.check("/respondents/<id>/follow-up (reply)")
 
 
 def test_without_javascript_the_server_counts_the_text_in_the_same_words(
@@ -302,3 +318,53 @@ def test_an_assisted_assessment_answered_with_the_keyboard(
     assert f"Filled in with a member of staff: {NORTH_WORKER}" in answers
     assert "First, they need: a device, internet access" in visit.text("main")
     visit.check("/respondents/<id> (assisted)")
+
+
+def choose_by_keyboard(page: Page, select: str, text: str) -> None:
+    """Tab to the `select`, Home to its first option, then down with the arrow keys to
+    `text`."""
+    tab_to(page, select)
+    options = page.locator(f"{select} option").all_inner_texts()
+    assert text in options, options
+    page.keyboard.press("Home")
+    for _ in range(len(options)):
+        if page.locator(f"{select} option:checked").inner_text() == text:
+            return
+        page.keyboard.press("ArrowDown")
+    raise AssertionError(f"{text} not reached in {select}")
+
+
+def test_finding_residents_by_keyboard(visit: Visit, staff: Staff, residents: list[int]) -> None:
+    sign_in(visit, NORTH_WORKER, PASSWORD)
+    page = visit.page
+    rows = page.locator("main tbody tr")
+    assert rows.count() == 2  # North's two; South's resident is not theirs to see
+    assert "900201" not in visit.text("main")
+    choose_by_keyboard(page, "select#status", "Completed")
+    with page.expect_navigation():
+        press(page, "form.dibot-filters button")
+    assert rows.count() == 1
+    assert "Completed" in visit.text("main tbody")
+    assert "Matching residents" in visit.text("main caption")
+    visit.check("/respondents?status (filtered)")
+
+    tab_to(page, "#q", backwards=True)
+    page.keyboard.press("Control+A")
+    page.keyboard.type("07700 900201")  # South's resident, by their whole number
+    choose_by_keyboard(page, "select#status", "Any status")
+    with page.expect_navigation():
+        press(page, "form.dibot-filters button")
+    assert rows.count() == 0
+    assert "No residents match" in visit.text("main")
+    assert "900201" not in visit.text("main")  # the number is not repeated back
+    visit.check("/respondents?q (no match)")
+
+    tab_to(page, "#q", backwards=True)
+    page.keyboard.press("Control+A")
+    page.keyboard.type("07700 900101")
+    with page.expect_navigation():
+        press(page, "form.dibot-filters button")
+    assert rows.count() == 1
+    assert residents[-1] == int(
+        (page.locator("main tbody a").get_attribute("href") or "").rsplit("/", 1)[1]
+    )
