@@ -16,8 +16,11 @@ The rules it keeps:
   in the search is read as `dibot enrol` reads it and found by its keyed digest;
 - a query value that makes no sense (a page edge "abc", a huge number, an unknown status) is
   treated as absent, never a 500; a search that cannot be a number says why;
+- a number is searched for by POST and answered at once, never put in an address (the browser's
+  history, a proxy's log): the search form posts, a search by cohort name is sent back to the
+  GET page, and a number in a GET address is refused with the reason;
 - each view of the list writes one audit line naming its filters (never the number searched
-  for), in the transaction that read the list.
+  for), just after the read-only transaction that read the list.
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from werkzeug.wrappers.response import Response as BaseResponse
 from wtforms import Form, SelectField, StringField
 
 from bot.state import State
@@ -41,6 +45,7 @@ from dashboard.site import ADMIN, Site, cohort_scope, respondent_scope
 from flows.model import Flow, Question
 from outreach.phone import PhoneNumberError, masked_urn, urn_for_phone
 from outreach.quiet_hours import parse_timezone
+from storage.database import read_only
 from storage.models import (
     Assessment,
     Cohort,
@@ -163,10 +168,17 @@ class Search:
     urns: tuple[str, ...] = ()
     fragment: str | None = None
     problem: str | None = None
+    refused_in_address: bool = False
+    """A number came in a GET address: refused, not looked up."""
 
     @property
     def by_number(self) -> bool:
         return bool(self.urns)
+
+    @property
+    def private(self) -> bool:
+        """What was typed is (or may be) someone's number: it must not go into an address."""
+        return (bool(self.text) and self.fragment is None) or self.refused_in_address
 
 
 @dataclass(frozen=True)
@@ -529,7 +541,7 @@ def shown(page: Page, keys: Keys, flow: Flow, zone: ZoneInfo) -> list[Shown]:
 
 
 class FilterForm(Form):  # type: ignore[misc]  # WTForms is untyped
-    """The filters: a GET form (no CSRF token: it changes nothing), working without JS. The
+    """The filters, posted (a number typed must not go into an address) and working without JS. The
     choices are set per request (`filter_form`), as plain (value, label) pairs."""
 
     q = StringField("Search")
@@ -553,19 +565,46 @@ def filter_form(filters: Filters, cohort_choices: Sequence[tuple[int, str]]) -> 
     return form
 
 
+NUMBER_IN_ADDRESS = (
+    "Search for a phone number with the search box on this page: a number is never put in the "
+    "page’s address"
+)
+
+
 def register(pages: Blueprint, site: Site) -> None:
     @pages.get("/respondents", endpoint="respondents")
     @site.staff_page
     def list_respondents(member: StaffMember) -> str:
+        return list_view(member, request.args, searched=False)
+
+    @pages.post("/respondents", endpoint="respondents_search")
+    @site.staff_page
+    def search_respondents(member: StaffMember) -> BaseResponse | str:
+        """The search form: a number is answered here; anything else is sent to the GET page,
+        whose address may be kept and shared."""
+        if read_search(request.form.get("q", "")).private:
+            return list_view(member, request.form, searched=True)
+        fields = ("q", "status", "cohort", "contact")
+        values: dict[str, Any] = {name: request.form.get(name, "") for name in fields}
+        return redirect(url_for(".respondents", **{k: v for k, v in values.items() if v}))
+
+    def list_view(member: StaffMember, args: Mapping[str, str], *, searched: bool) -> str:
         runtime = site.runtime
         zone = parse_timezone(runtime.config.outreach.timezone)
-        with site.engine.begin() as conn:
+        with site.engine.connect() as connection:
+            conn = read_only(connection)
             choices = visible_cohorts(conn, member)
-            filters = read_filters(request.args, [cohort_id for cohort_id, _ in choices])
+            filters = read_filters(args, [cohort_id for cohort_id, _ in choices])
+            if filters.search.private and not searched:
+                filters = replace(
+                    filters, search=Search(problem=NUMBER_IN_ADDRESS, refused_in_address=True)
+                )
             page = list_page(conn, member, filters, site.now())
             rows = shown(page, keys_of(conn), runtime.flow, zone)
-            site.audit(conn, member, AUDIT_ACTION, detail=filters.describe())
+        site.audit_view(member, AUDIT_ACTION, detail=filters.describe())
         values: dict[str, Any] = dict(filters.query_values())
+        if filters.search.private:
+            values.pop("q", None)
         previous_href = (
             url_for(".respondents", **values, after=rows[0].id) if page.has_previous else None
         )

@@ -22,7 +22,7 @@ from flows.model import Flow
 from outreach.enrolment import EnrolmentRequest, enrol
 from outreach.quiet_hours import NO_QUIET_HOURS
 from storage.models import AuditEntry, Cohort, Conversation, Team, table
-from tests.dashboard_support import FakeNow, Staff, enrol_into_team, page_text, signed_in
+from tests.dashboard_support import FakeNow, Staff, enrol_into_team, page_text, signed_in, submit
 from tests.turn_helpers import send
 
 ROW = re.compile(r'<tr class="govuk-table__row">(.*?)</tr>', re.S)
@@ -39,6 +39,13 @@ def listed(response: TestResponse) -> list[int]:
     """The residents' ids in the table, top to bottom."""
     assert response.status_code == 200, response.status_code
     return [int(found) for found in ROW_LINK.findall(response.get_data(as_text=True))]
+
+
+def search(client: FlaskClient, typed: str) -> TestResponse:
+    """The search form as a browser sends it: posted, answered at once when it is a number."""
+    response = submit(client, "/respondents", {"q": typed}, form_page="/password")
+    assert response.status_code == 200, response.status_code
+    return response
 
 
 def rows(response: TestResponse) -> dict[int, str]:
@@ -129,8 +136,8 @@ def test_another_teams_resident_found_by_number_is_not_there_for_a_worker(
 ) -> None:
     south = enrol_into_team(engine, flow, "07700 900201", teams["South"])
 
-    as_north = signed_in(dashboard, staff.north_worker).get("/respondents?q=07700+900201")
-    as_admin = signed_in(dashboard, staff.north_admin).get("/respondents?q=07700+900201")
+    as_north = search(signed_in(dashboard, staff.north_worker), "07700 900201")
+    as_admin = search(signed_in(dashboard, staff.north_admin), "07700 900201")
 
     assert listed(as_north) == []
     assert "No resident you can see has that number" in page_text(as_north)
@@ -323,9 +330,7 @@ def test_a_whole_number_finds_the_resident_however_it_is_typed(
     wanted = enrol_into_team(engine, flow, "07700 900123", teams["North"])
     enrol_into_team(engine, flow, "07700 900124", teams["North"])
 
-    response = signed_in(dashboard, staff.north_worker).get(
-        "/respondents", query_string={"q": typed}
-    )
+    response = search(signed_in(dashboard, staff.north_worker), typed)
 
     assert listed(response) == [wanted]
     assert "There is a problem" not in page_text(response)
@@ -342,7 +347,7 @@ def test_a_telegram_chat_id_finds_its_resident(
         datetime(2026, 12, 1, 10, 0, tzinfo=UTC),
     )
 
-    response = signed_in(dashboard, staff.north_admin).get("/respondents?q=987654321")
+    response = search(signed_in(dashboard, staff.north_admin), "987654321")
 
     assert listed(response) == [enrolled.respondent_id]
 
@@ -368,9 +373,7 @@ def test_a_search_that_cannot_be_a_whole_number_says_why(
 ) -> None:
     enrol_into_team(engine, flow, "07700 900123", teams["North"])
 
-    response = signed_in(dashboard, staff.north_worker).get(
-        "/respondents", query_string={"q": typed}
-    )
+    response = search(signed_in(dashboard, staff.north_worker), typed)
 
     assert response.status_code == 200
     assert listed(response) == []
@@ -386,7 +389,7 @@ def test_part_of_a_number_finds_no_one_and_says_the_whole_number_is_needed(
 ) -> None:
     enrol_into_team(engine, flow, "07700 900123", teams["North"])
 
-    response = signed_in(dashboard, staff.north_worker).get("/respondents?q=900123")
+    response = search(signed_in(dashboard, staff.north_worker), "900123")
 
     assert listed(response) == []
     assert "No resident you can see has that number" in page_text(response)
@@ -574,7 +577,27 @@ def test_the_filters_show_what_is_in_force(
 
     assert re.search(r'<option value="invited" selected>', html)
     assert re.search(r'<option value="never" selected>', html)
-    assert '<form method="get"' in html
+    assert '<form method="post" action="/respondents"' in html
+
+
+def test_a_number_is_searched_for_by_post_and_never_put_in_an_address(
+    dashboard: Flask, engine: sa.Engine, flow: Flow, staff: Staff, teams: dict[str, int]
+) -> None:
+    wanted = enrol_into_team(engine, flow, "07700 900456", teams["North"])
+    client = signed_in(dashboard, staff.north_worker)
+
+    answered = search(client, "07700 900456")
+    in_address = client.get("/respondents?q=07700+900456")
+    by_name = submit(client, "/respondents", {"q": "library", "status": "invited"})
+
+    assert listed(answered) == [wanted]
+    links = re.findall(r'(?:href|action)="([^"]*)"', answered.get_data(as_text=True))
+    assert links
+    assert not [link for link in links if "900456" in link or "q=" in link]
+    assert listed(in_address) == []
+    assert "never put in the page’s address" in page_text(in_address)
+    assert by_name.status_code == 302
+    assert by_name.headers["Location"] == "/respondents?q=library&status=invited"
 
 
 # --- audit ----------------------------------------------------------------------------------
@@ -589,7 +612,7 @@ def test_each_view_of_the_list_writes_one_audit_line_with_its_filters_not_the_nu
 
     client.get("/respondents")
     client.get("/respondents?status=invited&contact=never")
-    client.get("/respondents?q=07700+900093")
+    search(client, "07700 900093")
     client.get("/respondents?q=Mrs+Example+07700900094")
 
     views = list_views(engine)
