@@ -373,10 +373,10 @@ def register(pages: Blueprint, site: Site) -> None:
     def assisted(member: StaffMember, respondent_id: int) -> ResponseReturnValue:
         flow = site.runtime.flow
         if request.method == "GET":
-            with site.engine.begin() as conn:
-                respondent = respondent_or_404(conn, member, respondent_id)
+            with site.engine.connect() as conn:
+                respondent = respondent_or_404(read_only(conn), member, respondent_id)
                 situation = read_situation(conn, flow, respondent, site.now())
-                site.audit(conn, member, AUDIT, respondent_id=respondent_id, detail="viewed")
+            site.audit_view(member, AUDIT, respondent_id=respondent_id, detail="viewed")
             return page(respondent, situation)
         with site.engine.connect() as conn:
             # only reads, so it never waits behind a turn: the turn's lock decides (`if_state`)

@@ -480,7 +480,8 @@ def register(pages: Blueprint, site: Site) -> None:
             abort(404)
         after = _int_arg("after")
         now = site.now()
-        with site.engine.begin() as conn:
+        with site.engine.connect() as connection:
+            conn = read_only(connection)
             chosen = cohort_or_404(conn, member, cohort_id) if cohort_id is not None else None
             choices = conn.execute(
                 sa.select(cohorts.c.id, cohorts.c.name)
@@ -491,7 +492,7 @@ def register(pages: Blueprint, site: Site) -> None:
             found = _rows(conn, member, state, after, now)
             shown = found[:PAGE]
             keys = keys_of(conn)
-            site.audit(conn, member, "view check-ins", detail=f"{state}: {len(shown)} shown")
+        site.audit_view(member, "view check-ins", detail=f"{state}: {len(shown)} shown")
         picker = [{"value": "", "text": "Choose a cohort", "selected": chosen is None}] + [
             {
                 "value": str(row.id),
@@ -569,7 +570,8 @@ def register(pages: Blueprint, site: Site) -> None:
         member: StaffMember, respondent_id: int, form: WhenForm, error: str | None = None
     ) -> ResponseReturnValue:
         now = site.now()
-        with site.engine.begin() as conn:
+        with site.engine.connect() as connection:
+            conn = read_only(connection)
             person = respondent_or_404(conn, member, respondent_id)
             found = _respondent_checkins(conn, member, respondent_id, now)
             keys = keys_of(conn)
@@ -582,7 +584,7 @@ def register(pages: Blueprint, site: Site) -> None:
                     )
                 )
             ).scalar()
-            site.audit(conn, member, "view check-ins", respondent_id=respondent_id)
+        site.audit_view(member, "view check-ins", respondent_id=respondent_id)
         listed = [_view(row, keys, now, quiet(), zone()) for row in found]
         pending = next((row for row in listed if row.status == "scheduled"), None)
         return render_template(

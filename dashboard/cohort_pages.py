@@ -320,18 +320,18 @@ def register(pages: Blueprint, site: Site) -> None:
     @site.staff_page
     def cohort_page(member: StaffMember, cohort_id: int) -> ResponseReturnValue:
         page = _page_number(request.args.get("page"))
-        with site.engine.begin() as conn:
+        with site.engine.connect() as connection:
+            conn = read_only(connection)
             cohort = cohort_or_404(conn, member, cohort_id)
             team = conn.execute(
                 sa.select(teams.c.name).where(teams.c.id == cohort.team_id)
             ).scalar_one_or_none()
             total, lines = cohort_members(conn, member, cohort_id, page, zone)
-            site.audit(
-                conn,
-                member,
-                "view cohort",
-                detail=f"cohort {cohort_id}, page {page}, {len(lines)} residents listed",
-            )
+        site.audit_view(
+            member,
+            "view cohort",
+            detail=f"cohort {cohort_id}, page {page}, {len(lines)} residents listed",
+        )
         pages_count = max(1, -(-total // PAGE_SIZE))
         return render_template(
             "cohort.html",

@@ -53,6 +53,7 @@ from outreach.followups import (
 from outreach.phone import masked_urn
 from outreach.quiet_hours import parse_quiet_hours
 from storage import timeline
+from storage.database import read_only
 from storage.models import FollowUpThread, OutboxEntry, table
 from storage.privacy import keys_of
 
@@ -389,7 +390,8 @@ def register(pages: Blueprint, site: Site) -> None:
         status: int = 200,
     ) -> ResponseReturnValue:
         now = site.now()
-        with site.engine.begin() as conn:
+        with site.engine.connect() as connection:
+            conn = read_only(connection)
             person = respondent_or_404(conn, member, respondent_id)
             keys = keys_of(conn)
             urn = keys.decrypt(person.urn_cipher)
@@ -412,7 +414,7 @@ def register(pages: Blueprint, site: Site) -> None:
             }
             if not form.after.data:
                 form.after.data = str(last_followup(conn, respondent_id))
-            site.audit(conn, member, "view thread", respondent_id=respondent_id)
+        site.audit_view(member, "view thread", respondent_id=respondent_id)
         shown = thread_page(items, rows, waits, now, zone)
         text = (
             fill_template(chosen.template, {**built_in(), **chosen.given})
