@@ -4,7 +4,7 @@ fills in a template from `[outreach.templates]`) and sends it, or closes the thr
 The rules it keeps:
 - every page and action reaches the resident through `respondent_or_404` (another team's
   resident is a 404, as a missing one is) and writes its audit line ("view thread", "send
-  follow-up", "close thread") in the transaction that read or wrote their data;
+  follow-up", "close thread") in the transaction that wrote, or just after the one that read;
 - the length is counted on the server exactly as the browser counts it (`describe` here and in
   static/followup.js say the same words about the same text; a test runs both): the text as
   it will be sent, GSM-7 or UCS-2 (`flows.segments`), at most `MAX_SEGMENTS` texts. Over that,

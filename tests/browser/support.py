@@ -124,8 +124,6 @@ class AxeLedger:
             )
             for node in violation["nodes"]:
                 target = " ".join(map(str, node["target"]))
-                if is_known_govuk_issue(violation, node):
-                    known["known_issue"] = KNOWN_GOVUK_ISSUE
                 if target not in known["targets"]:
                     known["targets"].append(target)
         self.write()
@@ -146,49 +144,16 @@ class AxeLedger:
             counts = self.counts(label)
             numbers = ", ".join(f"{impact} {counts[impact]}" for impact in IMPACTS)
             rules = ", ".join(
-                f"{rule} ({found['impact']}"
-                + (
-                    f", GOV.UK's known issue {found['known_issue']})"
-                    if "known_issue" in found
-                    else ")"
-                )
+                f"{rule} ({found['impact']})"
                 for rule, found in sorted(self.pages[label]["violations"].items())
             )
             lines.append(f"{label}: {numbers}" + (f": {rules}" if rules else ""))
         AXE_SUMMARY.write_text("\n".join(lines) + "\n")
 
 
-KNOWN_GOVUK_ISSUE = "alphagov/govuk-frontend#979"
-"""GOV.UK Frontend's conditional reveals keep aria-expanded on their radio or checkbox, which
-ARIA does not allow on that role: axe calls it critical, GOV.UK keeps it on purpose (screen
-readers announce it; research in that issue). Only that, on those inputs, is let through."""
-_KNOWN_INPUT = re.compile(r'^<input class="govuk-(radios|checkboxes)__input"[^>]* aria-controls=')
-_KNOWN_MESSAGE = re.compile(r'^ARIA attribute is not allowed: aria-expanded="(true|false)"$')
-
-
-def is_known_govuk_issue(violation: dict[str, Any], node: dict[str, Any]) -> bool:
-    """Whether this element's violation is GOV.UK Frontend's aria-expanded on a conditional
-    reveal's input (`KNOWN_GOVUK_ISSUE`), and nothing else."""
-    messages = [check["message"] for kind in ("any", "all", "none") for check in node[kind]]
-    return (
-        violation["id"] == "aria-allowed-attr"
-        and bool(_KNOWN_INPUT.match(node["html"]))
-        and bool(messages)
-        and all(_KNOWN_MESSAGE.match(message) for message in messages)
-    )
-
-
 def blocking(violations: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The serious and critical violations, each on the elements that are not the known
-    GOV.UK Frontend issue."""
-    found = []
-    for violation in violations:
-        if violation["impact"] not in BLOCKING:
-            continue
-        nodes = [node for node in violation["nodes"] if not is_known_govuk_issue(violation, node)]
-        if nodes:
-            found.append({**violation, "nodes": nodes})
-    return found
+    """The serious and critical violations: every one fails the test."""
+    return [violation for violation in violations if violation["impact"] in BLOCKING]
 
 
 def describe(violations: list[dict[str, Any]]) -> str:
