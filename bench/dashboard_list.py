@@ -7,7 +7,7 @@ A fresh SQLite database (and, given a PostgreSQL URL, a scratch schema of that d
 filled with N residents by bulk inserts, shaped like a council's: two teams and some residents
 who texted in with no team, cohorts of each team, one conversation each, assessments in
 progress, completed and abandoned, invitations, opt-outs and unreachable numbers, replies
-spread over the last months. Then `GET /respondents` is asked as an outreach worker (who sees
+spread over the last months. Then `/respondents` is asked as an outreach worker (who sees
 one team) and as an admin (who sees all): the first page, a deep page reached by its keyset
 edge, each filter, and searches; each request `--requests` times after one untimed warm-up.
 The table gives the median and the slowest time in ms, and the rows each page showed.
