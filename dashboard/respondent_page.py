@@ -57,6 +57,7 @@ from storage.models import (
     Team,
     table,
 )
+from storage.outbox import SUPERSEDED_ERROR
 from storage.privacy import Keys, PrivacyKeyError, keys_of
 from storage.repository import open_thread
 
@@ -883,6 +884,8 @@ def delivery(
     if status in ("claimed", "sending"):
         return Tag("Sending", "blue")
     if status == "failed":
+        if item.send_error == SUPERSEDED_ERROR:
+            return Tag("Not sent: they had written to us since it was queued", "grey")
         if item.send_error in ("opted out", "unreachable"):
             return Tag(f"Given up: {item.send_error}", "red")
         reason = f": {item.send_error}" if item.send_error else ""

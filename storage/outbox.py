@@ -47,14 +47,25 @@ import sqlalchemy as sa
 
 from bot.messages import Button, Outbound
 from storage.codec import dump_buttons, load_buttons
-from storage.models import DELIVERY_STATUSES, OUTBOX_KINDS, OutboxEntry, Respondent, table
+from storage.models import (
+    DELIVERY_STATUSES,
+    OUTBOX_KINDS,
+    Conversation,
+    OutboxEntry,
+    Respondent,
+    table,
+)
 from storage.privacy import Keys, keys_of
 
 outbox = table(OutboxEntry)
 respondents = table(Respondent)
+conversations = table(Conversation)
 
 OPTED_OUT_ERROR = "opted out"
 UNREACHABLE_ERROR = "unreachable"
+SUPERSEDED_ERROR = "not needed: they wrote to us after it was queued"
+SUPERSEDABLE_KINDS = ("invitation", "reminder", "checkin")
+"""Outreach that opens or nudges a conversation: stale once the resident has written since."""
 LEASE_LOST_ERROR = "its worker stopped while sending: not confirmed, not resent"
 CLAIM_LEASE = timedelta(seconds=60)
 """How long a claim holds a row it has not begun to send (a webhook holds its turn's replies
@@ -224,6 +235,25 @@ out of the claim's own query, whose plan stays a plain anti-join: an OR there ma
 test every due row against every other, seconds a claim with 10,000 due)."""
 
 
+_give_up_superseded = (
+    sa.update(outbox)
+    .where(
+        outbox.c.channel == sa.bindparam("of_channel"),
+        outbox.c.kind.in_(SUPERSEDABLE_KINDS),
+        _ready,
+        sa.exists().where(
+            conversations.c.respondent_id == outbox.c.respondent_id,
+            conversations.c.last_inbound_at > outbox.c.created_at,
+        ),
+    )
+    .values(status="failed", error=SUPERSEDED_ERROR, updated_at=_now)
+)
+"""An invitation, reminder or check-in invitation still waiting (for quiet hours, say) when
+the resident has written since it was queued (by text, or through a worker filling in the
+assessment with them) is given up, not sent: it would ask them to start what they are doing or
+have done."""
+
+
 def _held(status: str) -> sa.ColumnElement[bool]:
     """The row is in `status` under the claim `token`."""
     return sa.and_(
@@ -361,13 +391,14 @@ def claim_ids(
 def _claim(
     engine: sa.Engine, due: sa.Select[Any], params: dict[str, Any], lease: timedelta
 ) -> list[OutboxMessage]:
-    """Settle lost sends as unknown, give up on due rows that must not go, and claim the
-    rest."""
+    """Settle lost sends as unknown, give up on due rows that must not go (or are no longer
+    needed), and claim the rest."""
     now = params["now"]
     token = secrets.token_hex(8)
     with engine.begin() as conn:
         conn.execute(_lose_expired_sends, {"of_channel": params["channel"], "now": now})
         conn.execute(_give_up_blocked, {"of_channel": params["channel"], "now": now})
+        conn.execute(_give_up_superseded, {"of_channel": params["channel"], "now": now})
         rows = conn.execute(due, params).all()
         # Decrypted before anything is marked: a wrong key fails the claim, changing nothing.
         messages = [_message(row, keys_of(engine), token) for row in rows]

@@ -880,6 +880,11 @@ def item(**fields: object) -> timeline.TimelineItem:
             "orange",
         ),
         ({"send_status": "pending"}, "Waiting to send", "blue"),
+        (
+            {"send_status": "failed", "send_error": outbox.SUPERSEDED_ERROR},
+            "Not sent: they had written to us since it was queued",
+            "grey",
+        ),
     ],
 )
 def test_delivery_in_words(fields: dict[str, object], said: str, colour: str) -> None:

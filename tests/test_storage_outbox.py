@@ -14,6 +14,8 @@ import sqlalchemy as sa
 from bot.messages import Button, Outbound
 from dibot.turns import TurnHandler
 from flows.model import Flow
+from outreach.enrolment import EnrolmentRequest, enrol
+from outreach.quiet_hours import parse_quiet_hours
 from storage import outbox
 from storage.models import OutboxEntry, Respondent, table
 from tests.people import respondent_columns
@@ -295,3 +297,49 @@ def test_a_reply_does_not_wait_overnight_behind_outreach_held_for_the_morning(
     in_the_morning = outbox.claim(engine, "telegram", 10, morning)
     assert [row.id for row in in_the_morning] == [held]
     assert later_followup not in [row.id for row in in_the_morning]
+
+
+def enrolled_overnight(engine: sa.Engine, flow: Flow, phone: str) -> int:
+    """Enrolled at 21:00: the invitation waits for the morning (quiet hours 09:00-20:00)."""
+    evening = NOW.replace(hour=21)
+    enrolled = enrol(
+        engine,
+        flow,
+        EnrolmentRequest(phone, None, None, None, None, "a worker", "public_task"),
+        parse_quiet_hours("09:00-20:00", "", "Europe/London"),
+        evening,
+    )
+    assert enrolled.send_after is not None
+    return enrolled.respondent_id
+
+
+def test_an_invitation_still_waiting_when_they_have_written_is_given_up_not_sent(
+    engine: sa.Engine, flow: Flow
+) -> None:
+    """They texted in (or a worker filled in the check with them) before the morning: the
+    invitation asking them to start would only confuse them."""
+    wrote = enrolled_overnight(engine, flow, "07700 900401")
+    waited = enrolled_overnight(engine, flow, "07700 900402")
+    texts_at = iter(NOW.replace(hour=22) + timedelta(seconds=n) for n in range(10))
+    handler = TurnHandler(engine, flow, clock=lambda: next(texts_at))
+    send(handler, "tel:+447700900401", "1")  # they agree, before the invitation went
+
+    morning = NOW.replace(hour=9) + timedelta(days=1)
+    claimed = outbox.claim(engine, "sms", 10, morning)
+
+    with engine.connect() as conn:
+        invitation_of = dict(
+            conn.execute(
+                sa.select(outbox_table.c.id, outbox_table.c.respondent_id).where(
+                    outbox_table.c.kind == "invitation"
+                )
+            ).all()
+        )
+    assert [invitation_of.get(row.id) for row in claimed if row.kind == "invitation"] == [waited]
+    with engine.connect() as conn:
+        given_up = conn.execute(
+            sa.select(outbox_table.c.status, outbox_table.c.error).where(
+                outbox_table.c.respondent_id == wrote, outbox_table.c.kind == "invitation"
+            )
+        ).one()
+    assert tuple(given_up) == ("failed", outbox.SUPERSEDED_ERROR)
