@@ -719,11 +719,14 @@ def _baseline_of(
 
 
 def _priority_line(flow: Flow, rank: int, found: Priority) -> PriorityLine:
+    """Named as the resident's message names it (`short`), with the heading it belongs to."""
     heading = _en(flow.heading(found.heading).title)
     if found.unit == found.heading:
-        name, where = heading, "the whole topic, from the quick check"
+        name = _en(flow.heading(found.heading).short)
+        topic = "" if name == heading else f", {heading}"
+        where = f"the whole topic{topic}, from the quick check"
     else:
-        name, where = _en(flow.item(found.unit).title), heading
+        name, where = _en(flow.item(found.unit).short), heading
     interest = (
         "not asked"
         if found.interest is None

@@ -216,10 +216,11 @@ def test_a_finished_quick_check_as_the_team_sees_it(
     priorities_text = section(text, "Priorities", "Answers")
     assert priorities_text.startswith(
         "What holds them back: poor signal. Things to learn next (as sent to them): "
-        "Getting started (the whole topic, from the quick check): skill “I'm cautious/reluctant "
-        "to do anything without help”, interest “I'll definitely do this regularly” "
-        "Transacting (the whole topic, from the quick check): skill “I have no ability”, "
-        "interest “I'm likely to do this regularly” Handling information and content"
+        "Getting started (the whole topic, from the quick check): skill “I'm "
+        "cautious/reluctant to do anything without help”, interest “I'll definitely do this "
+        "regularly” Shopping, banking and forms (the whole topic, Transacting, from the quick "
+        "check): skill “I have no ability”, interest “I'm likely to do this regularly” Finding "
+        "information (the whole topic, Handling information and content"
     )
     assert "more things they could learn" not in priorities_text
     assert "Doing well" not in priorities_text
@@ -397,7 +398,7 @@ def test_a_half_finished_full_assessment(
     ]
     found = section(text, "Priorities", "Answers")
     assert found.startswith("They have not finished, so these are not sent yet")
-    assert "Turn on a device and log in (Getting started)" in found
+    assert "Switching on and logging in (Getting started)" in found
     answers = section(text, "Answers", "Check-ins")
     assert "Finished No: in progress" in answers
     assert "How well can you use a touchscreen, mouse or keyboard? I'm confident" in answers

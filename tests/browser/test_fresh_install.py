@@ -382,7 +382,11 @@ def journey(install: Install, visit: Visit) -> None:
     }
     assert "Basics (device, connection, a place to go online): 100%" in visit.text("main")
     top = page.locator("#priorities ~ ol").first.locator("li").all_inner_texts()
-    assert [line.split(" (", 1)[0] for line in top] == ["Transacting", "Staying safe"], top
+    # named as their text named them
+    assert [line.split(" (", 1)[0] for line in top] == [
+        "Shopping, banking and forms",
+        "Staying safe online",
+    ], top
     assert "“I'm cautious/reluctant to do anything without help”" in top[0]
     assert "“I'll definitely do this regularly”" in top[0]
     timeline = visit.text(".dibot-timeline")
