@@ -2,8 +2,8 @@
 served on 127.0.0.1 per test (on the test's own database: `database_url`), and a fresh browser
 context per test (`visit`; `browse(javascript=False)` for another, e.g. with scripts off).
 
-Without Chromium (Debian: `apt-get install chromium`; DIBOT_CHROMIUM names another) the tests
-are skipped with that reason, unless DIBOT_REQUIRE_BROWSER=1 (CI sets it), when they fail.
+Without Chromium (Debian: `apt-get install chromium`; BROWSER_TESTS_CHROMIUM names another) the
+tests are skipped with that reason, unless REQUIRE_BROWSER_TESTS=1 (CI sets it), when they fail.
 """
 
 from __future__ import annotations

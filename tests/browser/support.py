@@ -42,9 +42,9 @@ AXE_REPORT = ARTIFACTS / "axe-report.json"
 AXE_SUMMARY = ARTIFACTS / "axe-summary.txt"
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_VARIABLE = "DIBOT_CHROMIUM"
+CHROMIUM_VARIABLE = "BROWSER_TESTS_CHROMIUM"
 """Another Chromium to use instead (a path); one that is not there counts as none."""
-REQUIRE_BROWSER = "DIBOT_REQUIRE_BROWSER"
+REQUIRE_BROWSER = "REQUIRE_BROWSER_TESTS"
 IMPACTS = ("critical", "serious", "moderate", "minor")
 BLOCKING = frozenset({"critical", "serious"})
 FOCUS_YELLOW = "rgb(255, 221, 0)"  # GOV.UK's focus colour, #ffdd00
@@ -54,7 +54,7 @@ TOPICS = 7
 
 
 def find_chromium() -> str | None:
-    """DIBOT_CHROMIUM if set, else Debian's Chromium, or one on PATH; None when there is
+    """BROWSER_TESTS_CHROMIUM if set, else Debian's Chromium, or one on PATH; None when there is
     none."""
     chosen = os.environ.get(CHROMIUM_VARIABLE)
     if chosen:

@@ -1,6 +1,6 @@
 """Without Chromium the browser tests say so: skipped with the reason, or, when
-DIBOT_REQUIRE_BROWSER=1 (as CI runs them), failed, never passed unseen. Run as a separate
-pytest on one browser test, with DIBOT_CHROMIUM naming a browser that is not there."""
+REQUIRE_BROWSER_TESTS=1 (as CI runs them), failed, never passed unseen. Run as a separate
+pytest on one browser test, with BROWSER_TESTS_CHROMIUM naming a browser that is not there."""
 
 from __future__ import annotations
 
