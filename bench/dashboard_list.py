@@ -43,6 +43,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from bench.turns import measured_postgresql_url
 from bot.state import State
 from dashboard.accounts import StaffMember, add_staff
 from dibot.config import Config, DatabaseConfig, ServerConfig, WebConfig
@@ -574,17 +575,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _postgresql_url(given: str | None) -> str | None:
-    if given is not None:
-        if make_url(given).get_backend_name() != "postgresql":
-            raise ValueError("--database-url must name PostgreSQL (SQLite is always measured)")
-        return given
-    from_environment = os.environ.get(DATABASE_URL_VARIABLE, "")
-    if from_environment and make_url(from_environment).get_backend_name() == "postgresql":
-        return from_environment
-    return None
-
-
 def _progress(text: str) -> None:
     print(f"bench.dashboard_list: {text}", file=sys.stderr, flush=True)
 
@@ -628,7 +618,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(
                 f"--respondents must be at least {MIN_RESPONDENTS}, --requests at least 1"
             )
-        postgresql_url = _postgresql_url(arguments.database_url)
+        postgresql_url = measured_postgresql_url(arguments.database_url)
     except ValueError as error:
         print(f"bench.dashboard_list: {error}", file=sys.stderr)
         return 2

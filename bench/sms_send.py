@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from bench.turns import DATABASE_URL_VARIABLE, SCRATCH_SCHEMA, fresh_database
-from bench.turns import _postgresql_url as postgresql_url_of
+from bench.turns import measured_postgresql_url as postgresql_url_of
 from bot.messages import Outbound
 from bot.state import State
 from channels.sending import SystemClock

@@ -521,7 +521,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _postgresql_url(given: str | None) -> str | None:
+def measured_postgresql_url(given: str | None) -> str | None:
+    """The PostgreSQL database to measure too: `--database-url`, else $DIBOT_DATABASE_URL when it
+    names PostgreSQL, else None (SQLite is always measured)."""
     if given is not None:
         if make_url(given).get_backend_name() != "postgresql":
             raise ValueError("--database-url must name PostgreSQL (SQLite is always measured)")
@@ -582,7 +584,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError("--seconds, --turns and --requests must be positive")
         if not 1 <= arguments.in_flight <= len(RESPONDENTS):
             raise ValueError(f"--in-flight must be between 1 and {len(RESPONDENTS)}")
-        postgresql_url = _postgresql_url(arguments.database_url)
+        postgresql_url = measured_postgresql_url(arguments.database_url)
     except ValueError as error:
         print(f"bench.turns: {error}", file=sys.stderr)
         return 2

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -21,6 +20,7 @@ from dibot.config import Config, DatabaseConfig, ServerConfig, WebConfig
 from dibot.web import create_app
 from flows.model import Flow
 from storage.models import AuditEntry, Staff
+from tests.dashboard_support import FakeNow, browser, csrf_token
 
 SECRET = "test-secret-key-" + "k" * 32
 EMAIL = "admin@example.gov.uk"
@@ -29,20 +29,9 @@ GENERIC = "Email or password is not right"
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
-@dataclass
-class FakeNow:
-    at: datetime = START
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def advance(self, by: timedelta) -> None:
-        self.at += by
-
-
 @pytest.fixture
 def clock() -> FakeNow:
-    return FakeNow()
+    return FakeNow(START)
 
 
 def make_app(
@@ -66,19 +55,6 @@ def app(database_url: str, flow: Flow, clock: FakeNow) -> Iterator[Flask]:
 @pytest.fixture
 def admin(engine: sa.Engine) -> StaffMember:
     return add_staff(engine, email=EMAIL, team="North", role="admin", password=PASSWORD, now=START)
-
-
-def browser(app: Flask) -> FlaskClient:
-    client = app.test_client()
-    client.environ_base["wsgi.url_scheme"] = "https"
-    return client
-
-
-def csrf_token(client: FlaskClient, path: str) -> str:
-    page = client.get(path).get_data(as_text=True)
-    found = re.search(r'<input [^>]*name="csrf_token"[^>]* value="([^"]+)"', page)
-    assert found, page
-    return found[1]
 
 
 def attempt_login(client: FlaskClient, email: str, password: str) -> tuple[int, str]:
