@@ -255,7 +255,10 @@ def blueprint(runtime: Runtime, now: Now) -> Blueprint:
 
     @pages.after_request
     def no_caching(response: Response) -> Response:
-        response.headers["Cache-Control"] = "no-store"
+        # Pages hold personal data: never stored. The styles and scripts are kept and checked
+        # against their ETag on each use (a 304), so an upgrade is seen at once.
+        static = request.endpoint == f"{BLUEPRINT}.static"
+        response.headers["Cache-Control"] = "no-cache" if static else "no-store"
         response.headers["Content-Security-Policy"] = (
             f"default-src 'none'; script-src 'self' 'nonce-{_csp_nonce()}'; style-src 'self'; "
             "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"

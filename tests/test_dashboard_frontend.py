@@ -51,3 +51,17 @@ def test_pages_use_gov_uk_frontend_with_no_crown_and_their_assets_are_served(
         served = client.get(asset)
         assert served.status_code == 200, asset
         served.close()
+
+
+def test_styles_and_scripts_are_revalidated_not_downloaded_again(
+    dashboard: Flask, staff: Staff
+) -> None:
+    client = signed_in(dashboard, staff.north_worker)
+    asset = "/dashboard-assets/govuk/govuk-frontend.min.css"
+    first = client.get(asset)
+    again = client.get(asset, headers={"If-None-Match": first.headers["ETag"]})
+    assert first.headers["Cache-Control"] == "no-cache"
+    assert again.status_code == 304
+    assert client.get("/respondents").headers["Cache-Control"] == "no-store"
+    first.close()
+    again.close()
