@@ -22,14 +22,12 @@ schema `dibot_bench_list`, dropped before and after. Exit status 2 for unusable 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import re
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,10 +38,9 @@ from urllib.parse import urlencode
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from bench.turns import measured_postgresql_url
+from bench.turns import fresh_database, measured_postgresql_url
 from bot.state import State
 from dashboard.accounts import StaffMember, add_staff
 from dibot.config import Config, DatabaseConfig, ServerConfig, WebConfig
@@ -51,7 +48,6 @@ from dibot.web import create_app
 from flows.loader import load_flow
 from flows.model import Flow, Question
 from storage.database import make_engine
-from storage.migrate import upgrade
 from storage.models import (
     Assessment,
     Cohort,
@@ -63,7 +59,7 @@ from storage.models import (
     Team,
     table,
 )
-from storage.privacy import KEY_VARIABLE, keys_of, new_key, open_privacy
+from storage.privacy import keys_of, open_privacy
 
 DATABASE_URL_VARIABLE = "DIBOT_DATABASE_URL"
 SCRATCH_SCHEMA = "dibot_bench_list"
@@ -500,42 +496,6 @@ def run_pages(database_url: str, flow: Flow, filled: Filled, requests: int) -> l
 # --- databases ------------------------------------------------------------------------------
 
 
-def scratch_url(postgresql_url: str) -> str:
-    """The same database, with the scratch schema as the connection's only search path."""
-    url = make_url(postgresql_url).update_query_dict({"options": f"-csearch_path={SCRATCH_SCHEMA}"})
-    return url.render_as_string(hide_password=False)
-
-
-def _reset_scratch_schema(postgresql_url: str, *, create: bool) -> None:
-    engine = make_engine(postgresql_url, poolclass=sa.NullPool)
-    try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {SCRATCH_SCHEMA} CASCADE")
-            if create:
-                conn.exec_driver_sql(f"CREATE SCHEMA {SCRATCH_SCHEMA}")
-    finally:
-        engine.dispose()
-
-
-@contextmanager
-def fresh_database(postgresql_url: str | None, workdir: Path) -> Iterator[str]:
-    """A migrated, empty database: an SQLite file in `workdir`, or the scratch schema of the
-    PostgreSQL database named, dropped again afterwards."""
-    if postgresql_url is None:
-        url = f"sqlite:///{workdir / 'list.db'}"
-        upgrade(url)
-        yield url
-        return
-    _reset_scratch_schema(postgresql_url, create=True)
-    os.environ.setdefault(KEY_VARIABLE, new_key())  # thrown away with the schema
-    try:
-        url = scratch_url(postgresql_url)
-        upgrade(url)
-        yield url
-    finally:
-        _reset_scratch_schema(postgresql_url, create=False)
-
-
 def _analyse(engine: sa.Engine) -> None:
     """Fresh statistics, as a database that has lived a while has (autovacuum, ANALYZE)."""
     with engine.begin() as conn:
@@ -582,7 +542,7 @@ def _progress(text: str) -> None:
 def measure_database(
     url: str | None, flow: Flow, arguments: argparse.Namespace, workdir: Path, name: str
 ) -> list[Measured]:
-    with fresh_database(url, workdir) as ready:
+    with fresh_database(url, workdir, "list", schema=SCRATCH_SCHEMA) as ready:
         engine = make_engine(ready)
         try:
             _staff(engine)

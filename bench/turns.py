@@ -355,41 +355,43 @@ def http_stage(
 # --- databases -----------------------------------------------------------------------------
 
 
-def scratch_url(postgresql_url: str) -> str:
+def scratch_url(postgresql_url: str, schema: str = SCRATCH_SCHEMA) -> str:
     """The same database, with the scratch schema as the connection's only search path."""
-    url = make_url(postgresql_url).update_query_dict({"options": f"-csearch_path={SCRATCH_SCHEMA}"})
+    url = make_url(postgresql_url).update_query_dict({"options": f"-csearch_path={schema}"})
     return url.render_as_string(hide_password=False)
 
 
-def _reset_scratch_schema(postgresql_url: str, *, create: bool) -> None:
+def _reset_scratch_schema(postgresql_url: str, schema: str, *, create: bool) -> None:
     engine = make_engine(postgresql_url, poolclass=sa.NullPool)
     try:
         with engine.begin() as conn:
-            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {SCRATCH_SCHEMA} CASCADE")
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
             if create:
-                conn.exec_driver_sql(f"CREATE SCHEMA {SCRATCH_SCHEMA}")
+                conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
     finally:
         engine.dispose()
 
 
 @contextmanager
-def fresh_database(postgresql_url: str | None, workdir: Path, name: str) -> Iterator[str]:
+def fresh_database(
+    postgresql_url: str | None, workdir: Path, name: str, *, schema: str = SCRATCH_SCHEMA
+) -> Iterator[str]:
     """A migrated, empty database: an SQLite file in `workdir`, or (given a PostgreSQL URL)
-    the scratch schema of that database, dropped again afterwards."""
+    the scratch `schema` of that database, dropped again afterwards."""
     if postgresql_url is None:
         url = f"sqlite:///{workdir / name}.db"
         upgrade(url)
         yield url
         return
-    _reset_scratch_schema(postgresql_url, create=True)
+    _reset_scratch_schema(postgresql_url, schema, create=True)
     # The scratch schema's encryption key, unless one is given: thrown away with the schema.
     os.environ.setdefault(KEY_VARIABLE, new_key())
     try:
-        url = scratch_url(postgresql_url)
+        url = scratch_url(postgresql_url, schema)
         upgrade(url)
         yield url
     finally:
-        _reset_scratch_schema(postgresql_url, create=False)
+        _reset_scratch_schema(postgresql_url, schema, create=False)
 
 
 # --- stage 3: memory of the flow -----------------------------------------------------------
