@@ -370,7 +370,8 @@ def claim(
 ) -> list[OutboxMessage]:
     """Up to `limit` due messages for `channel`, oldest first, each the first in line for its
     respondent, now claimed until `now + lease`."""
-    return _claim(engine, _due, {"channel": channel, "now": now, "limit": limit}, lease)
+    params = {"channel": channel, "now": now, "limit": limit}
+    return _claim(engine, _due, params, lease, settle_superseded=True)
 
 
 def claim_ids(
@@ -385,20 +386,27 @@ def claim_ids(
     if not ids:
         return []
     params = {"channel": channel, "now": now, "limit": len(ids), "ids": list(ids)}
-    return _claim(engine, _due_by_id, params, lease)
+    return _claim(engine, _due_by_id, params, lease, settle_superseded=False)
 
 
 def _claim(
-    engine: sa.Engine, due: sa.Select[Any], params: dict[str, Any], lease: timedelta
+    engine: sa.Engine,
+    due: sa.Select[Any],
+    params: dict[str, Any],
+    lease: timedelta,
+    *,
+    settle_superseded: bool,
 ) -> list[OutboxMessage]:
-    """Settle lost sends as unknown, give up on due rows that must not go (or are no longer
-    needed), and claim the rest."""
+    """Settle lost sends as unknown, give up on due rows that must not go (and, for the
+    worker's claim, outreach no longer needed: a turn claiming its own replies does not settle
+    other residents' rows), and claim the rest."""
     now = params["now"]
     token = secrets.token_hex(8)
     with engine.begin() as conn:
         conn.execute(_lose_expired_sends, {"of_channel": params["channel"], "now": now})
         conn.execute(_give_up_blocked, {"of_channel": params["channel"], "now": now})
-        conn.execute(_give_up_superseded, {"of_channel": params["channel"], "now": now})
+        if settle_superseded:
+            conn.execute(_give_up_superseded, {"of_channel": params["channel"], "now": now})
         rows = conn.execute(due, params).all()
         # Decrypted before anything is marked: a wrong key fails the claim, changing nothing.
         messages = [_message(row, keys_of(engine), token) for row in rows]
