@@ -14,7 +14,8 @@ import base64
 import hmac
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -118,3 +119,163 @@ class Pseudonyms:
     def __call__(self, respondent_id: int) -> str:
         digest = hmac.digest(self._key, str(respondent_id).encode("ascii"), "sha256")
         return "R" + base64.b32encode(digest[:8]).decode("ascii").rstrip("=")
+
+
+def iter_people(
+    conn: sa.Connection, selection: Selection, *, identified: bool = False, batch: int = BATCH
+) -> Iterator[Person]:
+    """Everyone `selection` allows, in id order, with their cohorts and assessments (answers
+    included), read `batch` people at a time. With `identified`, `Person.label` is the URN
+    (decrypted); otherwise it is the pseudonym."""
+    privacy = load_privacy(conn, keys_of(conn))
+    pseudonym = Pseudonyms(privacy)
+    last = 0
+    while True:
+        found = conn.execute(
+            _people_query(selection).where(respondents.c.id > last).limit(batch)
+        ).all()
+        if not found:
+            return
+        ids = [row.id for row in found]
+        last = ids[-1]
+        groups = _cohorts_of(conn, ids, selection)
+        enrolled = _first_enrolments(conn, ids)
+        taken = _assessments_of(conn, ids)
+        for row in found:
+            names = groups.get(row.id, ())
+            yield Person(
+                respondent_id=row.id,
+                label=privacy.decrypt(row.urn_cipher) if identified else pseudonym(row.id),
+                language=row.language,
+                created_at=row.created_at,
+                enrolled_at=enrolled.get(row.id),
+                consented=row.consented_at is not None,
+                opted_out=row.opted_out,
+                unreachable=row.unreachable,
+                cohorts=tuple(name for name, _ in names),
+                initiatives=tuple(dict.fromkeys(i for _, i in names if i)),
+                assessments=taken.get(row.id, ()),
+            )
+        if len(found) < batch:
+            return
+
+
+def _people_query(selection: Selection) -> sa.Select[Any]:
+    query = sa.select(
+        respondents.c.id,
+        respondents.c.urn_cipher,
+        respondents.c.language,
+        respondents.c.created_at,
+        respondents.c.consented_at,
+        respondents.c.opted_out,
+        respondents.c.unreachable,
+    ).order_by(respondents.c.id)
+    if selection.team_id is not None:
+        query = query.where(respondents.c.team_id == selection.team_id)
+    if selection.cohort_id is not None:
+        query = query.where(
+            sa.exists().where(
+                members.c.respondent_id == respondents.c.id,
+                members.c.cohort_id == selection.cohort_id,
+            )
+        )
+    return query
+
+
+def _cohorts_of(
+    conn: sa.Connection, ids: Sequence[int], selection: Selection
+) -> Mapping[int, tuple[tuple[str, str | None], ...]]:
+    query = (
+        sa.select(members.c.respondent_id, cohorts.c.name, cohorts.c.initiative)
+        .join(cohorts, cohorts.c.id == members.c.cohort_id)
+        .where(members.c.respondent_id.in_(ids))
+        .order_by(members.c.respondent_id, cohorts.c.name)
+    )
+    if selection.team_id is not None:
+        query = query.where(cohorts.c.team_id == selection.team_id)
+    found: dict[int, list[tuple[str, str | None]]] = {}
+    for row in conn.execute(query):
+        found.setdefault(row.respondent_id, []).append((row.name, row.initiative))
+    return {key: tuple(value) for key, value in found.items()}
+
+
+def _first_enrolments(conn: sa.Connection, ids: Sequence[int]) -> Mapping[int, datetime]:
+    first = sa.func.min(enrolments.c.enrolled_at)
+    rows = conn.execute(
+        sa.select(enrolments.c.respondent_id, first.label("at"))
+        .where(enrolments.c.respondent_id.in_(ids))
+        .group_by(enrolments.c.respondent_id)
+    )
+    return {row.respondent_id: _utc(row.at) for row in rows}
+
+
+def _assessments_of(
+    conn: sa.Connection, ids: Sequence[int]
+) -> Mapping[int, tuple[AssessmentRow, ...]]:
+    rows = conn.execute(
+        sa.select(assessments)
+        .where(assessments.c.respondent_id.in_(ids))
+        .order_by(assessments.c.id)
+    ).all()
+    if not rows:
+        return {}
+    given = _answers_of(conn, [row.id for row in rows])
+    found: dict[int, list[AssessmentRow]] = {}
+    for row in rows:
+        found.setdefault(row.respondent_id, []).append(
+            AssessmentRow(
+                id=row.id,
+                kind=row.kind,
+                mode=row.mode,
+                flow_id=row.flow_id,
+                flow_version=row.flow_version,
+                baseline_id=row.baseline_id,
+                started_at=row.started_at,
+                completed_at=row.completed_at,
+                abandoned_at=row.abandoned_at,
+                skills_basis=row.skills_basis,
+                assisted=row.assisted_by is not None,
+                answers=given.get(row.id, ()),
+            )
+        )
+    return {key: tuple(value) for key, value in found.items()}
+
+
+def _answers_of(
+    conn: sa.Connection, assessment_ids: Sequence[int]
+) -> Mapping[int, tuple[AnswerRow, ...]]:
+    rows = conn.execute(
+        sa.select(
+            answers.c.assessment_id,
+            answers.c.question,
+            answers.c.item_id,
+            answers.c.aspect,
+            answers.c.option,
+            answers.c.score,
+            answers.c.answered_at,
+            answers.c.channel,
+        )
+        .where(answers.c.assessment_id.in_(assessment_ids))
+        .order_by(answers.c.assessment_id, answers.c.question)
+    )
+    found: dict[int, list[AnswerRow]] = {}
+    for row in rows:
+        found.setdefault(row.assessment_id, []).append(
+            AnswerRow(
+                row.question,
+                row.item_id,
+                row.aspect,
+                row.option,
+                row.score,
+                row.answered_at,
+                row.channel,
+            )
+        )
+    return {key: tuple(value) for key, value in found.items()}
+
+
+def _utc(moment: datetime | str) -> datetime:
+    """A min() over a UTC column: SQLite gives it back as text, without the column's type."""
+    if isinstance(moment, str):
+        return datetime.fromisoformat(moment).replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
