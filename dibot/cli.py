@@ -25,6 +25,7 @@ from dibot import (
     checkin_commands,
     followup_commands,
     outreach_commands,
+    persona_commands,
     privacy_commands,
     staff_commands,
 )
@@ -345,6 +346,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     checkin_commands.add_show_options(show)
     staff_commands.add_staff_commands(commands, config_option)
+    persona_commands.add_persona_commands(commands, config_option)
     command(
         "retention",
         privacy_commands.retention,

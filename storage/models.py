@@ -453,3 +453,28 @@ class AuditEntry(Base):
         sa.ForeignKey("respondents.id", ondelete="SET NULL")
     )
     detail: Mapped[str] = mapped_column(sa.Text, default="")
+
+
+class Persona(Base):
+    """A baseline in the questionnaire's own item ids that describes a kind of person (or the
+    expected baseline of a cohort): `answers` maps question key -> option number, as a
+    respondent's would (`impact.personas`), in one mode ("quick" or "full")."""
+
+    __tablename__ = "personas"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    slug: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    """Its stable id, e.g. "isolated-older-renter": loading a file again updates by slug."""
+    name: Mapped[str] = mapped_column(sa.String(100))
+    description: Mapped[str] = mapped_column(sa.Text)
+    mode: Mapped[str] = mapped_column(sa.String(16))
+    answers: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    source: Mapped[str] = mapped_column(sa.Text)
+    """Where it comes from (e.g. "dibot's own illustrative personas")."""
+    cohort_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("cohorts.id", ondelete="SET NULL"), index=True
+    )
+    """The cohort whose expected baseline it is, if any."""
+    created_by: Mapped[str] = mapped_column(sa.String(100))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
