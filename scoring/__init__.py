@@ -5,12 +5,20 @@ use this one package.
 
 from scoring.cohort import CohortSummary, HeadingMeans, cohort_summary
 from scoring.formula import Formula, FormulaError, compile_formula
-from scoring.gains import Gains, HeadingGain, UnitGain, gains
+from scoring.gains import Basis, Change, Gains, HeadingGain, UnitGain, gains, gains_between
 from scoring.message import change_line, priorities_message, worst_case_messages
+from scoring.outcomes import (
+    OutcomeFlag,
+    outcome_flag_names,
+    outcome_flags,
+    outcome_items,
+)
 from scoring.priorities import Priority, priorities
 from scoring.profile import HeadingScore, Profile, UnitScore, profile
 
 __all__ = [
+    "Basis",
+    "Change",
     "CohortSummary",
     "Formula",
     "FormulaError",
@@ -18,6 +26,7 @@ __all__ = [
     "HeadingGain",
     "HeadingMeans",
     "HeadingScore",
+    "OutcomeFlag",
     "Priority",
     "Profile",
     "UnitGain",
@@ -26,6 +35,10 @@ __all__ = [
     "cohort_summary",
     "compile_formula",
     "gains",
+    "gains_between",
+    "outcome_flag_names",
+    "outcome_flags",
+    "outcome_items",
     "priorities",
     "priorities_message",
     "profile",
