@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 Texts = Mapping[str, str]
@@ -61,10 +62,14 @@ class Scale:
         return min(option.score for option in self.options)
 
     def option(self, number: int) -> Option:
-        for option in self.options:
-            if option.number == number:
-                return option
-        raise KeyError(f"scale {self.id} has no option {number}")
+        try:
+            return self._by_number[number]
+        except KeyError:
+            raise KeyError(f"scale {self.id} has no option {number}") from None
+
+    @cached_property
+    def _by_number(self) -> Mapping[int, Option]:
+        return {option.number: option for option in self.options}
 
 
 @dataclass(frozen=True)
@@ -224,16 +229,34 @@ class Flow:
     """Basics (item ids) whose lack offers the skills choice (SkillsChoice) before the skills."""
 
     def item(self, item_id: str) -> Item:
-        for item in self.items:
-            if item.id == item_id:
-                return item
-        raise KeyError(f"flow {self.id} has no item {item_id}")
+        try:
+            return self._items_by_id[item_id]
+        except KeyError:
+            raise KeyError(f"flow {self.id} has no item {item_id}") from None
 
     def heading(self, heading_id: str) -> Heading:
+        try:
+            return self._headings_by_id[heading_id]
+        except KeyError:
+            raise KeyError(f"flow {self.id} has no heading {heading_id}") from None
+
+    @cached_property
+    def unit_headings(self) -> Mapping[str, str]:
+        """Every skill unit id -> its heading id, in flow order: each heading (the unit a quick
+        check answers), then that heading's items."""
+        units: dict[str, str] = {}
         for heading in self.headings:
-            if heading.id == heading_id:
-                return heading
-        raise KeyError(f"flow {self.id} has no heading {heading_id}")
+            units[heading.id] = heading.id
+            units.update((item.id, heading.id) for item in self.items if item.heading == heading.id)
+        return units
+
+    @cached_property
+    def _items_by_id(self) -> Mapping[str, Item]:
+        return {item.id: item for item in self.items}
+
+    @cached_property
+    def _headings_by_id(self) -> Mapping[str, Heading]:
+        return {heading.id: heading for heading in self.headings}
 
     def question(self, key: str) -> Question:
         try:

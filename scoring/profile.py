@@ -72,11 +72,7 @@ class Profile:
 
 def unit_order(flow: Flow) -> dict[str, int]:
     """Every skill unit id -> its rank in flow order: each heading, then that heading's items."""
-    order: list[str] = []
-    for heading in flow.headings:
-        order.append(heading.id)
-        order.extend(item.id for item in flow.items if item.heading == heading.id)
-    return {unit_id: index for index, unit_id in enumerate(order)}
+    return {unit_id: index for index, unit_id in enumerate(flow.unit_headings)}
 
 
 def answer_scores(flow: Flow, answers: Mapping[str, int]) -> dict[str, dict[str, int]]:
@@ -103,8 +99,8 @@ def answer_scores(flow: Flow, answers: Mapping[str, int]) -> dict[str, dict[str,
 def profile(flow: Flow, answers: Mapping[str, int]) -> Profile:
     scores = answer_scores(flow, answers)
     units = tuple(
-        UnitScore(unit_id, _heading_of(flow, unit_id), found.get("skill"), found.get("interest"))
-        for unit_id in unit_order(flow)
+        UnitScore(unit_id, heading_id, found.get("skill"), found.get("interest"))
+        for unit_id, heading_id in flow.unit_headings.items()
         if (found := scores.get(unit_id)) and ("skill" in found or "interest" in found)
     )
     skill_max = flow.scales["skill"].max_score
@@ -144,14 +140,6 @@ def _barriers(
     if interests and max(interests) <= rule.no_interest_at_most:
         found.add(rule.no_interest_blocker)
     return tuple(item.id for item in flow.items if item.id in found)
-
-
-def _heading_of(flow: Flow, unit_id: str) -> str:
-    if any(heading.id == unit_id for heading in flow.headings):
-        return unit_id
-    heading = flow.item(unit_id).heading
-    assert heading is not None, f"skill item {unit_id} has a heading"
-    return heading
 
 
 def _section_scores(
