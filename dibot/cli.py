@@ -27,6 +27,7 @@ from dibot import (
     outreach_commands,
     persona_commands,
     privacy_commands,
+    report_commands,
     staff_commands,
 )
 from dibot.config import Config, ConfigError, CouncilConfig, load_config
@@ -345,6 +346,12 @@ def _parser() -> argparse.ArgumentParser:
         "show", checkin_commands.show_command, "print a resident's status, gains and messages"
     )
     checkin_commands.add_show_options(show)
+    report = command(
+        "report",
+        report_commands.report_command,
+        "the cohort report: who, at baseline, and what changed (text, json or html)",
+    )
+    report_commands.add_report_options(report)
     staff_commands.add_staff_commands(commands, config_option)
     persona_commands.add_persona_commands(commands, config_option)
     command(
