@@ -117,8 +117,15 @@ def bases_sentence(report: CohortReport) -> str:
 def nothing_to_compare(report: CohortReport) -> str:
     """What the report says while nobody has been checked in yet, and what to do about it."""
     cohort = shlex.quote(report.cohorts[0]) if len(report.cohorts) == 1 else "NAME"
+    if report.funnel.checked_in:
+        why = (
+            "the check-ins finished so far answered no skill that the first check before them "
+            "also answered."
+        )
+    else:
+        why = "nobody here has finished a check-in after a first check."
     return (
-        "Nothing to compare yet: nobody here has finished a check-in after a first check. "
+        f"Nothing to compare yet: {why} "
         f"Schedule check-ins with `dibot checkin --cohort {cohort} --after 3m` (three months "
         "on), then run this report again once residents have answered."
     )

@@ -357,6 +357,66 @@ def test_with_nobody_checked_in_it_says_what_to_do(flow: Flow) -> None:
     assert report_document(found)["impact"]["pairs"] == 0
 
 
+def test_check_ins_that_compared_nothing_are_not_called_missing(flow: Flow) -> None:
+    skipped = [person(n, gs(3), {"CM.skill": 3}) for n in range(12)]
+
+    said = " ".join(render_text(report(flow, skipped)).split())
+
+    assert words_after_start(said, "Checked in later (compared)") == "12"
+    assert (
+        "Nothing to compare yet: the check-ins finished so far answered no skill that the first "
+        "check before them also answered."
+    ) in said
+
+
+def words_after_start(said: str, start: str) -> str:
+    return said[said.index(start) + len(start) :].split()[0]
+
+
+def test_every_format_shows_the_same_numbers(flow: Flow) -> None:
+    people = [
+        *rose_and_fell("Device loans"),
+        *(person(n, gs(5), gs(2), ("Classes",)) for n in range(20, 32)),
+        *(
+            person(n, {"TR04.skill": 2, "TR04.interest": 5}, {"TR04.skill": 3 + n % 2})
+            for n in range(40, 55)
+        ),
+    ]
+    found = report(flow, people)
+    text, page = render_text(found), render_html(found)
+    document = report_document(found)
+
+    rows = [*found.impact.overall, *found.impact.headings, *found.impact.items]
+    rows += [r for i in found.impact.initiatives for r in (*i.overall, *i.headings)]
+    assert len(rows) > 10
+    for row in rows:
+        estimate = row.estimate
+        assert estimate.mean is not None
+        assert estimate.ci_low is not None
+        assert estimate.ci_high is not None
+        shown = (
+            f"{points(estimate.mean)} (95% CI {points(estimate.ci_low)} to "
+            f"{points(estimate.ci_high)})"
+        )
+        assert shown in text
+        assert shown in page
+    means = [
+        row["estimate"]["mean"]
+        for row in (*document["impact"]["overall"], *document["impact"]["headings"])
+    ]
+    assert means == [
+        round(row.estimate.mean, 4)
+        for row in (*found.impact.overall, *found.impact.headings)
+        if row.estimate.mean is not None
+    ]
+    # Classes fell by 3 (score 4 -> 1) every time: worse, in each format.
+    assert (
+        line_with(section(text[text.index("By initiative") :], "All skills (skill)"), "Classes")[-1]
+        == "worse"
+    )
+    assert "Classes: -3.00 (95% CI -3.00 to -3.00), worse." in page
+
+
 def test_long_names_stay_within_the_width(flow: Flow) -> None:
     name = "A very long initiative name that a council might well give its work " * 2
     found = report(flow, rose_and_fell(name), title="T" * 150, description="Cohort " + "word " * 60)
