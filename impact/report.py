@@ -14,6 +14,8 @@ The rules it keeps:
   the counts of changes among fewer than `min_group` pairs, are withheld the same way.
 - Someone in several initiatives counts in each; someone in none counts under
   `NO_INITIATIVE`, so the work can be set beside no work.
+- Outputs made from the same pass (the sector benchmark, a persona comparison) pass a
+  `ReportTallies` to be filled in as the people are read, rather than reading them again.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ from scoring import profile
 from scoring.cohort import CohortSummary, CohortTally, mean_of
 from scoring.gains import Gains, gains_between
 from scoring.impact import MIN_GROUP, Estimate, GainKey, GainTally
-from scoring.outcomes import outcome_flags
-from scoring.profile import unit_order
+from scoring.outcomes import OutcomeFlag, outcome_flags
+from scoring.profile import Profile, unit_order
 
 NO_INITIATIVE = "No initiative"
 EVERYONE = "all"
@@ -192,6 +194,59 @@ class _Group:
     changes: Counter[str] = field(default_factory=Counter)
 
 
+class ReportTallies:
+    """What the report's pass counted, before anything is withheld, per group (`EVERYONE`,
+    each initiative, `NO_INITIATIVE`): for outputs made from the same pass. Give one to
+    `report_on` (or `build_report`) and read it once the report is built."""
+
+    def __init__(self, flow: Flow) -> None:
+        self.flow = flow
+        self.people: Counter[str] = Counter()
+        """Everyone in each group, whether or not they finished anything."""
+        self.pictures: dict[str, CohortTally] = {}
+        """Each group's profiles at baseline (a person's latest completed baseline)."""
+        self.gains = GainTally()
+        """The report's own tally: keys as `report_on` adds them, e.g. (group, "overall",
+        "skill"), (group, heading, "skill")."""
+        self.outcomes: dict[str, dict[str, Counter[str]]] = {}
+        """Group -> outcome flag -> "known", "before", "after", "newly" (pairs)."""
+        self._groups: dict[str, _Group] = {}
+
+    def groups(self) -> tuple[str, ...]:
+        """Every group anyone was counted in, `EVERYONE` first."""
+        return tuple(self.people)
+
+    def pairs(self, group: str) -> int:
+        found = self._groups.get(group)
+        return found.pairs if found is not None else 0
+
+    def changes(self, group: str) -> Counter[str]:
+        """Change (a `CHANGES` key) -> pairs that show it."""
+        found = self._groups.get(group)
+        return Counter(found.changes) if found is not None else Counter()
+
+    def _person(self, groups: Iterable[str]) -> None:
+        self.people.update(groups)
+
+    def _baseline(self, groups: Iterable[str], at_baseline: Profile) -> None:
+        for group in groups:
+            if group != EVERYONE:  # the report's own tally holds everyone's
+                self.pictures.setdefault(group, CohortTally(self.flow)).add(at_baseline)
+
+    def _outcomes(self, groups: Iterable[str], flags: Iterable[OutcomeFlag]) -> None:
+        known = [
+            f for f in flags if f.able_at_baseline is not None and f.able_at_followup is not None
+        ]
+        for group in groups:
+            counted = self.outcomes.setdefault(group, {})
+            for flag in known:
+                found = counted.setdefault(flag.flag, Counter())
+                found["known"] += 1
+                found["before"] += flag.able_at_baseline is True
+                found["after"] += flag.able_at_followup is True
+                found["newly"] += flag.newly_able
+
+
 def build_report(
     conn: sa.Connection,
     flow: Flow,
@@ -202,6 +257,7 @@ def build_report(
     now: datetime,
     min_group: int = MIN_GROUP,
     progress: Callable[[int], None] | None = None,
+    tallies: ReportTallies | None = None,
 ) -> CohortReport:
     """Read everyone `selection` allows once, and report on them."""
     return report_on(
@@ -212,6 +268,7 @@ def build_report(
         now=now,
         min_group=min_group,
         progress=progress,
+        tallies=tallies,
     )
 
 
@@ -224,33 +281,46 @@ def report_on(
     now: datetime,
     min_group: int = MIN_GROUP,
     progress: Callable[[int], None] | None = None,
+    tallies: ReportTallies | None = None,
 ) -> CohortReport:
-    """The report on `people`, read once."""
+    """The report on `people`, read once (filling in `tallies` as they are read, if given)."""
     funnel: Counter[str] = Counter()
     picture = CohortTally(flow)
     tally = GainTally()
     groups: dict[str, _Group] = {EVERYONE: _Group()}
+    if tallies is not None:
+        tallies.pictures[EVERYONE] = picture
+        tallies.gains = tally
+        tallies._groups = groups
     bases: Counter[str] = Counter()
     outcomes: dict[str, Counter[str]] = {}
     for done, person in enumerate(people):
         if progress is not None and done and done % PROGRESS_EVERY == 0:
             progress(PROGRESS_EVERY)
         _count(funnel, person)
+        in_groups = (EVERYONE, *(person.initiatives or (NO_INITIATIVE,)))
+        if tallies is not None:
+            tallies._person(in_groups)
         baseline, checkin = latest_pair(person)
         if baseline is None:
             continue
         before = baseline.options()
         at_baseline = profile(flow, before)
         picture.add(at_baseline)
+        if tallies is not None:
+            tallies._baseline(in_groups, at_baseline)
         if checkin is not None:
             funnel["checked_in"] += 1
             after = checkin.options()
             compared = gains_between(flow, at_baseline, profile(flow, after))
             if compared.basis != "none":
                 bases[compared.basis] += 1
-                for group in (EVERYONE, *(person.initiatives or (NO_INITIATIVE,))):
+                for group in in_groups:
                     _add_pair(tally, groups.setdefault(group, _Group()), group, compared)
-            for flag in outcome_flags(flow, before, after):
+            flags = outcome_flags(flow, before, after)
+            if tallies is not None:
+                tallies._outcomes(in_groups, flags)
+            for flag in flags:
                 found = outcomes.setdefault(flag.flag, Counter())
                 if flag.able_at_baseline is not None and flag.able_at_followup is not None:
                     found["known"] += 1

@@ -71,6 +71,36 @@ def estimate(
     return running.estimate(min_group, confidence)
 
 
+@dataclass(frozen=True)
+class Moments:
+    """The sufficient statistics of one group's gains: what `pool` combines exactly."""
+
+    n: int
+    mean: float
+    """0.0 when `n` is 0."""
+    m2: float
+    """The sum of squared deviations from the mean."""
+    improved: int
+    """How many gains are above 0."""
+    worse: int
+    """How many gains are below 0."""
+
+    def estimate(self, min_group: int = MIN_GROUP, confidence: float = CONFIDENCE) -> Estimate:
+        """The same estimate as `estimate` on the gains these moments summarise."""
+        return _Running.of(self).estimate(min_group, confidence)
+
+
+NO_GAINS = Moments(n=0, mean=0.0, m2=0.0, improved=0, worse=0)
+
+
+def pool(*groups: Moments) -> Moments:
+    """The moments of all these groups' gains together."""
+    running = _Running()
+    for group in groups:
+        running.merge(_Running.of(group))
+    return running.moments()
+
+
 class GainTally:
     """Gains streamed in one at a time, grouped by key; memory is per key, not per person."""
 
@@ -96,6 +126,12 @@ class GainTally:
         """How many gains were added under `key` (0 for a key never seen)."""
         running = self._groups.get(key)
         return running.count if running is not None else 0
+
+    def moments(self, key: GainKey) -> Moments:
+        """The sufficient statistics of the gains added under `key` (`NO_GAINS` for a key
+        never seen)."""
+        running = self._groups.get(key)
+        return running.moments() if running is not None else NO_GAINS
 
     def keys(self) -> Iterator[GainKey]:
         """Every key, in the order it was first added."""
@@ -126,6 +162,27 @@ class _Running:
         self.improved = 0
         self.worse = 0
 
+    @classmethod
+    def of(cls, moments: Moments) -> _Running:
+        if (
+            moments.n < 0
+            or moments.m2 < 0
+            or not 0 <= moments.improved + moments.worse <= moments.n
+        ):
+            raise ValueError(f"not the moments of any gains: {moments}")
+        if not (math.isfinite(moments.mean) and math.isfinite(moments.m2)):
+            raise ValueError(f"moments must be finite numbers: {moments}")
+        running = cls()
+        running.count = moments.n
+        running.mean = moments.mean if moments.n else 0.0
+        running.squares = moments.m2 if moments.n else 0.0
+        running.improved = moments.improved
+        running.worse = moments.worse
+        return running
+
+    def moments(self) -> Moments:
+        return Moments(self.count, self.mean, self.squares, self.improved, self.worse)
+
     def add(self, gain: float) -> None:
         if not math.isfinite(gain):
             raise ValueError(f"a gain must be a finite number, not {gain!r}")
@@ -139,6 +196,10 @@ class _Running:
     def merge(self, other: _Running) -> None:
         """Chan et al.'s pairwise combination of two running summaries."""
         if other.count == 0:
+            return
+        if self.count == 0:
+            self.count, self.mean, self.squares = other.count, other.mean, other.squares
+            self.improved, self.worse = other.improved, other.worse
             return
         total = self.count + other.count
         delta = other.mean - self.mean
