@@ -23,6 +23,7 @@ from sqlalchemy.exc import NoSuchTableError, OperationalError, ProgrammingError
 
 from dibot import (
     checkin_commands,
+    demo_commands,
     followup_commands,
     outreach_commands,
     persona_commands,
@@ -346,6 +347,10 @@ def _parser() -> argparse.ArgumentParser:
         "show", checkin_commands.show_command, "print a resident's status, gains and messages"
     )
     checkin_commands.add_show_options(show)
+    demo = command(
+        "demo", demo_commands.demo_command, "fill an empty database with synthetic residents"
+    )
+    demo_commands.add_demo_options(demo)
     report = command(
         "report",
         report_commands.report_command,
