@@ -7,6 +7,10 @@ The rules it keeps:
   A name no cohort has is refused in one line (exit status 2) saying where cohorts are listed.
 - `--min-group N` (default 10) withholds every group of fewer than N people. A council's own
   policy may be stricter, never laxer than `MIN_GROUP_FLOOR` (5): anything lower is refused.
+- `--persona SLUG` sets the people at baseline beside that persona (with `--cohort`, the
+  persona linked to the cohort unless another is named); `--compare FILE…` beside other
+  councils' pooled benchmark files (`impact.comparisons`). A file that cannot be used, or a
+  slug no persona has, is refused in one line.
 - The report goes to stdout, or with `--out FILE` is written whole to a temporary file beside
   FILE and renamed over it, so FILE is never left half written. A progress bar goes to stderr
   when stderr is a terminal (tqdm decides).
@@ -30,11 +34,14 @@ from dibot.config import Config, ConfigError
 from dibot.privacy_commands import keyed_engine
 from dibot.runtime import check_privacy, load_configured_flow
 from flows.model import Flow
+from impact.benchmark import BenchmarkError
+from impact.comparisons import comparisons_for, pooled_files, with_comparisons
+from impact.personas import PersonaError
 from impact.records import Selection
 from impact.render_html import render_html
 from impact.render_json import render_json
 from impact.render_text import render_text
-from impact.report import CohortReport, build_report
+from impact.report import CohortReport, ReportTallies, build_report
 from scoring.impact import MIN_GROUP
 from storage.database import read_only
 from storage.models import Cohort, CohortMember, Respondent, table
@@ -68,6 +75,19 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
         help=f"withhold groups of fewer than N people (default {MIN_GROUP}, at least "
         f"{MIN_GROUP_FLOOR})",
     )
+    parser.add_argument(
+        "--persona",
+        metavar="SLUG",
+        help="set the people beside this persona (with --cohort: the cohort's own by default)",
+    )
+    parser.add_argument(
+        "--compare",
+        metavar="FILE",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="set them beside other councils' benchmark files, pooled",
+    )
 
 
 def report_command(
@@ -81,7 +101,12 @@ def report_command(
         )
     flow = load_configured_flow(config)
     check_privacy(config)
+    try:
+        pooled = pooled_files(arguments.compare, flow)
+    except BenchmarkError as error:
+        raise ConfigError(f"--compare: {error}") from None
     engine = keyed_engine(config)
+    tallies = ReportTallies(flow)
     try:
         with engine.connect() as conn:
             report = cohort_report(
@@ -90,10 +115,26 @@ def report_command(
                 arguments.cohort,
                 now=(now or _utc_now)(),
                 min_group=arguments.min_group,
+                tallies=tallies,
             )
+            try:
+                comparisons = comparisons_for(
+                    conn,
+                    flow,
+                    report,
+                    tallies,
+                    cohort=arguments.cohort,
+                    persona=arguments.persona,
+                    pooled=pooled,
+                )
+            except PersonaError as error:
+                raise ConfigError(f"--persona: {error}") from None
     finally:
         engine.dispose()
+    for warning in comparisons.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     text = RENDERERS[arguments.format](report)
+    text = with_comparisons(arguments.format, text, report, comparisons)
     if arguments.out is None:
         sys.stdout.write(text)
     else:
@@ -102,7 +143,13 @@ def report_command(
 
 
 def cohort_report(
-    conn: sa.Connection, flow: Flow, cohort: str | None, *, now: datetime, min_group: int
+    conn: sa.Connection,
+    flow: Flow,
+    cohort: str | None,
+    *,
+    now: datetime,
+    min_group: int,
+    tallies: ReportTallies | None = None,
 ) -> CohortReport:
     """The report on the cohort named `cohort` (None: everyone), with a progress bar."""
     if cohort is None:
@@ -144,6 +191,7 @@ def cohort_report(
             now=now,
             min_group=min_group,
             progress=lambda done: bar.update(done - bar.n),
+            tallies=tallies,
         )
     return replace(report, cohorts=names)
 

@@ -640,6 +640,8 @@ def _pool_group(name: str, kind: str, present: Sequence[GroupFigures]) -> Pooled
 MORE = "more"
 LESS = "less"
 UNCLEAR = "no clear difference"
+SAME = "same"
+"""Every gain on both sides alike, and the means equal: no difference at all."""
 WITHHELD = "withheld"
 
 
@@ -659,8 +661,8 @@ class GainComparison:
     difference_ci: tuple[float, float] | None
     """Welch's interval of the difference."""
     verdict: str
-    """`MORE` (the council's people gained more), `LESS`, `UNCLEAR`, or `WITHHELD` (either
-    side has too few people)."""
+    """`MORE` (the council's people gained more), `LESS`, `UNCLEAR`, `SAME`, or `WITHHELD`
+    (either side has too few people)."""
 
 
 @dataclass(frozen=True)
@@ -782,7 +784,15 @@ def _gain(
     if not row.estimate.suppressed and not pooled.suppressed and theirs.moments is not None:
         difference = council.mean - theirs.moments.mean
         interval = welch_interval(council, theirs.moments, confidence)
-        verdict = MORE if interval[0] > 0 else LESS if interval[1] < 0 else UNCLEAR
+        verdict = (
+            MORE
+            if interval[0] > 0
+            else LESS
+            if interval[1] < 0
+            else SAME
+            if interval == (0.0, 0.0)
+            else UNCLEAR
+        )
     return GainComparison(
         id=row.id,
         name=row.name,

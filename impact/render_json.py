@@ -218,6 +218,10 @@ SCHEMA: dict[str, Any] = {
     ),
 }
 """The structure above as a JSON Schema (draft 2020-12), for readers that check what they get."""
+SCHEMA["properties"]["comparisons"] = {
+    "type": "object",
+    "description": "Only with `dibot report --persona/--compare`: impact/comparisons.py.",
+}
 
 
 def report_document(report: CohortReport) -> dict[str, Any]:
