@@ -33,7 +33,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import IO, Any
@@ -293,7 +293,8 @@ def write_benchmark_file(
         progress=progress,
         tallies=tallies,
     )
-    benchmark = benchmark_of(tallies, min_group=min_group, generated=now.date(), label=label)
+    day = now.astimezone(UTC).date()
+    benchmark = benchmark_of(tallies, min_group=min_group, generated=day, label=label)
     path = Path(out_path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -372,6 +373,9 @@ def _benchmark(document: Mapping[str, Any], flow: Flow | None) -> Benchmark:
     for index, name in enumerate(names):
         if names.index(name) != index:
             raise BenchmarkError(f"groups[{index}].group: {name!r} is listed twice")
+        kind = document["groups"][index]["kind"]
+        if kind != KINDS.get(name, "initiative"):
+            raise BenchmarkError(f"groups[{index}].kind: {kind!r} is not the kind of {name!r}")
     groups = tuple(
         _group(entry, f"groups[{index}]", min_group)
         for index, entry in enumerate(document["groups"])

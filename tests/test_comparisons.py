@@ -274,6 +274,11 @@ def test_dibot_report_beside_a_persona_and_other_councils(
     assert err == (
         f"dibot: --compare: {first}: groups[0].pairs: 'ten' is not of type 'integer', 'null'\n"
     )
+    # A persona named for everyone, not only the cohort.
+    status, text, err = report(capsys, config, "--persona", "cautious-no-device")
+    assert (status, err) == (0, "")
+    assert text.startswith("All residents\n")
+    assert "BESIDE A PERSONA: Cautious, no device (cautious-no-device)" in text.splitlines()
     status, out_text, err = report(capsys, config, "--persona", "nobody-at-all")
     assert (status, out_text) == (2, "")
     assert "no persona has the slug 'nobody-at-all'" in err
