@@ -334,7 +334,9 @@ class Questionnaire:
             }
             for aspect, scale in flow.scales.items()
         }
+        self.ranges = {aspect: (min(found), max(found)) for aspect, found in self.numbers.items()}
         self.items = {item.id: item for item in flow.items}
+        self.offsets = _heading_offsets(flow)
 
     def item_of(self, question: Question) -> Item | None:
         """The item a question asks about; None for a quick check's heading."""
@@ -345,9 +347,8 @@ class Questionnaire:
 
     def option(self, question: Question, level: float) -> int:
         """The option whose score is nearest `level`."""
-        numbers = self.numbers[question.aspect]
-        low, high = min(numbers), max(numbers)
-        return numbers[min(max(round(level), low), high)]
+        low, high = self.ranges[question.aspect]
+        return self.numbers[question.aspect][min(max(round(level), low), high)]
 
     def walk(
         self,
@@ -558,7 +559,7 @@ def plan_resident(
         story,
         skill=rng.gauss(*story.skill),
         motivation=rng.gauss(2.6, 0.8),
-        offsets=_heading_offsets(flow),
+        offsets=questionnaire.offsets,
     )
     nobody = Resident(
         index=index,
@@ -724,12 +725,12 @@ def _noise(rng: random.Random, question: Question) -> float:
 def _times(rng: random.Random, start: datetime, steps: int) -> tuple[datetime, ...]:
     """When each step was passed: a reply every 15 seconds to 2 minutes, now and then a
     break of hours (LATER, then back)."""
-    times, at = [], start
+    times, seconds, draw = [], 0.0, rng.random
     for _ in range(steps):
-        times.append(at)
-        at += timedelta(seconds=rng.uniform(15, 120))
-        if rng.random() < 0.02:
-            at += timedelta(hours=rng.uniform(1, 48))
+        times.append(start + timedelta(seconds=seconds))
+        seconds += 15 + 105 * draw()
+        if draw() < 0.02:
+            seconds += 3600 * (1 + 47 * draw())
     return tuple(times)
 
 
@@ -905,43 +906,18 @@ class _Writer:
                     for r in joined
                 ],
             )
-        assessed = [r for r in batch if r.baseline is not None]
-        baseline_ids = dict(
-            zip(
-                (r.index for r in assessed),
-                self._inserted(
-                    assessments,
-                    [
-                        self._assessment(rid[r.index], r.baseline, None)
-                        for r in assessed
-                        if r.baseline
-                    ],
-                ),
-                strict=True,
-            )
-        )
-        followed = [r for r in assessed if r.checkin is not None]
-        checkin_ids = dict(
-            zip(
-                (r.index for r in followed),
-                self._inserted(
-                    assessments,
-                    [
-                        self._assessment(rid[r.index], r.checkin, baseline_ids[r.index])
-                        for r in followed
-                        if r.checkin
-                    ],
-                ),
-                strict=True,
-            )
-        )
-        rows: list[Row] = []
-        for r in assessed:
-            assert r.baseline is not None
-            rows += self._answers(r, r.baseline, baseline_ids[r.index])
-            if r.checkin is not None:
-                rows += self._answers(r, r.checkin, checkin_ids[r.index])
+        baselines = [(r, r.baseline) for r in batch if r.baseline is not None]
+        baseline_ids = self._assessments(rid, baselines, {})
+        followed = [(r, r.checkin) for r in batch if r.checkin is not None]
+        checkin_ids = self._assessments(rid, followed, baseline_ids)
+        rows = [
+            row
+            for sittings, ids in ((baselines, baseline_ids), (followed, checkin_ids))
+            for r, sitting in sittings
+            for row in self._answers(r, sitting, ids[r.index])
+        ]
         bulk_insert(conn, answers, ANSWER_COLUMNS, rows)
+        ended = {r.index: sitting.ended_at for r, sitting in baselines}
         if followed:
             conn.execute(
                 sa.insert(checkins),
@@ -955,12 +931,10 @@ class _Writer:
                         "baseline_id": baseline_ids[r.index],
                         "outbox_id": None,
                         "scheduled_by": ENROLLED_BY,
-                        "scheduled_at": r.baseline.ended_at + timedelta(days=1)
-                        if r.baseline
-                        else r.enrolled_at,
+                        "scheduled_at": ended[r.index] + timedelta(days=1),
                         "invited_at": r.checkin_due_at,
                     }
-                    for r in followed
+                    for r, _ in followed
                 ],
             )
         conn.execute(
@@ -972,6 +946,23 @@ class _Writer:
                 for r in batch
             ],
         )
+
+    def _assessments(
+        self,
+        rid: Mapping[int, int],
+        sittings: Sequence[tuple[Resident, Sitting]],
+        baseline_ids: Mapping[int, int],
+    ) -> dict[int, int]:
+        """Insert the sittings as assessments (a check-in with its baseline's id): resident
+        (by index) -> the new assessment's id."""
+        ids = self._inserted(
+            assessments,
+            [
+                self._assessment(rid[r.index], sitting, baseline_ids.get(r.index))
+                for r, sitting in sittings
+            ],
+        )
+        return {r.index: new for (r, _), new in zip(sittings, ids, strict=True)}
 
     def _inserted(self, target: sa.Table, rows: list[dict[str, object]]) -> list[int]:
         """Insert `rows`; their new ids, in the same order."""
