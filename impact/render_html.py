@@ -25,6 +25,7 @@ from markupsafe import Markup
 
 from impact.render_text import (
     FUNNEL,
+    NO_SKILL_GAINS,
     aspect_title,
     bases_sentence,
     capitalised,
@@ -262,8 +263,15 @@ def _impact(report: CohortReport) -> list[Block]:
             "“Improved” and “worse” are said only where the whole 95% confidence interval is "
             "above or below no change."
         ),
-        Subheading("Skill and confidence per heading"),
     ]
+    if not impact.overall:
+        return [
+            *blocks,
+            Paragraph(NO_SKILL_GAINS),
+            Subheading("Changes"),
+            _changes_table(report),
+        ]
+    blocks.append(Subheading("Skill and confidence per heading"))
     skill = [row for row in (*impact.overall, *impact.headings) if row.aspect == "skill"]
     interest = [row for row in (*impact.overall, *impact.headings) if row.aspect == "interest"]
     charted = [(row.name, row.estimate) for row in skill]

@@ -32,6 +32,7 @@ BASIS_WORDS = {
     "quick": "quick with quick",
     "full": "full with full",
     "headings": "reduced to headings",
+    "none": "with no skill answered both times",
 }
 """How a basis reads in "80 quick with quick, 30 full with full, 10 reduced to headings"."""
 FUNNEL = (
@@ -39,7 +40,7 @@ FUNNEL = (
     ("enrolled", "Enrolled by staff"),
     ("started", "Started the questions"),
     ("completed", "Finished a first check"),
-    ("checked_in", "Checked in later (compared)"),
+    ("checked_in", "Checked in later"),
     ("opted_out", "Opted out"),
     ("unreachable", "Unreachable"),
 )
@@ -112,6 +113,13 @@ def bases_sentence(report: CohortReport) -> str:
         return f"{pairs} (how: {withheld(report.min_group, 'pairs')})"
     parts = [f"{b.count} {BASIS_WORDS.get(b.id, b.name)}" for b in shown if b.count]
     return f"{pairs}: {', '.join(parts)}" if parts else pairs
+
+
+NO_SKILL_GAINS = (
+    "No skill gains to show: no check-in so far answered a skill that the first check before it "
+    "also answered (someone without a device may have left the skills out). The changes in "
+    "basics and blockers are below."
+)
 
 
 def nothing_to_compare(report: CohortReport) -> str:
@@ -266,6 +274,8 @@ def _impact(report: CohortReport) -> list[str]:
             " (levels 0 to 4); a person's gain is the mean over what they answered both times."
         ),
     ]
+    if not impact.overall:
+        return [*lines, "", *_wrap(NO_SKILL_GAINS), "", *_changes(report)]
     lines += ["", INDENT + "Overall", *_estimates(impact.overall, min_group)]
     for aspect in ("skill", "interest"):
         rows = [row for row in impact.headings if row.aspect == aspect]
@@ -431,6 +441,7 @@ def _cut(text: str, width: int) -> str:
 
 
 __all__ = [
+    "NO_SKILL_GAINS",
     "WIDTH",
     "bases_sentence",
     "count_with_share",

@@ -5,7 +5,9 @@ The rules it keeps:
 - The picture is taken at each person's latest *completed* baseline; the impact pairs each
   person's latest completed check-in with the baseline it follows (when that was completed),
   compared by `scoring.gains` (like with like: quick with quick, full with full, or both
-  reduced to headings; the report counts each basis).
+  reduced to headings; the report counts each basis). Every pair counts for the changes in
+  basics and blockers, even one whose skills were not asked both times (basis "none", e.g.
+  someone who first had no device and so skipped the skills).
 - A person's gain for a heading (or overall) is the mean of their paired units' gains there;
   a group's estimate is over people, one gain each: n, mean, its t interval, the shares
   improved and worse with Wilson intervals (`scoring.impact`).
@@ -58,6 +60,7 @@ BASES = (
     ("full", "full assessment with full assessment"),
     ("quick", "quick check with quick check"),
     ("headings", "one quick, one full: both reduced to headings"),
+    ("none", "no skill answered both times (skills left out for want of a device)"),
 )
 
 
@@ -313,10 +316,9 @@ def report_on(
             funnel["checked_in"] += 1
             after = checkin.options()
             compared = gains_between(flow, at_baseline, profile(flow, after))
-            if compared.basis != "none":
-                bases[compared.basis] += 1
-                for group in in_groups:
-                    _add_pair(tally, groups.setdefault(group, _Group()), group, compared)
+            bases[compared.basis] += 1
+            for group in in_groups:
+                _add_pair(tally, groups.setdefault(group, _Group()), group, compared)
             flags = outcome_flags(flow, before, after)
             if tallies is not None:
                 tallies._outcomes(in_groups, flags)

@@ -357,16 +357,18 @@ def test_with_nobody_checked_in_it_says_what_to_do(flow: Flow) -> None:
     assert report_document(found)["impact"]["pairs"] == 0
 
 
-def test_check_ins_that_compared_nothing_are_not_called_missing(flow: Flow) -> None:
+def test_check_ins_that_compared_no_skill_say_so_and_still_count_changes(flow: Flow) -> None:
     skipped = [person(n, gs(3), {"CM.skill": 3}) for n in range(12)]
 
     said = " ".join(render_text(report(flow, skipped)).split())
 
-    assert words_after_start(said, "Checked in later (compared)") == "12"
-    assert (
-        "Nothing to compare yet: the check-ins finished so far answered no skill that the first "
-        "check before them also answered."
-    ) in said
+    assert words_after_start(said, "Checked in later") == "12"
+    assert "12 pairs compared: 12 with no skill answered both times" in said
+    assert "No skill gains to show: no check-in so far answered a skill" in said
+    assert "Mean gain" not in said
+    page = " ".join(render_html(report(flow, skipped)).split())
+    assert "No skill gains to show" in page
+    assert "Mean skill gain" not in page
 
 
 def words_after_start(said: str, start: str) -> str:

@@ -101,7 +101,7 @@ def test_the_report_from_the_command_line_in_every_format(
     )
     assert words_after(text, "In this report") == ["12"]
     assert words_after(text, "Enrolled by staff") == ["12"]
-    assert words_after(text, "Checked in later (compared)") == ["12"]
+    assert words_after(text, "Checked in later") == ["12"]
     assert "12 pairs compared: 12 quick with quick." in text
     # Every person's six topics moved the same way, so each person's gain is +1 or -1.
     assert words_after(text, "All skills (skill)") == [
