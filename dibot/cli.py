@@ -24,6 +24,7 @@ from sqlalchemy.exc import NoSuchTableError, OperationalError, ProgrammingError
 from dibot import (
     checkin_commands,
     demo_commands,
+    export_commands,
     followup_commands,
     outreach_commands,
     persona_commands,
@@ -357,6 +358,12 @@ def _parser() -> argparse.ArgumentParser:
         "the cohort report: who, at baseline, and what changed (text, json or html)",
     )
     report_commands.add_report_options(report)
+    export = command(
+        "export",
+        export_commands.export_command,
+        "export assessments (csv, csv-wide, xlsx, floip), outcome flags or a benchmark file",
+    )
+    export_commands.add_export_options(export)
     staff_commands.add_staff_commands(commands, config_option)
     persona_commands.add_persona_commands(commands, config_option)
     command(
