@@ -31,8 +31,8 @@ import math
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
@@ -52,7 +52,15 @@ from impact.report import (
     ReportTallies,
     build_report,
 )
-from scoring.impact import CONFIDENCE, MIN_GROUP, NO_GAINS, Estimate, Moments, t_quantile
+from scoring.impact import (
+    CONFIDENCE,
+    MIN_GROUP,
+    NO_GAINS,
+    Estimate,
+    Moments,
+    complementary_withheld,
+    t_quantile,
+)
 from scoring.impact import pool as pool_moments
 
 FORMAT = "dibot-benchmark/1"
@@ -135,11 +143,10 @@ def benchmark_of(
         raise ValueError(f"a label is at most {LABEL_LENGTH} characters")
 
     def cell(count: int) -> Cell:
-        return count if count >= min_group else None
+        return count
 
     def moments(key: tuple[str, ...]) -> Moments | None:
-        found = tallies.gains.moments(key)
-        return found if found.n >= min_group else None
+        return tallies.gains.moments(key)
 
     groups = []
     for name in _group_order(tallies.groups()):
@@ -198,7 +205,81 @@ def benchmark_of(
         label=label,
         generated=generated,
         min_group=min_group,
-        groups=tuple(groups),
+        groups=_withheld(groups, min_group),
+    )
+
+
+Path_ = tuple[str | int, ...]
+
+
+def _withheld(groups: Sequence[GroupFigures], min_group: int) -> tuple[GroupFigures, ...]:
+    """The groups with every cell below `min_group` withheld (a moments cell by its n), and,
+    cell by cell across the groups beside "all", the smallest others with it until the
+    withheld ones hold `min_group` together (`complementary_withheld`): so no withheld cell
+    can be worked out by subtracting the shown groups from "all"."""
+    cells = {group.group: dict(_cells(group)) for group in groups}
+    paths = {path for found in cells.values() for path in found}
+    hidden: dict[str, set[Path_]] = {group.group: set() for group in groups}
+    for path in paths:
+        values = {name: found.get(path, 0) for name, found in cells.items()}
+        for name, value in values.items():
+            if value < min_group:
+                hidden[name].add(path)
+        beside = {name: value for name, value in values.items() if name != EVERYONE}
+        for name in complementary_withheld(beside, min_group):
+            hidden[name].add(path)
+    return tuple(_without(group, hidden[group.group]) for group in groups)
+
+
+def _cells(group: GroupFigures) -> Iterator[tuple[Path_, int]]:
+    """Every count of the group by its path (a moments cell counts as its n)."""
+    for name in ("people", "completed", "pairs"):
+        yield (name,), getattr(group, name) or 0
+    for name in ("missing_basics", "barriers", "changes"):
+        for key, count in getattr(group, name).items():
+            yield (name, key), count or 0
+    for heading, aspects in group.levels.items():
+        for aspect, counts in aspects.items():
+            for level, count in enumerate(counts):
+                yield ("levels", heading, aspect, level), count or 0
+    for name in ("overall", "headings"):
+        for key, found in getattr(group, name).items():
+            yield (name, key), found.n if found is not None else 0
+    for flag, outcome in group.outcomes.items():
+        yield ("outcomes", flag, "known"), outcome.known or 0
+        yield ("outcomes", flag, "newly_able"), outcome.newly_able or 0
+
+
+def _without(group: GroupFigures, hidden: set[Path_]) -> GroupFigures:
+    def kept(path: Path_, value: Any) -> Any:
+        return None if path in hidden else value
+
+    return replace(
+        group,
+        people=kept(("people",), group.people),
+        completed=kept(("completed",), group.completed),
+        pairs=kept(("pairs",), group.pairs),
+        missing_basics={k: kept(("missing_basics", k), v) for k, v in group.missing_basics.items()},
+        barriers={k: kept(("barriers", k), v) for k, v in group.barriers.items()},
+        changes={k: kept(("changes", k), v) for k, v in group.changes.items()},
+        levels={
+            heading: {
+                aspect: tuple(
+                    kept(("levels", heading, aspect, level), n) for level, n in enumerate(counts)
+                )
+                for aspect, counts in aspects.items()
+            }
+            for heading, aspects in group.levels.items()
+        },
+        overall={k: kept(("overall", k), v) for k, v in group.overall.items()},
+        headings={k: kept(("headings", k), v) for k, v in group.headings.items()},
+        outcomes={
+            flag: OutcomeCells(
+                known=kept(("outcomes", flag, "known"), cells.known),
+                newly_able=kept(("outcomes", flag, "newly_able"), cells.newly_able),
+            )
+            for flag, cells in group.outcomes.items()
+        },
     )
 
 

@@ -39,6 +39,7 @@ from impact.render_text import (
     points,
     shown_pairs,
     withheld,
+    withheld_estimate,
 )
 from impact.report import CohortReport, Count, ImpactRow, Picture
 from scoring.impact import Estimate
@@ -325,7 +326,7 @@ ESTIMATE_HEAD = (
 
 def _estimate_cells(found: Estimate, min_group: int) -> tuple[Cell, ...]:
     if found.suppressed:
-        return (Cell(withheld(min_group), span=len(ESTIMATE_HEAD)),)
+        return (Cell(withheld_estimate(found, min_group), span=len(ESTIMATE_HEAD)),)
     assert found.improved is not None
     assert found.worse is not None
     return (
@@ -602,7 +603,7 @@ def _gain_chart(
     words = []
     for name, found in rows:
         if found.suppressed:
-            words.append(f"{name}: {withheld(min_group)}.")
+            words.append(f"{name}: {withheld_estimate(found, min_group)}.")
         else:
             words.append(f"{name}: {gain_with_interval(found)}, {direction(found)}.")
     height = AXIS_HEIGHT + len(rows) * ROW_HEIGHT + 8
@@ -656,7 +657,7 @@ def _gain_chart(
                     ty=text_y,
                     fill=TEXT,
                     font=FONT,
-                    words=withheld(min_group),
+                    words=withheld_estimate(found, min_group),
                 )
             )
             continue

@@ -69,6 +69,14 @@ def withheld(min_group: int, what: str = "people") -> str:
     return f"fewer than {min_group} {what}: withheld"
 
 
+def withheld_estimate(found: Estimate, min_group: int) -> str:
+    """Why an estimate is withheld: too few people, or (a group big enough to show) so that a
+    smaller group cannot be worked out from the total."""
+    if found.n < min_group:
+        return withheld(min_group)
+    return "withheld, so that a smaller group cannot be worked out from the totals"
+
+
 def fewer_than(min_group: int) -> str:
     return f"fewer than {min_group}"
 
@@ -294,7 +302,7 @@ def _impact(report: CohortReport) -> list[str]:
 
 def _estimate_cells(found: Estimate, min_group: int) -> tuple[str, ...]:
     if found.suppressed:
-        return (withheld(min_group),)
+        return (withheld_estimate(found, min_group),)
     assert found.improved is not None
     assert found.worse is not None
     return (
@@ -453,4 +461,5 @@ __all__ = [
     "points",
     "render_text",
     "withheld",
+    "withheld_estimate",
 ]

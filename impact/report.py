@@ -14,6 +14,9 @@ The rules it keeps:
 - Disclosure: any group of fewer than `min_group` people (10 unless asked) shows its size as
   "fewer than N" and no statistic; the baseline picture of fewer than `min_group` people, and
   the counts of changes among fewer than `min_group` pairs, are withheld the same way.
+- Initiatives are shown beside everyone, so a withheld initiative is not left to be worked
+  out by subtraction: the smallest other groups are withheld with it until the withheld
+  ones hold at least `min_group` people together (`scoring.impact.complementary_withheld`).
 - Someone in several initiatives counts in each; someone in none counts under
   `NO_INITIATIVE`, so the work can be set beside no work.
 - Outputs made from the same pass (the sector benchmark, a persona comparison) pass a
@@ -34,7 +37,14 @@ from impact.records import AssessmentRow, Person, Selection, iter_people
 from scoring import profile
 from scoring.cohort import CohortSummary, CohortTally, mean_of
 from scoring.gains import Gains, gains_between
-from scoring.impact import MIN_GROUP, Estimate, GainKey, GainTally
+from scoring.impact import (
+    MIN_GROUP,
+    Estimate,
+    GainKey,
+    GainTally,
+    complementary_withheld,
+    withheld,
+)
 from scoring.outcomes import OutcomeFlag, outcome_flags
 from scoring.profile import Profile, unit_order
 
@@ -365,23 +375,7 @@ def report_on(
                 for unit in unit_order(flow)
                 if (key := (EVERYONE, "unit", unit, "skill")) in estimates
             ),
-            initiatives=tuple(
-                InitiativeImpact(
-                    initiative=name,
-                    people=group.pairs,
-                    overall=_overall(estimates, name),
-                    headings=tuple(
-                        ImpactRow(h.id, _name(h.short), "skill", estimates[(name, h.id, "skill")])
-                        for h in flow.headings
-                        if (name, h.id, "skill") in estimates
-                    ),
-                    changes=_changes(group, min_group),
-                )
-                for name, group in sorted(
-                    groups.items(), key=lambda entry: (entry[0] == NO_INITIATIVE, entry[0])
-                )
-                if name != EVERYONE
-            ),
+            initiatives=_initiatives(flow, groups, tally, estimates, min_group),
             changes=_changes(groups[EVERYONE], min_group),
             outcomes=tuple(
                 _outcome(
@@ -461,7 +455,52 @@ def _overall(estimates: Mapping[GainKey, Estimate], group: str) -> tuple[ImpactR
     )
 
 
-def _changes(group: _Group, min_group: int) -> tuple[Count, ...]:
+def _initiatives(
+    flow: Flow,
+    groups: Mapping[str, _Group],
+    tally: GainTally,
+    estimates: Mapping[GainKey, Estimate],
+    min_group: int,
+) -> tuple[InitiativeImpact, ...]:
+    """Each initiative's impact, beside everyone's: a group withheld for being small is not
+    left to be worked out from the total and the others (`complementary_withheld`), for its
+    changes (by pairs) and for each of its rows (by the people in that row)."""
+    names = sorted((n for n in groups if n != EVERYONE), key=lambda n: (n == NO_INITIATIVE, n))
+    hidden_pairs = complementary_withheld({n: groups[n].pairs for n in names}, min_group)
+    rows = [("overall", "skill"), ("overall", "interest")]
+    rows += [(h.id, "skill") for h in flow.headings]
+    hidden_rows = {
+        row: complementary_withheld({n: tally.count((n, *row)) for n in names}, min_group)
+        for row in rows
+    }
+
+    def shown(name: str, row: tuple[str, str]) -> Estimate:
+        found = estimates[(name, *row)]
+        return withheld(found) if name in hidden_rows[row] else found
+
+    return tuple(
+        InitiativeImpact(
+            initiative=name,
+            people=groups[name].pairs,
+            overall=tuple(
+                ImpactRow("overall", f"All skills ({aspect})", aspect, shown(name, row))
+                for aspect in ("skill", "interest")
+                if (name, *(row := ("overall", aspect))) in estimates
+            ),
+            headings=tuple(
+                ImpactRow(h.id, _name(h.short), "skill", shown(name, (h.id, "skill")))
+                for h in flow.headings
+                if (name, h.id, "skill") in estimates
+            ),
+            changes=_changes(groups[name], min_group, hidden=name in hidden_pairs),
+        )
+        for name in names
+    )
+
+
+def _changes(group: _Group, min_group: int, *, hidden: bool = False) -> tuple[Count, ...]:
+    if hidden:
+        return tuple(Count(key, name, None, None) for key, name in CHANGES)
     return tuple(
         _withheld_count(key, name, group.changes[key], group.pairs, min_group)
         for key, name in CHANGES

@@ -8,6 +8,10 @@ The rules it keeps:
 - Disclosure: a group of fewer than `min_group` people (`MIN_GROUP`, 10, unless asked
   otherwise) is suppressed: its `n` is kept, so a report can say "fewer than 10", but every
   statistic is None, so nothing about so few people can be read off it.
+- Complementary suppression: where groups are shown beside their total (initiatives beside
+  everyone), a withheld group could be worked out by subtracting the shown ones from the
+  total. `complementary_withheld` withholds the smallest shown groups as well until the
+  withheld ones hold at least `min_group` people between them (or none at all).
 - When every gain in a group is the same (no spread) the mean's interval is (mean, mean).
 - `GainTally` streams: per key (a group such as ("heading", "GS", "skill") or
   ("initiative", "Device loans", "overall")) it keeps a count, a running mean and sum of
@@ -23,15 +27,17 @@ Quantiles are found by bisection on exact distribution functions (the normal's v
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 MIN_GROUP = 10
 """Groups with fewer people than this are suppressed in every report and export."""
 CONFIDENCE = 0.95
 
 GainKey = str | tuple[str, ...]
+K = TypeVar("K")
 """What a tally groups gains by, e.g. ("heading", "GS", "skill")."""
 
 _BISECTIONS = 200
@@ -59,6 +65,26 @@ class Estimate:
     """The share of people whose gain is below 0."""
     worse_ci: tuple[float, float] | None
     suppressed: bool
+
+
+def withheld(found: Estimate) -> Estimate:
+    """`found` with every statistic withheld and its `n` kept."""
+    return Estimate(found.n, None, None, None, None, None, None, None, True)
+
+
+def complementary_withheld(sizes: Mapping[K, int], min_group: int = MIN_GROUP) -> frozenset[K]:
+    """The groups to withhold among groups shown beside their total: those under
+    `min_group`, and then the smallest others until the withheld ones hold at least
+    `min_group` people together (so none can be worked out from the total), ties broken by
+    the order given."""
+    hidden = [group for group, size in sizes.items() if size < min_group]
+    together = sum(sizes[group] for group in hidden)
+    shown = sorted((g for g in sizes if g not in hidden), key=lambda g: sizes[g])
+    while 0 < together < min_group and shown:
+        group = shown.pop(0)
+        hidden.append(group)
+        together += sizes[group]
+    return frozenset(hidden)
 
 
 def estimate(

@@ -202,37 +202,42 @@ def test_two_councils_files_pool_to_the_figures_of_all_their_gains(
 
 
 def test_small_groups_and_small_counts_are_null_in_the_file(tmp_path: Path, flow: Flow) -> None:
-    # Nine people in Device loans (one is missing a device), twelve in Skills cafe: at the
-    # default min_group of 10 Device loans has nothing but nulls, and a count of 1 is null.
+    # Nine people in Device loans (one is missing a device), twelve in Skills cafe, fifteen in
+    # Library: at the default min_group of 10 Device loans has nothing but nulls, a count of 1
+    # is null, and Skills cafe (the smallest of the others) is null too, or "all" less Library
+    # would give Device loans away.
     no_device = {**EVERY_BASIC, "BA01.access": 1}
-    people = [
-        person(n, 0, 1, ("Device loans",), no_device if n == 0 else EVERY_BASIC) for n in range(9)
-    ] + gained([2] * 12, "Skills cafe", start=100)
+    people = (
+        [person(n, 0, 1, ("Device loans",), no_device if n == 0 else EVERY_BASIC) for n in range(9)]
+        + gained([2] * 12, "Skills cafe", start=100)
+        + gained([1] * 15, "Library", start=200)
+    )
     path = benchmark_file(tmp_path, flow, people, min_group=10)
     document = json.loads(path.read_text(encoding="utf-8"))
     groups = {g["group"]: g for g in document["groups"]}
-    assert list(groups) == ["all", "Device loans", "Skills cafe"]
-    loans = groups["Device loans"]
-    assert [loans["people"], loans["completed"], loans["pairs"]] == [None, None, None]
-    assert loans["impact"]["overall"] == {"skill": None, "interest": None}
-    assert set(loans["impact"]["headings"].values()) == {None}
-    assert loans["baseline"]["headings"]["GS"]["skill"] == [None] * 5
-    assert set(loans["changes"].values()) == {None}
-    cafe = groups["Skills cafe"]
-    assert [cafe["people"], cafe["completed"], cafe["pairs"]] == [12, 12, 12]
-    assert cafe["impact"]["overall"]["skill"] == {
-        "n": 12,
-        "mean": 2.0,
+    assert list(groups) == ["all", "Device loans", "Library", "Skills cafe"]
+    for hidden in ("Device loans", "Skills cafe"):
+        group = groups[hidden]
+        assert [group["people"], group["completed"], group["pairs"]] == [None, None, None]
+        assert group["impact"]["overall"] == {"skill": None, "interest": None}
+        assert set(group["impact"]["headings"].values()) == {None}
+        assert group["baseline"]["headings"]["GS"]["skill"] == [None] * 5
+        assert set(group["changes"].values()) == {None}
+    library = groups["Library"]
+    assert [library["people"], library["completed"], library["pairs"]] == [15, 15, 15]
+    assert library["impact"]["overall"]["skill"] == {
+        "n": 15,
+        "mean": 1.0,
         "m2": 0.0,
-        "improved": 12,
+        "improved": 15,
         "worse": 0,
     }
-    assert cafe["baseline"]["headings"]["GS"]["skill"] == [12, None, None, None, None]
+    assert library["baseline"]["headings"]["GS"]["skill"] == [15, None, None, None, None]
     everyone = groups["all"]
-    assert everyone["people"] == 21
-    # One person without a device among 21: below 10, so withheld even though "all" is shown.
+    assert everyone["people"] == 36
+    # One person without a device among 36: below 10, so withheld even though "all" is shown.
     assert everyone["baseline"]["missing_basics"]["BA01"] is None
-    assert everyone["impact"]["overall"]["skill"]["n"] == 21
+    assert everyone["impact"]["overall"]["skill"]["n"] == 36
     assert document["min_group"] == 10
     assert document["generated"] == "2027-06-02"
     assert document["label"] is None
@@ -300,12 +305,15 @@ def test_another_questionnaire_is_refused_and_another_version_warned_about(
 
 
 def test_a_cell_withheld_in_one_file_is_pooled_partial(tmp_path: Path, flow: Flow) -> None:
-    # First council: 12 people in Device loans. Second: 9 in Device loans, 12 in Skills cafe.
+    # First council: 12 people in Device loans. Second: 9 in Device loans (withheld), 12 in
+    # Skills cafe (withheld with it) and 15 in Library.
     first = benchmark_file(tmp_path, flow, gained([1] * 12), min_group=10, name="a.json")
     second = benchmark_file(
         tmp_path,
         flow,
-        gained([3] * 9) + gained([2] * 12, "Skills cafe", start=100),
+        gained([3] * 9)
+        + gained([2] * 12, "Skills cafe", start=100)
+        + gained([1] * 15, "Library", start=200),
         min_group=10,
         name="b.json",
     )
@@ -316,14 +324,17 @@ def test_a_cell_withheld_in_one_file_is_pooled_partial(tmp_path: Path, flow: Flo
     assert loans.people.partial
     cafe = pooled.group("Skills cafe")
     assert cafe is not None
-    assert (cafe.people.count, cafe.people.covers, cafe.people.files) == (12, 1, 1)
-    assert not cafe.people.partial
+    assert (cafe.people.covers, cafe.people.files) == (0, 1)
+    library = pooled.group("Library")
+    assert library is not None
+    assert (library.people.count, library.people.covers, library.people.files) == (15, 1, 1)
+    assert not library.people.partial
     everyone = pooled.group("all")
     assert everyone is not None
-    assert everyone.people.count == 12 + 21
+    assert everyone.people.count == 12 + 36
     assert everyone.overall["skill"].moments is not None
-    # 12 gains of 1, 9 of 3, 12 of 2: (12 + 27 + 24) / 33 = 63 / 33 = 1.909091.
-    assert everyone.overall["skill"].moments.mean == pytest.approx(63 / 33)
+    # 12 gains of 1, 9 of 3, 12 of 2, 15 of 1: (12 + 27 + 24 + 15) / 48 = 78 / 48 = 1.625.
+    assert everyone.overall["skill"].moments.mean == pytest.approx(78 / 48)
 
 
 # --- the comparison -------------------------------------------------------------------------

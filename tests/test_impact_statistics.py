@@ -11,7 +11,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scoring.impact import MIN_GROUP, Estimate, GainTally, estimate, t_quantile, wilson_interval
+from scoring.impact import (
+    MIN_GROUP,
+    Estimate,
+    GainTally,
+    complementary_withheld,
+    estimate,
+    t_quantile,
+    wilson_interval,
+)
 
 
 @pytest.mark.parametrize(
@@ -272,3 +280,18 @@ def test_the_intervals_hold_their_estimates(gains: list[float]) -> None:
         assert share is not None
         assert interval is not None
         assert 0 <= interval[0] <= share <= interval[1] <= 1
+
+
+@pytest.mark.parametrize(
+    ("sizes", "hidden"),
+    [
+        ({"A": 9, "B": 12, "C": 15}, {"A", "B"}),  # B next smallest: 9 alone is too few
+        ({"A": 9, "B": 3, "C": 20}, {"A", "B"}),  # 9 + 3 withheld together: enough
+        ({"A": 12, "B": 15}, set()),
+        ({"A": 0, "B": 40}, {"A"}),  # nobody to give away
+        ({"A": 5}, {"A"}),
+        ({"A": 4, "B": 11, "C": 11}, {"A", "B"}),  # a tie goes to the first given
+    ],
+)
+def test_complementary_withholding(sizes: dict[str, int], hidden: set[str]) -> None:
+    assert complementary_withheld(sizes, min_group=10) == hidden
