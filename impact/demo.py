@@ -230,7 +230,9 @@ def season(day: date) -> str:
 
 def demo_cohorts(now: datetime) -> tuple[DemoCohort, ...]:
     """The cohorts, dated back from `now` so that every check-in is over by then: two rounds of
-    device loans 120 days apart (so in different seasons) and one of digital champions."""
+    device loans 120 days apart (so in different seasons) and one of digital champions; the
+    15% in none are enough (at the default size) for the report to show them beside the
+    initiatives rather than withhold them, and a champion's figures with them."""
     today = now.date()
     first, second, champions = (today - timedelta(days=days) for days in (275, 155, 240))
     weeks = timedelta(weeks=12)
@@ -241,7 +243,7 @@ def demo_cohorts(now: datetime) -> tuple[DemoCohort, ...]:
             NORTH,
             first,
             first + weeks,
-            0.34,
+            0.31,
         ),
         DemoCohort(
             f"{DEVICE_LOANS} {season(second)} {second.year}",
@@ -249,10 +251,10 @@ def demo_cohorts(now: datetime) -> tuple[DemoCohort, ...]:
             NORTH,
             second,
             second + weeks,
-            0.26,
+            0.24,
         ),
         DemoCohort(
-            "Champions at the library", DIGITAL_CHAMPIONS, SOUTH, champions, champions + weeks, 0.32
+            "Champions at the library", DIGITAL_CHAMPIONS, SOUTH, champions, champions + weeks, 0.30
         ),
     )
 
