@@ -59,7 +59,10 @@ from dashboard import (  # isort: skip  (each page module registers its own rout
     checkin_pages,
     cohort_pages,
     enrolling,
+    export_pages,
     followup_pages,
+    persona_pages,
+    report_pages,
     respondent_page,
     respondents,
 )
@@ -81,6 +84,9 @@ PAGE_MODULES: tuple[Callable[[Blueprint, Site], None], ...] = (
     followup_pages.register,
     checkin_pages.register,
     assisted.register,
+    report_pages.register,
+    export_pages.register,
+    persona_pages.register,
 )
 
 log = logging.getLogger(__name__)
@@ -127,7 +133,13 @@ def install(app: Flask, runtime: Runtime, *, now: Now | None = None) -> None:
     app.jinja_loader = ChoiceLoader(
         [
             *([app.jinja_loader] if isinstance(app.jinja_loader, BaseLoader) else []),
-            PrefixLoader({"govuk_frontend_jinja": PackageLoader("govuk_frontend_jinja")}),
+            PrefixLoader(
+                {
+                    "govuk_frontend_jinja": PackageLoader("govuk_frontend_jinja"),
+                    # The cohort report's partial, shared with `dibot report --format html`.
+                    "impact_report": PackageLoader("impact", "templates"),
+                }
+            ),
         ]
     )
     app.register_blueprint(blueprint(runtime, now or _system_now))

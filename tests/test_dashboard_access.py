@@ -118,3 +118,56 @@ def test_ids_that_do_not_exist_or_are_not_numbers_get_404(
             sa.select(sa.func.count()).where(audit.c.respondent_id == 999_999_999)
         ).scalar_one()
     assert viewed == 0
+
+
+QUERY_SCOPED = (
+    ("GET", "/personas/{persona_id}?cohort={cohort_id}"),
+    ("POST", "/exports"),
+    ("POST", "/personas/new"),
+)
+"""Routes that take a cohort in their query or form rather than their path: another team's
+cohort there answers 404 too."""
+PUBLIC = frozenset({"dashboard.login", "dashboard.static"})
+
+
+def test_another_teams_cohort_in_a_query_or_form_is_not_found(
+    dashboard: Flask, engine: sa.Engine, flow: Flow, staff: Staff, north: dict[str, int]
+) -> None:
+    from impact.personas import ILLUSTRATIVE_PERSONAS, read_personas, store_personas
+
+    with engine.begin() as conn:
+        store_personas(conn, read_personas(ILLUSTRATIVE_PERSONAS, flow)[:1], "test", now=NOW)
+        persona_id = conn.execute(sa.text("SELECT min(id) FROM personas")).scalar_one()
+    south = signed_in(dashboard, staff.south_worker)
+    token = csrf_token(south, "/exports")
+    audit = table(AuditEntry)
+    with engine.connect() as conn:
+        audited = conn.execute(sa.select(sa.func.count()).select_from(audit)).scalar_one()
+    for method, template in QUERY_SCOPED:
+        url = template.format(persona_id=persona_id, cohort_id=north["cohort_id"])
+        if method == "GET":
+            response = south.get(url)
+        else:
+            response = south.post(
+                url, data={"csrf_token": token, "format": "csv", "cohort": north["cohort_id"]}
+            )
+        assert response.status_code == 404, (method, url, response.status_code)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(audit)).scalar_one() == audited
+
+
+def test_every_page_but_the_login_page_needs_a_signed_in_member(
+    dashboard: Flask, north: dict[str, int]
+) -> None:
+    client = dashboard.test_client()
+    client.environ_base["wsgi.url_scheme"] = "https"
+    for rule in dashboard.url_map.iter_rules():
+        if not rule.endpoint.startswith("dashboard.") or rule.endpoint in PUBLIC:
+            continue
+        values = {name: north.get(name, 1) for name in rule.arguments}
+        path = rule.build(values, append_unknown=False)
+        assert path is not None
+        if "GET" in (rule.methods or set()):
+            response = client.get(path[1])
+            assert response.status_code == 302, (rule.rule, response.status_code)
+            assert response.headers["Location"].startswith("/login"), rule.rule
