@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -77,10 +78,11 @@ OFFERED = (
     ),
     ExportFormat(
         "outcomes",
-        "Outcome flags CSV",
-        "Who could do each outcome task at their first check and later, for cost-benefit models",
-        "csv",
-        CSV,
+        "Outcome flags (zip of two CSV files)",
+        "Who could do each outcome task at their first check and later, for cost-benefit "
+        "models, and the counts per cohort and initiative",
+        "zip",
+        ZIP,
     ),
     ExportFormat(
         "benchmark",
@@ -164,9 +166,10 @@ def register(pages: Blueprint, site: Site) -> None:
             whose = slug(cohort.name)
         name = file_name(whose, offered, site.now().astimezone(zone).date())
         folder = Path(tempfile.mkdtemp(prefix="dibot-export-"))
+        bundled = offered.value == "outcomes"  # two CSV files, sent as one zip
         try:
-            out = folder / name
-            exports.export(
+            out = folder / (Path(name).stem + ".csv" if bundled else name)
+            done = exports.export(
                 site.engine,
                 flow,
                 selection_for(member, cohort_id),
@@ -178,6 +181,11 @@ def register(pages: Blueprint, site: Site) -> None:
                 now=site.now(),
                 label=council_label,
             )
+            if bundled:
+                out = folder / name
+                with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as bundle:
+                    for path in done.paths:
+                        bundle.write(path, path.name)
             # Open, then remove the directory: the response streams from the open handle and
             # nothing is left on disk whatever happens to the download.
             handle = out.open("rb")

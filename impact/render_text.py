@@ -131,19 +131,14 @@ NO_SKILL_GAINS = (
 
 
 def nothing_to_compare(report: CohortReport) -> str:
-    """What the report says while nobody has been checked in yet, and what to do about it."""
+    """What the report says while nobody has been checked in yet, and what to do about it
+    (on the dashboard or on the command line)."""
     cohort = shlex.quote(report.cohorts[0]) if len(report.cohorts) == 1 else "NAME"
-    if report.funnel.checked_in:
-        why = (
-            "the check-ins finished so far answered no skill that the first check before them "
-            "also answered."
-        )
-    else:
-        why = "nobody here has finished a check-in after a first check."
     return (
-        f"Nothing to compare yet: {why} "
-        f"Schedule check-ins with `dibot checkin --cohort {cohort} --after 3m` (three months "
-        "on), then run this report again once residents have answered."
+        "Nothing to compare yet: nobody here has finished a check-in after a first check. "
+        "Schedule check-ins three months on (on the dashboard's Check-ins page, or with "
+        f"`dibot checkin --cohort {cohort} --after 3m`), then look at this report again once "
+        "residents have answered."
     )
 
 

@@ -417,7 +417,7 @@ def test_the_export_form_offers_every_format_and_the_members_cohorts(
         "CSV, one row per assessment",
         "Excel workbook",
         "FLOIP Flow Results package (zip)",
-        "Outcome flags CSV",
+        "Outcome flags (zip of two CSV files)",
         "Sector benchmark file",
     ):
         assert words in text
@@ -452,7 +452,7 @@ def test_every_format_downloads_as_a_file_that_opens(
         "csv-wide": ("text/csv; charset=utf-8", "csv"),
         "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
         "floip": ("application/zip", "zip"),
-        "outcomes": ("text/csv; charset=utf-8", "csv"),
+        "outcomes": ("application/zip", "zip"),
         "benchmark": ("application/json", "json"),
     }
     for format, (mimetype, extension) in expected.items():
@@ -477,8 +477,14 @@ def test_every_format_downloads_as_a_file_that_opens(
         elif format == "csv-wide":
             assert len(csv_rows(response)) == 1 + 20
         elif format == "outcomes":
+            with zipfile.ZipFile(io.BytesIO(data)) as bundle:
+                stem = "dibot-spring-drive-outcomes-2026-12-01"
+                assert bundle.namelist() == [f"{stem}.csv", f"{stem}-counts.csv"]
+                flags = bundle.read(f"{stem}.csv").decode("utf-8-sig").splitlines()
+                counts = bundle.read(f"{stem}-counts.csv").decode("utf-8-sig").splitlines()
             # One row per person per outcome flag: ten people, eight flags.
-            assert len(csv_rows(response)) == 1 + 10 * 8
+            assert len(flags) == 1 + 10 * 8
+            assert any(line.startswith("cohort,Spring drive") for line in counts), counts
         elif format == "benchmark":
             document = json.loads(data)
             assert document["format"] == "dibot-benchmark/1"

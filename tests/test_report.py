@@ -369,6 +369,7 @@ def test_with_nobody_checked_in_it_says_what_to_do(flow: Flow) -> None:
         "Nothing to compare yet: nobody here has finished a check-in after a first check." in said
     )
     assert "`dibot checkin --cohort 'Spring drive' --after 3m`" in said
+    assert "on the dashboard's Check-ins page" in said
     assert "Nothing to compare yet" in page
     assert "dibot checkin --cohort &#39;Spring drive&#39; --after 3m" in page
     assert report_document(found)["impact"]["pairs"] == 0
