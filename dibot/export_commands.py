@@ -30,8 +30,8 @@ from tqdm import tqdm
 from dibot.config import Config, ConfigError, CouncilConfig
 from dibot.privacy_commands import keyed_engine
 from dibot.runtime import check_privacy, load_configured_flow
-from impact.exports import FORMATS, ExportError, check_destination, count_people, export
-from impact.records import Selection
+from impact.exports import FORMATS, ExportError, check_destination, export
+from impact.records import Selection, count_people
 from storage.database import read_only
 from storage.models import Cohort, table
 

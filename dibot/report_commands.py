@@ -37,14 +37,14 @@ from flows.model import Flow
 from impact.benchmark import BenchmarkError
 from impact.comparisons import comparisons_for, pooled_files, with_comparisons
 from impact.personas import PersonaError
-from impact.records import Selection
+from impact.records import Selection, count_people
 from impact.render_html import render_html
 from impact.render_json import render_json
 from impact.render_text import render_text
 from impact.report import CohortReport, ReportTallies, build_report
 from scoring.impact import MIN_GROUP
 from storage.database import read_only
-from storage.models import Cohort, CohortMember, Respondent, table
+from storage.models import Cohort, table
 
 MIN_GROUP_FLOOR = 5
 """The smallest group a report may show: a council may withhold more, never less."""
@@ -175,7 +175,7 @@ def cohort_report(
         description = f"Cohort {found.name}, {initiative}"
         names = (found.name,)
     with tqdm(
-        total=_people(conn, selection),
+        total=count_people(conn, selection),
         desc="reading people",
         unit=" people",
         file=sys.stderr,
@@ -208,20 +208,6 @@ def write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-
-
-def _people(conn: sa.Connection, selection: Selection) -> int:
-    respondents = table(Respondent)
-    query = sa.select(sa.func.count()).select_from(respondents)
-    if selection.cohort_id is not None:
-        members = table(CohortMember)
-        query = query.where(
-            sa.exists().where(
-                members.c.respondent_id == respondents.c.id,
-                members.c.cohort_id == selection.cohort_id,
-            )
-        )
-    return int(conn.execute(query).scalar_one())
 
 
 def _utc_now() -> datetime:

@@ -38,9 +38,9 @@ from impact.export_csv import write_long_csv, write_wide_csv
 from impact.export_floip import DESCRIPTOR, write_floip_package
 from impact.export_outcomes import write_outcomes
 from impact.export_xlsx import About, write_xlsx
-from impact.records import Person, Selection, iter_people
+from impact.records import Person, Selection, count_people, iter_people
 from storage.database import read_only
-from storage.models import AuditEntry, Cohort, CohortMember, Respondent, Team, table
+from storage.models import AuditEntry, Cohort, Team, table
 
 FORMATS = ("csv", "csv-wide", "xlsx", "floip", "outcomes", "benchmark")
 """What `export` writes: csv (one row per answer), csv-wide (one row per assessment), xlsx
@@ -101,23 +101,6 @@ def check_destination(format: str, out: Path, *, overwrite: bool) -> None:
             raise ExportError(f"{path.parent} is not a directory: make it first")
         if not overwrite and (path.exists() or path.is_symlink()):
             raise ExportError(f"{path} exists: give a new path, or --force to replace it")
-
-
-def count_people(conn: sa.Connection, selection: Selection) -> int:
-    """How many people `selection` allows (one COUNT), e.g. for a progress bar's total."""
-    respondents = table(Respondent)
-    query = sa.select(sa.func.count()).select_from(respondents)
-    if selection.team_id is not None:
-        query = query.where(respondents.c.team_id == selection.team_id)
-    if selection.cohort_id is not None:
-        members = table(CohortMember)
-        query = query.where(
-            sa.exists().where(
-                members.c.respondent_id == respondents.c.id,
-                members.c.cohort_id == selection.cohort_id,
-            )
-        )
-    return int(conn.execute(query).scalar_one())
 
 
 def export(

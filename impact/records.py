@@ -160,6 +160,12 @@ def iter_people(
             return
 
 
+def count_people(conn: sa.Connection, selection: Selection) -> int:
+    """How many people `selection` allows (one COUNT), e.g. for a progress bar's total."""
+    query = sa.select(sa.func.count()).select_from(respondents)
+    return int(conn.execute(_selected(query, selection)).scalar_one())
+
+
 def _people_query(selection: Selection) -> sa.Select[Any]:
     query = sa.select(
         respondents.c.id,
@@ -170,6 +176,11 @@ def _people_query(selection: Selection) -> sa.Select[Any]:
         respondents.c.opted_out,
         respondents.c.unreachable,
     ).order_by(respondents.c.id)
+    return _selected(query, selection)
+
+
+def _selected(query: sa.Select[Any], selection: Selection) -> sa.Select[Any]:
+    """`query` over respondents, narrowed to the people `selection` allows."""
     if selection.team_id is not None:
         query = query.where(respondents.c.team_id == selection.team_id)
     if selection.cohort_id is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -28,41 +28,15 @@ from impact.benchmark import (
     welch_interval,
     write_benchmark,
 )
-from impact.records import AnswerRow, AssessmentRow, Person
+from impact.records import Person
 from impact.report import CohortReport, ReportTallies, report_on
 from scoring.impact import GainTally, Moments, estimate
 from scoring.impact import pool as pool_moments
+from tests.impact_people import EVERY_BASIC, NO_BLOCKERS, T0, T1, assessment
 
-T0 = datetime(2027, 3, 2, 10, 0, tzinfo=UTC)
-T1 = datetime(2027, 6, 2, 10, 0, tzinfo=UTC)
 DAY = date(2027, 6, 2)
-EVERY_BASIC = {"BA01.access": 5, "BA02.access": 5, "BA03.access": 5}
-NO_BLOCKERS = {f"BL0{n}.blocker": 5 for n in range(1, 6)}
 COHORT = "Pendle spring drive"
 OPTION_FOR_SCORE = {score: score + 1 for score in range(5)}
-
-
-def assessment(
-    number: int, kind: str, answers: Mapping[str, int], baseline_id: int | None = None
-) -> AssessmentRow:
-    at = T0 if kind == "baseline" else T1
-    return AssessmentRow(
-        id=number,
-        kind=kind,
-        mode="quick",
-        flow_id="digital-inclusion",
-        flow_version="test",
-        baseline_id=baseline_id,
-        started_at=at,
-        completed_at=at,
-        abandoned_at=None,
-        skills_basis=None,
-        assisted=False,
-        answers=tuple(
-            AnswerRow(key, key.split(".")[0], key.split(".")[1], option, option - 1, at, "sms")
-            for key, option in sorted(answers.items())
-        ),
-    )
 
 
 def person(

@@ -8,22 +8,18 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import jsonschema
 import pytest
 
 from flows.model import Flow
-from impact.records import AnswerRow, AssessmentRow, Person
+from impact.records import Person
 from impact.render_html import render_body, render_html
 from impact.render_json import FORMAT, SCHEMA, render_json, report_document
 from impact.render_text import WIDTH, percent, points, render_text
 from impact.report import CohortReport, report_on
+from tests.impact_people import EVERY_BASIC, NO_BLOCKERS, T0, T1, assessment
 
-T0 = datetime(2027, 3, 2, 10, 0, tzinfo=UTC)
-T1 = datetime(2027, 6, 2, 10, 0, tzinfo=UTC)
-EVERY_BASIC = {"BA01.access": 5, "BA02.access": 5, "BA03.access": 5}
-NO_BLOCKERS = {f"BL0{n}.blocker": 5 for n in range(1, 6)}
 WITHHELD = "fewer than 10 people: withheld"
 COMPLEMENT = "withheld, so that a smaller group cannot be worked out from the totals"
 
@@ -36,31 +32,6 @@ COMPLEMENT = "withheld, so that a smaller group cannot be worked out from the to
 #   interval 0.172032 to 1.161301 -> "+0.17 to +1.16"; JSON 0.172 and 1.1613
 #   improved 10/12 = 83.3% -> "83%", worse 2/12 = 16.7% -> "17%"
 ROSE_AND_FELL = "+0.67 (95% CI +0.17 to +1.16)"
-
-
-def assessment(
-    number: int, kind: str, answers: Mapping[str, int], baseline_id: int | None = None
-) -> AssessmentRow:
-    items = [key for key in answers if key.endswith((".skill", ".interest"))]
-    mode = "full" if any(len(key.split(".")[0]) > 2 for key in items) else "quick"
-    at = T0 if kind == "baseline" else T1
-    return AssessmentRow(
-        id=number,
-        kind=kind,
-        mode=mode,
-        flow_id="digital-inclusion",
-        flow_version="test",
-        baseline_id=baseline_id,
-        started_at=at,
-        completed_at=at,
-        abandoned_at=None,
-        skills_basis=None,
-        assisted=False,
-        answers=tuple(
-            AnswerRow(key, key.split(".")[0], key.split(".")[1], option, option - 1, at, "sms")
-            for key, option in sorted(answers.items())
-        ),
-    )
 
 
 def person(
