@@ -6,12 +6,13 @@ exactly once, and that the check notices an answer that was not.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from bench import sms_cost, sms_send, turns
+from bench import impact, sms_cost, sms_send, turns
 from flows.loader import load_flow
 from flows.model import Flow
 from storage.database import make_engine
@@ -109,3 +110,54 @@ def test_the_sms_send_check_notices_a_text_taken_twice() -> None:
     check = sms_send.SendCheck(rows=3, tried=3, rows_sent=3, taken=3, taken_twice=1, unmatched=0)
     assert not check.ok
     assert check.describe().endswith("FAILED")
+
+
+IMPACT_STEPS = (
+    "bare start (baseline)",
+    "report (text)",
+    "report (json)",
+    "export csv",
+    "export csv-wide",
+    "export xlsx",
+    "export floip",
+    "export outcomes",
+    "export benchmark",
+)
+
+
+def test_the_impact_bench_runs_every_report_and_export_and_prints_their_rows(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status = impact.main(["--answers", "1000", "--database", "sqlite"])
+
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    held = re.search(r"(\d+) people, [\d,]+ assessments, ([\d,]+) answer rows", printed)
+    assert held is not None, printed
+    people, answers = held.group(1), held.group(2)
+    assert int(answers.replace(",", "")) >= 1000
+    # step (24 characters), people, rows, seconds, CPU s, -bare s, µs/ans, peak MiB, +bare, out
+    table = {line[:24].strip(): line[24:].split() for line in printed.splitlines()}
+    for step in IMPACT_STEPS:
+        assert step in table, printed
+        assert table[step][0] == people
+        peak_mib = float(table[step][6])
+        assert 10 < peak_mib < 2000, table[step]  # a whole Python process, and no runaway
+        assert float(table[step][3]) > 0  # CPU seconds of that child alone
+    for step in IMPACT_STEPS[1:]:
+        assert float(table[step][8]) >= 0  # MiB written
+    assert table["export csv"][1] == answers  # every answer row the database holds
+    assert table["export xlsx"][1] == answers
+    assert table["report (text)"][1] == people
+    assert "memory flat (CSV export)" in printed
+    assert "FAILED" not in printed
+    assert printed.rstrip().endswith("ok")
+
+
+def test_the_impact_bench_sizes_its_demo_by_answer_rows(database_url: str) -> None:
+    """The fewest residents whose answers reach the count: one fewer falls short."""
+    flow = load_flow()
+    needed = impact.respondents_for(flow, 1000)
+    filled = impact.fill(database_url, flow, needed - 1)
+    assert filled.respondents == filled.people == needed - 1
+    assert filled.answers < 1000
