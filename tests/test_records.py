@@ -4,7 +4,7 @@ unless identified, in batches that give the same people as one read."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import sqlalchemy as sa
 
@@ -52,6 +52,10 @@ def test_a_baseline_and_check_in_come_back_with_their_answers(
     assert "CM.skill" not in baseline.options()  # skipped: kept as an answer without an option
     assert [a.option for a in baseline.answers if a.question == "CM.skill"] == [None]
     assert checkin.options()["GS.skill"] == 4
+    for answer in (*baseline.answers, *checkin.answers):  # read as UTC on either database
+        assert answer.answered_at.tzinfo is UTC
+        assert answer.channel == "sms"
+    assert {a.answered_at for a in baseline.answers} == {baseline.started_at}  # one clock tick
     assert checkin.completed_at is not None
     assert checkin.completed_at - baseline.completed_at > timedelta(days=80)  # type: ignore[operator]
 
