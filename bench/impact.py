@@ -4,7 +4,7 @@ a separate process, on a demo database of N residents.
     .venv/bin/python -m bench.impact [--respondents N | --answers N]
                                      [--database sqlite|postgresql|both] [--database-url URL]
                                      [--formats csv,csv-wide,xlsx,floip,outcomes,benchmark]
-                                     [--skip-xlsx-above ROWS]
+                                     [--skip-xlsx-above ROWS] [--no-reports] [--no-flat-check]
 
 1. A fresh database (an SQLite file in a temporary directory; on PostgreSQL the scratch schema
    `dibot_bench_impact` of the database named) is filled with `impact.demo.make_demo` (N
@@ -334,6 +334,7 @@ class Plan:
     formats: tuple[str, ...]
     skip_xlsx_above: int | None
     flat_check: bool = True
+    reports: bool = True
 
 
 def _progress(text: str) -> None:
@@ -355,7 +356,7 @@ def measure_database(
         )
         bare = bare_start(url, folder)
         steps = []
-        for fmt in REPORTS:
+        for fmt in REPORTS if plan.reports else ():
             _progress(f"{database}: {report_step(fmt)}")
             steps.append(report(fmt, url, folder, filled.people))
         for fmt in plan.formats:
@@ -500,6 +501,7 @@ def _parser() -> argparse.ArgumentParser:
         help="skip the XLSX export when the database holds more answer rows than this",
     )
     parser.add_argument("--no-flat-check", action="store_true", help="skip the CSV export at N/10")
+    parser.add_argument("--no-reports", action="store_true", help="run the exports only")
     return parser
 
 
@@ -530,7 +532,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         databases["SQLite"] = None
     if arguments.database in ("postgresql", "both"):
         databases["PostgreSQL"] = postgresql_url
-    plan = Plan(respondents, formats, arguments.skip_xlsx_above, not arguments.no_flat_check)
+    plan = Plan(
+        respondents,
+        formats,
+        arguments.skip_xlsx_above,
+        flat_check=not arguments.no_flat_check,
+        reports=not arguments.no_reports,
+    )
     results = []
     with tempfile.TemporaryDirectory(prefix="dibot-bench-impact-") as workdir:
         for database, url in databases.items():
