@@ -7,10 +7,15 @@ is reached only through `cohort_or_404`, another team's cohort answering 404. It
 and charts are the report partial's (impact/templates/report_body.html), so the page says what
 `dibot report` says, small groups withheld the same way. The report is read in a read-only
 transaction and audited just after ("view report"), like every page about people.
+
+A report on more than `WAIT_LIMIT` people is not built while the member waits (at about a
+millisecond a person it would outlast the web worker's 60 s): the page says how many people it
+covers and how to get it (one cohort, or `dibot report --format html` on the server).
 """
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,10 +24,13 @@ from flask.typing import ResponseReturnValue
 
 from dashboard.accounts import StaffMember
 from dashboard.site import ADMIN, MAX_ID, Site, cohort_or_404, cohort_scope, cohorts
-from impact.records import Selection
+from impact.records import Selection, count_people
 from impact.render_html import report_view
 from impact.report import CohortReport, build_report
 from storage.database import read_only
+
+WAIT_LIMIT = 20_000
+"""The most people a report page builds while the member waits."""
 
 
 def visible_cohorts(conn: sa.Connection, member: StaffMember) -> list[Any]:
@@ -61,12 +69,30 @@ def register(pages: Blueprint, site: Site) -> None:
             "impact/report.html", report=report, view=report_view(report), **shown
         )
 
+    def too_many(
+        member: StaffMember, title: str, people: int, cohort: Any, found: list[Any]
+    ) -> str:
+        chosen = f" --cohort {shlex.quote(cohort.name)}" if cohort is not None else ""
+        return render_template(
+            "impact/report_too_large.html",
+            title=title,
+            people=people,
+            limit=WAIT_LIMIT,
+            cohort=cohort,
+            cohorts=found,
+            command=f"dibot report{chosen} --format html --out report.html",
+        )
+
     @pages.get("/reports", endpoint="reports")
     @site.staff_page
     def reports_page(member: StaffMember) -> ResponseReturnValue:
         title = everyone_words(member)
         with site.engine.connect() as connection:
             conn = read_only(connection)
+            found = visible_cohorts(conn, member)
+            people = count_people(conn, selection_for(member))
+            if people > WAIT_LIMIT:
+                return too_many(member, title, people, None, found)
             report = build_report(
                 conn,
                 flow,
@@ -79,7 +105,6 @@ def register(pages: Blueprint, site: Site) -> None:
                 ),
                 now=site.now(),
             )
-            found = visible_cohorts(conn, member)
         return page(member, report, f"report on {title.lower()}", cohort=None, cohorts=found)
 
     @pages.get(f"/cohorts/<int(min=1, max={MAX_ID}):cohort_id>/report", endpoint="cohort_report")
@@ -88,6 +113,9 @@ def register(pages: Blueprint, site: Site) -> None:
         with site.engine.connect() as connection:
             conn = read_only(connection)
             cohort = cohort_or_404(conn, member, cohort_id)
+            people = count_people(conn, selection_for(member, cohort_id))
+            if people > WAIT_LIMIT:
+                return too_many(member, f"Cohort {cohort.name}", people, cohort, [])
             report = build_report(
                 conn,
                 flow,

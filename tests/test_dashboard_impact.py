@@ -23,6 +23,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from dashboard import report_pages
 from flows.model import Flow, Question
 from impact.records import Selection
 from impact.report import build_report
@@ -354,6 +355,33 @@ def test_the_teams_report_covers_the_members_team_and_an_admin_sees_every_team(
     entry = last_audit(engine)
     assert (entry.action, entry.staff_id) == ("view report", staff.north_admin.id)
     assert "13 people" in entry.detail
+
+
+def test_a_report_too_large_to_build_while_one_waits_says_how_to_get_it(
+    dashboard: Flask,
+    engine: sa.Engine,
+    staff: Staff,
+    spring: int,
+    small: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(report_pages, "WAIT_LIMIT", 9)  # Spring drive's ten are too many
+    before = last_audit(engine)
+
+    everyone = signed_in(dashboard, staff.north_admin).get("/reports")
+    cohort = signed_in(dashboard, staff.north_worker).get(f"/cohorts/{spring}/report")
+    library = signed_in(dashboard, staff.south_worker).get(f"/cohorts/{small}/report")
+
+    said = page_text(everyone)
+    assert everyone.status_code == 200
+    assert "This report would cover 13 people: too many to build while you wait" in said
+    assert f'href="/cohorts/{small}/report"' in everyone.get_data(as_text=True)
+    assert "dibot report --format html --out report.html" in said
+    assert "People at each step" not in said
+    assert "dibot report --cohort 'Spring drive' --format html" in html.unescape(page_text(cohort))
+    assert "People at each step" in page_text(library)  # three people: built as usual
+    assert last_audit(engine).action == "view report"  # only the report shown is audited
+    assert last_audit(engine).id != (before.id if before is not None else None)
 
 
 def test_charts_are_images_with_their_numbers_in_tables(
