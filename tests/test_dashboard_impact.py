@@ -12,6 +12,7 @@ import json
 import re
 import zipfile
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from dashboard import report_pages
+from dashboard import export_pages, report_pages
 from flows.model import Flow, Question
 from impact.records import Selection
 from impact.report import build_report
@@ -189,6 +190,11 @@ def small(engine: sa.Engine, flow: Flow, staff: Staff) -> int:
 def last_audit(engine: sa.Engine) -> Any:
     with engine.connect() as conn:
         return conn.execute(sa.select(audit).order_by(audit.c.id.desc()).limit(1)).one()
+
+
+def audit_lines(engine: sa.Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(audit).order_by(audit.c.id)))
 
 
 def table_after(response: TestResponse, caption: str) -> list[str]:
@@ -528,6 +534,38 @@ def test_every_format_downloads_as_a_file_that_opens(
                 assert any(n.endswith("-responses.json") for n in package.namelist())
         # People are pseudonymous: no phone number anywhere.
         assert b"447700900" not in data, format
+
+
+def test_an_export_too_large_to_make_while_one_waits_says_how_to_get_it(
+    dashboard: Flask,
+    engine: sa.Engine,
+    staff: Staff,
+    spring: int,
+    private_temp: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    offered = tuple(
+        replace(found, wait_limit=9) if found.value == "xlsx" else found
+        for found in export_pages.OFFERED
+    )
+    monkeypatch.setattr(export_pages, "OFFERED", offered)
+    monkeypatch.setattr(export_pages, "FORMATS", {found.value: found for found in offered})
+    client = signed_in(dashboard, staff.north_worker)
+    before = last_audit(engine)
+
+    refused = download(client, format="xlsx", cohort=str(spring))
+    made = download(client, format="csv", cohort=str(spring))
+
+    said = html.unescape(page_text(refused))
+    assert refused.status_code == 200
+    assert "There is a problem" in said
+    assert "Excel workbook of 10 people takes too long to make while you wait (up to 9" in said
+    assert "dibot export --format xlsx --cohort 'Spring drive' --out FILE" in said
+    assert made.status_code == 200
+    assert made.mimetype == "text/csv"
+    audits = [a for a in audit_lines(engine) if a.id > before.id and a.action == "export"]
+    assert [a.detail.split()[0] for a in audits] == ["format=csv"]  # the refused one: none
+    assert list(private_temp.iterdir()) == []
 
 
 def test_phone_numbers_are_refused_to_a_worker_and_given_to_an_admin(
