@@ -34,7 +34,8 @@ from impact.comparisons import (
 from impact.personas import PersonaSpec, store_personas
 from impact.records import Selection
 from impact.render_json import SCHEMA
-from tests.test_benchmark import DAY, EVERY_BASIC, NO_BLOCKERS, council, gained, person
+from tests.impact_people import EVERY_BASIC, NO_BLOCKERS
+from tests.test_benchmark import DAY, council, gained, person
 from tests.test_report_command import config_file, spring_drive
 
 NOW = datetime(2027, 6, 2, 10, 0, tzinfo=UTC)
