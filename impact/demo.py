@@ -774,6 +774,11 @@ def make_demo(
         if progress is not None:
             progress(len(batch))
     personas = _illustrative_personas(conn, flow, cohort_ids, now)
+    if conn.dialect.name == "postgresql":
+        # Tables just filled in bulk have no planner statistics until autovacuum comes round
+        # (never, where it is off): without them PostgreSQL reads each batch of a report's
+        # answers by scanning every answer.
+        conn.exec_driver_sql("ANALYZE")
     return DemoSummary(
         respondents=respondents,
         cohorts=tuple(
