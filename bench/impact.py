@@ -478,7 +478,8 @@ def render(results: Sequence[Measured]) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.impact", description=(__doc__ or "").split("\n")[0]
+        prog="python -m bench.impact",
+        description=(__doc__ or "").split("\n\n")[0].replace("\n", " "),
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--respondents", type=int, default=10_000, help="demo residents")
