@@ -488,8 +488,7 @@ def test_on_postgresql_the_filled_tables_have_planner_statistics(demo_engine: sa
     """Without them (autovacuum off, or not round yet) a report reads every answer for each
     batch of people; SQLite's planner needs none."""
     if demo_engine.dialect.name != "postgresql":
-        assert scalar(demo_engine, "SELECT count(*) FROM answers") > 10_000
-        return
+        pytest.skip("PostgreSQL's planner statistics; SQLite's planner works without them")
     estimated = scalar(demo_engine, "SELECT reltuples FROM pg_class WHERE relname = 'answers'")
     counted = scalar(demo_engine, "SELECT count(*) FROM answers")
     assert estimated == counted
