@@ -1,22 +1,39 @@
 """One place builds database engines, so every connection is set up the same way.
 
-SQLite gets WAL, a busy timeout, foreign keys, `synchronous=FULL`, and every transaction starts
-with `BEGIN IMMEDIATE`: a deferred read-then-write transaction fails at once under contention,
-while an immediate one waits its turn. Work that only reads opts out with `read_only(conn)`
-before its first statement and gets a plain deferred `BEGIN`, which under WAL does not wait for a
-writer (the health check must not queue behind turns for the busy timeout). PostgreSQL
-(psycopg 3) needs nothing special here; the turn handler locks rows itself. A PostgreSQL URL that
-names no driver (`postgresql://…`, `postgres://…`) means psycopg 3, the driver dibot installs,
-not SQLAlchemy's default psycopg2: `database_url` reads it so, here and in configuration. An
-SQLite file is created 0600 (SQLite gives its -wal and -shm files the same mode) in a directory
-created 0700: it holds personal data. No engine is built at import time, and no pooled
-connection is ever used in a process other than the one that opened it (after `fork()` the
-child opens its own).
+SQLite gets WAL, a busy timeout, foreign keys and the configured `synchronous` level, and every
+transaction that may write starts with `BEGIN IMMEDIATE`: a deferred read-then-write transaction
+fails at once under contention, while an immediate one waits its turn. Work that only reads opts
+out with `read_only(conn)` before its first statement and gets a plain deferred `BEGIN`, which
+under WAL does not wait for a writer (the health check must not queue behind turns for the busy
+timeout). PostgreSQL (psycopg 3) needs nothing special here; the turn handler locks rows itself.
+A PostgreSQL URL that names no driver (`postgresql://…`, `postgres://…`) means psycopg 3, the
+driver dibot installs, not SQLAlchemy's default psycopg2: `database_url` reads it so, here and in
+configuration. An SQLite file is created 0600 (SQLite gives its -wal and -shm files the same
+mode) in a directory created 0700: it holds personal data. No engine is built at import time,
+and no pooled connection is ever used in a process other than the one that opened it (after
+`fork()` the child opens its own).
+
+Durability (`synchronous`): in WAL mode, NORMAL (the default) syncs the log at checkpoints, not
+at each commit. A committed turn survives the process being killed (the log is in the operating
+system's hands); a power cut or a kernel crash may lose the last turns committed before it, never
+corrupting the database. FULL syncs at every commit (about a third of a turn's time in process
+on this kind of machine) and keeps every committed turn across a power cut as well.
+
+Writers queue on a lock file (`<database>-lock`, `flock`) before `BEGIN IMMEDIATE`, and let go
+of it after their commit or rollback. SQLite's own busy handler sleeps and polls (up to 100 ms a
+sleep), so a writer that found the database locked used to sleep on well after it was free:
+the latency spikes of contended turns. Waiting on the lock file instead, a writer tries again
+within a millisecond of the last one finishing. SQLite's lock stays the guard: the file only
+puts writers in line, and a writer that does not use it (the sqlite3 shell) is still waited for
+by the busy handler.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import sqlite3
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -33,8 +50,14 @@ SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
     "PRAGMA foreign_keys=ON",
-    "PRAGMA synchronous=FULL",
 )
+SQLITE_SYNCHRONOUS_LEVELS = ("normal", "full")
+"""`[database] sqlite_synchronous`: see the module's "Durability"."""
+DEFAULT_SQLITE_SYNCHRONOUS = "normal"
+WRITE_LOCK_SUFFIX = "-lock"
+WRITE_LOCK_FIRST_WAIT_SECONDS = 0.0001
+WRITE_LOCK_LONGEST_WAIT_SECONDS = 0.001
+"""A writer waiting for the lock file tries again after 0.1 ms, doubling to 1 ms at most."""
 POSTGRESQL_DRIVER = "postgresql+psycopg"
 IMPLIED_DRIVERS = {"postgresql": POSTGRESQL_DRIVER, "postgres": POSTGRESQL_DRIVER}
 """URL schemes that name PostgreSQL but no driver -> the driver they mean to dibot."""
@@ -47,14 +70,23 @@ def database_url(url: str | URL) -> URL:
     return parsed if implied is None else parsed.set(drivername=implied)
 
 
-def make_engine(url: str | URL, **options: Any) -> sa.Engine:
+def make_engine(
+    url: str | URL, *, sqlite_synchronous: str = DEFAULT_SQLITE_SYNCHRONOUS, **options: Any
+) -> sa.Engine:
     """An engine for `url` (an SQLite file, or PostgreSQL: `postgresql://…`), set up for dibot.
 
-    `options` go to `sqlalchemy.create_engine` (e.g. `pool_size`).
+    `sqlite_synchronous`: "normal" or "full" (see the module's "Durability"); ignored for
+    PostgreSQL, whose server's `synchronous_commit` decides. `options` go to
+    `sqlalchemy.create_engine` (e.g. `pool_size`).
     """
     parsed = database_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = _sqlite_engine(parsed, options)
+        if sqlite_synchronous not in SQLITE_SYNCHRONOUS_LEVELS:
+            raise ValueError(
+                f"sqlite_synchronous is one of {', '.join(SQLITE_SYNCHRONOUS_LEVELS)}, "
+                f"not {sqlite_synchronous!r}"
+            )
+        engine = _sqlite_engine(parsed, options, sqlite_synchronous)
     else:
         engine = sa.create_engine(parsed, **options)
     _open_connections_per_process(engine)
@@ -70,7 +102,7 @@ def read_only(connection: sa.Connection) -> sa.Connection:
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIRECTORY = 0o700
-SQLITE_COMPANIONS = ("", "-wal", "-shm")
+SQLITE_COMPANIONS = ("", "-wal", "-shm", WRITE_LOCK_SUFFIX)
 """Suffixes of an SQLite database's files."""
 
 
@@ -100,26 +132,101 @@ def _create_private_file(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
 
 
-def _sqlite_engine(url: URL, options: dict[str, Any]) -> sa.Engine:
+class WriteLockTimeout(sqlite3.OperationalError):
+    """Another writer held the lock file for the whole busy timeout."""
+
+
+class LockingConnection(sqlite3.Connection):
+    """An SQLite connection whose write transactions queue on the database's lock file
+    (`begin_write`) and let go of it when they end, however they end."""
+
+    _lock_fd: int | None = None
+    _holds_lock = False
+
+    def use_lock_file(self, path: Path) -> None:
+        self._lock_fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
+
+    def begin_write(self) -> None:
+        """Wait for the lock file (up to the busy timeout), then `BEGIN IMMEDIATE`."""
+        if self._lock_fd is not None and not self._holds_lock:
+            _lock(self._lock_fd, SQLITE_BUSY_TIMEOUT_MS / 1000)
+            self._holds_lock = True
+        try:
+            self.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._unlock()
+            raise
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._unlock()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._unlock()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._unlock()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def _unlock(self) -> None:
+        if self._holds_lock and self._lock_fd is not None:
+            self._holds_lock = False
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+
+def _lock(fd: int, timeout: float) -> None:
+    """`flock` the file, trying again at short intervals (a blocking `flock` could not give
+    up after the busy timeout, as SQLite's own wait does)."""
+    deadline = time.monotonic() + timeout
+    wait = WRITE_LOCK_FIRST_WAIT_SECONDS
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise WriteLockTimeout("database is locked (its lock file)") from None
+        time.sleep(wait)
+        wait = min(wait * 2, WRITE_LOCK_LONGEST_WAIT_SECONDS)
+
+
+def _sqlite_engine(url: URL, options: dict[str, Any], synchronous: str) -> sa.Engine:
     path = sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIRECTORY)
+        connect_args = {"factory": LockingConnection, **options.pop("connect_args", {})}
+        options = {**options, "connect_args": connect_args}
     engine = sa.create_engine(url, **options)
+    pragmas = (*SQLITE_PRAGMAS, f"PRAGMA synchronous={synchronous.upper()}")
 
     if path is not None:
         private_path = path
+        lock_path = path.with_name(path.name + WRITE_LOCK_SUFFIX)
 
         @event.listens_for(engine, "do_connect")
         def create_private(*_: Any) -> None:
             _create_private_file(private_path)
+            _create_private_file(lock_path)
 
     @event.listens_for(engine, "connect")
     def set_up(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # sqlite3 must not issue BEGIN itself: the "begin" hook below does, as IMMEDIATE.
         dbapi_connection.isolation_level = None
+        if isinstance(dbapi_connection, LockingConnection) and path is not None:
+            dbapi_connection.use_lock_file(lock_path)
         cursor = dbapi_connection.cursor()
         try:
-            for pragma in SQLITE_PRAGMAS:
+            for pragma in pragmas:
                 cursor.execute(pragma)
         finally:
             cursor.close()
@@ -128,6 +235,10 @@ def _sqlite_engine(url: URL, options: dict[str, Any]) -> sa.Engine:
     def begin_immediate(connection: sa.Connection) -> None:
         if connection.get_execution_options().get(READ_ONLY_OPTION):
             connection.exec_driver_sql("BEGIN")
+            return
+        dbapi_connection = connection.connection.dbapi_connection
+        if isinstance(dbapi_connection, LockingConnection):
+            dbapi_connection.begin_write()
         else:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 

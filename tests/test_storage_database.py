@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
+import os
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta, timezone
@@ -25,8 +27,11 @@ def person(urn: str) -> dict[str, object]:
     return {"urn_cipher": urn, "urn_digest": urn.encode()}
 
 
-def test_sqlite_connections_are_durable_and_wait_for_the_lock(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'a' / 'b' / 'dibot.db'}")
+@pytest.mark.parametrize(("level", "pragma_value"), [("normal", 1), ("full", 2)])
+def test_sqlite_connections_are_durable_and_wait_for_the_lock(
+    tmp_path: Path, level: str, pragma_value: int
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'a' / 'b' / 'dibot.db'}", sqlite_synchronous=level)
     with engine.connect() as conn:
         pragma = {
             name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
@@ -36,10 +41,94 @@ def test_sqlite_connections_are_durable_and_wait_for_the_lock(tmp_path: Path) ->
     assert pragma == {
         "journal_mode": "wal",
         "foreign_keys": 1,
-        "synchronous": 2,  # FULL
+        "synchronous": pragma_value,
         "busy_timeout": 10_000,
     }
     assert (tmp_path / "a" / "b" / "dibot.db").exists()
+    assert (tmp_path / "a" / "b" / "dibot.db-lock").stat().st_mode & 0o777 == 0o600
+
+
+def test_sqlite_durability_defaults_to_normal_and_refuses_other_levels(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'dibot.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    engine.dispose()
+    with pytest.raises(ValueError, match="normal, full"):
+        make_engine(f"sqlite:///{tmp_path / 'dibot.db'}", sqlite_synchronous="off")
+
+
+def test_a_writer_waits_for_the_lock_file_and_goes_as_soon_as_it_is_free(tmp_path: Path) -> None:
+    """A write transaction holds the database's lock file until it commits or rolls back; a
+    second writer waits for it, then writes (nothing lost, nothing failed)."""
+    url = f"sqlite:///{tmp_path / 'dibot.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    waited: list[bool] = []
+    holding = threading.Event()
+    release = threading.Event()
+
+    def first() -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.insert(respondents).values(
+                    **person("terminal:first"), language="en", created_at=NOW
+                )
+            )
+            holding.set()
+            release.wait(10)
+
+    def second() -> None:
+        holding.wait(10)
+        with engine.begin() as conn:
+            waited.append(release.is_set())
+            conn.execute(
+                sa.insert(respondents).values(
+                    **person("terminal:second"), language="en", created_at=NOW
+                )
+            )
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    holding.wait(10)
+    lock = os.open(tmp_path / "dibot.db-lock", os.O_RDWR)
+    try:
+        with pytest.raises(BlockingIOError):  # the first writer holds it
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        release.set()
+        for thread in threads:
+            thread.join()
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # both let go of it
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    finally:
+        os.close(lock)
+    with engine.connect() as conn:
+        urns = sorted(conn.execute(sa.select(respondents.c.urn_cipher)).scalars())
+    engine.dispose()
+    assert waited == [True]
+    assert urns == ["terminal:first", "terminal:second"]
+
+
+def test_a_failed_write_transaction_lets_go_of_the_lock_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'dibot.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    twice = sa.insert(respondents).values(**person("terminal:twice"), language="en", created_at=NOW)
+    with engine.connect() as conn, conn.begin():
+        conn.execute(twice)
+        with pytest.raises(sa.exc.IntegrityError):  # the same URN again
+            conn.execute(twice)
+    lock = os.open(tmp_path / "dibot.db-lock", os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    finally:
+        os.close(lock)
+    with engine.begin() as conn:  # and the next writer gets it
+        conn.execute(
+            sa.insert(respondents).values(**person("terminal:once"), language="en", created_at=NOW)
+        )
+    engine.dispose()
 
 
 def test_sqlite_writers_take_turns_instead_of_failing(tmp_path: Path) -> None:
