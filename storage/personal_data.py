@@ -3,7 +3,8 @@ and re-encryption under a new key.
 
 The rules it keeps:
 - Retention removes exactly what is older than the policy (strictly before `now - days`):
-  the typed text of answers (`raw`; an answer's option and score always stay) and the texts of
+  the typed text of answers (`raw`) and the provider's id of the message that carried them (an
+  answer's option, score, time and channel always stay) and the texts of
   timeline messages (the entry stays: when, which way, what kind, by whom), after
   `raw_text_days`; inbox rows with the replies kept for duplicates, and outbox rows already sent
   or given up, after `inbox_days`. It works in small batches, each its own transaction, so
@@ -71,6 +72,8 @@ class RetentionReport:
     inbox_messages: int
     outbox_messages: int
     timeline_texts: int = 0
+    message_ids: int = 0
+    """Answers (with no typed text kept) whose provider message id was removed."""
 
 
 def _before(column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
@@ -82,7 +85,21 @@ _old_raw = (
     .where(answers.c.raw.is_not(None), _before(answers.c.answered_at))
     .limit(BATCH)
 )
-_clear_raw = sa.update(answers).where(answers.c.id.in_(_old_raw.scalar_subquery())).values(raw=None)
+_clear_raw = (
+    sa.update(answers)
+    .where(answers.c.id.in_(_old_raw.scalar_subquery()))
+    .values(raw=None, provider_message_id=None)
+)
+_old_message_id = (
+    sa.select(answers.c.id)
+    .where(answers.c.provider_message_id.is_not(None), _before(answers.c.answered_at))
+    .limit(BATCH)
+)
+_clear_message_id = (
+    sa.update(answers)
+    .where(answers.c.id.in_(_old_message_id.scalar_subquery()))
+    .values(provider_message_id=None)
+)
 _old_timeline_text = (
     sa.select(timeline.c.id)
     .where(timeline.c.text_cipher.is_not(None), _before(timeline.c.at))
@@ -109,6 +126,7 @@ def apply_retention(engine: sa.Engine, policy: RetentionPolicy, now: datetime) -
     inbox_cutoff = now - timedelta(days=policy.inbox_days)
     return RetentionReport(
         raw_texts=_in_batches(engine, _clear_raw, raw_cutoff),
+        message_ids=_in_batches(engine, _clear_message_id, raw_cutoff),
         inbox_messages=_in_batches(engine, _delete_inbox, inbox_cutoff),
         outbox_messages=_in_batches(engine, _delete_outbox, inbox_cutoff),
         timeline_texts=_in_batches(engine, _clear_timeline_text, raw_cutoff),
