@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-dev lint typecheck clean translations frontend
+.PHONY: run test install install-dev lint typecheck lock clean translations frontend
 
 ## run: install, migrate the database (SQLite under ./var by default), serve on 127.0.0.1:8000
 run: $(VENV)/.installed
@@ -16,28 +16,68 @@ run: $(VENV)/.installed
 test: lint typecheck
 	$(BIN)/pytest
 
-## install: the service (with PostgreSQL support) into .venv
+## install: the service (with PostgreSQL support) into .venv, exactly as requirements/run.txt locks it
 install: $(VENV)/.installed
 
+## install-dev: the service and the dev tools into .venv, exactly as requirements/dev.txt locks them
 install-dev: $(VENV)/.installed-dev
 
+## lint: ruff's checks and format check
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## typecheck: mypy, strict
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[postgres]'
+# Every package comes from a lock file, each release checked against its hashes; then dibot
+# itself without resolving its dependencies again, built by the locked setuptools (build
+# isolation would fetch whichever setuptools is newest).
+RUN_LOCK := requirements/run.txt
+DEV_LOCK := requirements/dev.txt
+PIP_INSTALL := $(BIN)/python -m pip install --quiet
+$(VENV)/.installed: pyproject.toml $(RUN_LOCK) | $(BIN)/python
+	$(PIP_INSTALL) --require-hashes -r $(RUN_LOCK)
+	$(PIP_INSTALL) --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[postgres,dev]'
+$(VENV)/.installed-dev: pyproject.toml $(DEV_LOCK) | $(BIN)/python
+	$(PIP_INSTALL) --require-hashes -r $(DEV_LOCK)
+	$(PIP_INSTALL) --no-deps --no-build-isolation -e .
 	touch $@ $(VENV)/.installed
+
+## lock: refresh the lock files from pyproject.toml (and requirements/tools.in, what this runs):
+## requirements/run.txt (extras postgres), requirements/dev.txt (postgres,dev; the run lock's
+## versions) and requirements/tools.txt, each release with the hashes of its files on PyPI.
+## Pins that still fit are kept; `make lock LOCK_UPGRADE=--upgrade` moves every one to the
+## newest release that fits. Needs Python 3.11 on Linux x86_64 (what dibot runs on) and PyPI.
+LOCK_VENV := $(VENV)/lock-tools
+LOCK_UPGRADE ?=
+# The machine's pip configuration (extra indexes, local wheel folders) is left out, so the
+# recorded hashes are PyPI's and the lock files install anywhere.
+PIP_COMPILE := env -u PIP_INDEX_URL -u PIP_EXTRA_INDEX_URL -u PIP_FIND_LINKS -u PIP_CONSTRAINT \
+	PIP_CONFIG_FILE=/dev/null CUSTOM_COMPILE_COMMAND='make lock' $(LOCK_VENV)/bin/pip-compile \
+	--quiet --generate-hashes --allow-unsafe --strip-extras --no-build-isolation $(LOCK_UPGRADE)
+LOCK_MADE_FOR := \# Locked for CPython 3.11 on Linux x86_64; installs check every file against these hashes.
+lock: $(LOCK_VENV)/.installed
+	$(PIP_COMPILE) --output-file requirements/tools.txt requirements/tools.in
+	$(PIP_COMPILE) --all-build-deps --extra postgres --output-file $(RUN_LOCK) pyproject.toml
+	$(PIP_COMPILE) --all-build-deps --extra postgres --extra dev --constraint $(RUN_LOCK) \
+		--output-file $(DEV_LOCK) pyproject.toml
+	sed -i '1i $(LOCK_MADE_FOR)' requirements/tools.txt $(RUN_LOCK) $(DEV_LOCK)
+
+$(LOCK_VENV)/.installed: requirements/tools.txt
+	@$(PYTHON) -c 'import platform, sys; sys.exit(None if sys.version_info[:2] == (3, 11) \
+		and platform.system() == "Linux" and platform.machine() == "x86_64" \
+		else "make lock: the lock files are made with Python 3.11 on Linux x86_64")'
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/tools.txt
+	touch $@
 
 ## clean: remove the virtual environment, caches and build output (not ./var, your data)
 clean:
