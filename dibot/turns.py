@@ -136,11 +136,16 @@ class TurnHandler:
         delivery = _Delivery(channel, message_id, now)
         with self._engine.begin() as conn:
             conversation = store.lock_conversation(
-                conn, urn, self._flow, self._new_state(language, language_chosen), now, privacy
+                conn,
+                urn,
+                self._flow,
+                self._new_state(language, language_chosen),
+                now,
+                privacy,
+                message=(channel, message_id),
             )
-            stored = store.stored_replies(conn, channel, message_id)
-            if stored is not None:
-                return TurnResult(replies=stored, duplicate=True, queued=(), events=())
+            if conversation.seen is not None:
+                return TurnResult(replies=conversation.seen, duplicate=True, queued=(), events=())
             if if_state is not None and not if_state(self._saved_state(conversation)):
                 return TurnResult(replies=(), duplicate=False, queued=(), events=(), stale=True)
             thread_id = conversation.thread_id

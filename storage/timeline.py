@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from storage.models import OutboxEntry, TimelineEntry, table
+from storage.prepared import Prepared
 from storage.privacy import Keys, keys_of
 
 timeline = table(TimelineEntry)
@@ -25,17 +26,32 @@ DIRECTIONS = ("in", "out")
 IN_KINDS = ("message", "held")
 """An inbound the bot took, or one kept for an outreach worker while a thread was open."""
 
-_record = sa.insert(timeline).values(
-    respondent_id=sa.bindparam("respondent_id"),
-    at=sa.bindparam("at"),
-    direction=sa.bindparam("direction"),
-    channel=sa.bindparam("channel"),
-    kind=sa.bindparam("kind"),
-    text_cipher=sa.bindparam("text_cipher"),
-    thread_id=sa.bindparam("thread_id"),
-    outbox_id=sa.bindparam("outbox_id"),
-    by=sa.bindparam("by"),
+COLUMNS = (
+    "respondent_id",
+    "at",
+    "direction",
+    "channel",
+    "kind",
+    "text_cipher",
+    "thread_id",
+    "outbox_id",
+    "by",
 )
+_records: dict[int, Prepared] = {}
+"""One multi-row INSERT per number of entries, compiled when first used."""
+
+
+def _record(count: int) -> Prepared:
+    prepared = _records.get(count)
+    if prepared is None:
+        # Typed as their columns: SQLAlchemy types the first row's parameters, not the others'.
+        rows: list[dict[str, Any]] = [
+            {name: sa.bindparam(f"{name}_{row}", type_=timeline.c[name].type) for name in COLUMNS}
+            for row in range(count)
+        ]
+        prepared = _records[count] = Prepared(sa.insert(timeline).values(rows))
+    return prepared
+
 
 _read = (
     sa.select(
@@ -96,14 +112,20 @@ class TimelineItem:
 
 
 def record(conn: sa.Connection, entries: list[Entry], keys: Keys | None = None) -> None:
-    """Write `entries` (texts encrypted with `keys`, else the connection's) in one statement."""
+    """Write `entries` (texts encrypted with `keys`, else the connection's) in one statement,
+    one multi-row INSERT (`storage.prepared`)."""
     if not entries:
         return
     for entry in entries:
         if entry.direction not in DIRECTIONS:
             raise ValueError(f"a timeline entry goes in or out, not {entry.direction!r}")
     keys = keys if keys is not None else keys_of(conn)
-    conn.execute(_record, [_row(entry, keys) for entry in entries])
+    params = {
+        f"{name}_{row}": value
+        for row, entry in enumerate(entries)
+        for name, value in _row(entry, keys).items()
+    }
+    _record(len(entries)).run(conn, params)
 
 
 def read(conn: sa.Connection, respondent_id: int, keys: Keys | None = None) -> list[TimelineItem]:
