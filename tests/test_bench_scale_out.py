@@ -1,0 +1,142 @@
+"""The scale-out benchmark: two nodes and two workers on one PostgreSQL, and checks that mean
+something.
+
+No timing is asserted: only that a respondent's messages alternate between the nodes, that the
+checks notice a reply sent twice and answers stored out of order, and (on PostgreSQL) that a
+tiny run through real `dibot serve` and `dibot worker` processes passes them all.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from bench import scale_out
+from bench.fake_bot_api import Received
+from bench.scale_out import Message
+from flows.model import Flow
+
+DATABASE_URL_VARIABLE = "DIBOT_DATABASE_URL"
+LONG_ENOUGH = 120.0
+"""Seconds allowed per load: far more than the tiny counts need, so the count ends them."""
+CHAT = 5_000_000
+
+
+def telegram_message(position: int, update_id: str, questions: tuple[str, ...]) -> Message:
+    return Message("telegram", 0, f"telegram:{CHAT}", position, update_id, "1", questions)
+
+
+def test_one_respondents_consecutive_messages_go_to_alternate_nodes(flow: Flow) -> None:
+    work = scale_out.plan(flow, 60, in_flight=3, telegram_slots=1)
+
+    both = scale_out.routed(work.slots, 2)
+    for slot, requests in zip(work.slots, both, strict=True):
+        pairs = zip(slot, requests, strict=True)
+        for (before, to_before), (after, to_after) in pairwise(pairs):
+            if before.message.urn == after.message.urn:
+                assert to_before.node != to_after.node
+    nodes = [routed.node for slot in both for routed in slot]
+    assert abs(nodes.count(0) - nodes.count(1)) <= len(work.slots)
+    assert {routed.node for slot in scale_out.routed(work.slots, 1) for routed in slot} == {0}
+    assert all(p.request.path == "/webhooks/telegram" for p in work.slots[-1])
+    assert all(p.request.path == "/webhooks/twilio/sms" for p in work.slots[0])
+    assert len(work.at_once) == scale_out.DUPLICATE_MESSAGES * (
+        scale_out.DUPLICATE_SMS_RESPONDENTS + scale_out.DUPLICATE_TELEGRAM_RESPONDENTS
+    )
+
+
+def _telegram_replies(sends: list[str]) -> dict[str, int]:
+    first, second = telegram_message(0, "1", ()), telegram_message(1, "2", ())
+    by_id = {(m.channel, m.message_id): m for m in (first, second)}
+    seen = [
+        SimpleNamespace(id=10, channel="telegram", provider_message_id="1"),
+        SimpleNamespace(id=11, channel="telegram", provider_message_id="2"),
+    ]
+    queued = [
+        SimpleNamespace(inbox_id=10, text="Which language?", status="sent"),
+        SimpleNamespace(inbox_id=11, text="Do you agree?", status="sent"),
+    ]
+    received = Received(tuple((CHAT, text) for text in sends), {"sendMessage": len(sends)})
+    return scale_out.replies_against(by_id, seen, queued, received)
+
+
+def test_the_check_notices_a_reply_sent_twice_lost_or_out_of_order() -> None:
+    fine = {"replies_missing": 0, "replies_duplicated": 0, "chats_out_of_order": 0}
+    assert _telegram_replies(["Which language?", "Do you agree?"]) == fine
+    assert _telegram_replies(["Which language?", "Which language?", "Do you agree?"]) == {
+        **fine,
+        "replies_duplicated": 1,
+    }
+    assert _telegram_replies(["Which language?"]) == {**fine, "replies_missing": 1}
+    assert _telegram_replies(["Do you agree?", "Which language?"]) == {
+        **fine,
+        "chats_out_of_order": 1,
+    }
+
+
+def test_the_check_notices_answers_stored_out_of_order() -> None:
+    first = telegram_message(4, "5", ("GS01.skill",))
+    second = telegram_message(5, "6", ("GS02.skill",))
+    by_id = {(m.channel, m.message_id): m for m in (first, second)}
+    at = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+
+    def stored(*rows: tuple[str, str, datetime]) -> list[SimpleNamespace]:
+        return [
+            SimpleNamespace(
+                channel="telegram", provider_message_id=mid, question=q, answered_at=when
+            )
+            for mid, q, when in rows
+        ]
+
+    later = at + timedelta(seconds=1)
+    in_order = stored(("5", "GS01.skill", at), ("6", "GS02.skill", later))
+    swapped = stored(("6", "GS02.skill", at), ("5", "GS01.skill", later))
+    back_in_time = stored(("5", "GS01.skill", later), ("6", "GS02.skill", at))
+    assert scale_out.answers_in_order([first, second], by_id, in_order) == (1, 1)
+    assert scale_out.answers_in_order([first, second], by_id, swapped) == (1, 0)
+    assert scale_out.answers_in_order([first, second], by_id, back_in_time) == (1, 0)
+
+
+def test_the_command_needs_postgresql(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv(DATABASE_URL_VARIABLE, raising=False)
+
+    assert scale_out.main([]) == 2
+    assert "--database-url" in capsys.readouterr().err
+    assert scale_out.section(postgresql_url=None).ok is False
+
+
+def test_two_nodes_and_two_workers_take_each_message_once_and_in_order() -> None:
+    url = os.environ.get(DATABASE_URL_VARIABLE, "")
+    if not url or make_url(url).get_backend_name() != "postgresql":
+        pytest.skip("PostgreSQL's scale-out: several nodes share one database only on PostgreSQL")
+
+    section = scale_out.section(
+        postgresql_url=url, seconds=LONG_ENOUGH, requests=48, in_flight=4, telegram_slots=1
+    )
+
+    assert section.key == "scale_out"
+    assert section.ok, section.markdown
+    one, two = section.raw["runs"]
+    assert (one["nodes"], two["nodes"]) == (1, 2)
+    for run in (one, two):
+        check = run["check"]
+        assert run["failures"] == {}
+        assert check["ok"], check
+        assert check["messages_sent"] == check["inbox_rows"] >= 48
+        assert check["answers_sent"] == check["answers_stored"] > 0
+        assert check["respondents_in_order"] == check["respondents"] > 0
+        assert check["replies_received"] == check["replies_queued"] > 0
+        assert run["fake_bot_api_calls"]["sendMessage"] == check["replies_queued"]
+    assert len(one["per_node"]) == 1
+    assert min(two["per_node"]) > 0
+    both = two["at_once"]
+    assert both["messages"] == both["same_reply"] > 0
+    assert both["failures"] == []  # as the raw numbers come back from JSON
+    assert all(goal.met for goal in section.goals), section.markdown
