@@ -6,6 +6,12 @@ one `http.client` connection that sends its requests in order, so one respondent
 never overtake each other; a load is bounded both in count and in time. Client processes are
 spawned (never forked from a process holding database connections) and this module imports
 only the standard library, so they start quickly.
+
+Two shapes of load: closed (`run_load`: each slot sends its next request as soon as the last
+is answered, so the server sets the pace and the rate measured is its throughput) and open
+(`run_load(..., rate=R)`: request k of the whole run is due at k/R seconds after the start,
+slot k % slots sends it, and its latency runs from when it was due, not from when it was sent,
+so a request that waited for its slot to come free counts that wait, as a resident's would).
 """
 
 from __future__ import annotations
@@ -98,6 +104,16 @@ class LoadResult:
     slots: tuple[SlotResult, ...]
     timing: Timing
     """All slots' timed requests; elapsed from the start signal to the last response."""
+    machine_busy: float = 0.0
+    """The machine's CPUs' busy share (0 to 1) from the start signal until every slot was done:
+    the server's work, the load client's and anything else running."""
+    cpu_seconds: tuple[float, ...] = ()
+    """CPU seconds each watched process (and its children) used over the same time."""
+
+    @property
+    def requests(self) -> int:
+        """Requests sent, the untimed warm-up included."""
+        return sum(slot.sent for slot in self.slots)
 
 
 @dataclass(frozen=True)
@@ -126,27 +142,42 @@ def _dibot_command() -> list[str]:
     return [script] if script else [sys.executable, "-m", "dibot.cli"]
 
 
-@contextmanager
-def serving(database_url: str, workdir: Path, settings: Mapping[str, str]) -> Iterator[Server]:
-    """`dibot serve` with WORKERS sync workers on a free port, healthy before the block runs
-    and stopped after it. Only `settings` and the database URL (with its encryption key,
-    `DIBOT_PRIVACY_ENCRYPTION_KEY`, if set) configure it: the caller's other DIBOT_ variables
-    are left out, and `workdir` holds no config.toml."""
-    port = free_port()
+def dibot_environment(database_url: str, settings: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without its DIBOT_ variables, plus the database URL (with its
+    encryption key, `DIBOT_PRIVACY_ENCRYPTION_KEY`, if set) and `settings`."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DIBOT_")}
     if KEY_VARIABLE in os.environ:  # the database's encryption key goes with its URL
         environment[KEY_VARIABLE] = os.environ[KEY_VARIABLE]
-    environment.update(
-        DIBOT_SERVER_HOST=HOST,
-        DIBOT_SERVER_PORT=str(port),
-        DIBOT_SERVER_WORKERS=str(WORKERS),
-        DIBOT_DATABASE_URL=database_url,
-        **settings,
+    environment.update(DIBOT_DATABASE_URL=database_url, **settings)
+    return environment
+
+
+@contextmanager
+def serving(
+    database_url: str,
+    workdir: Path,
+    settings: Mapping[str, str],
+    command: Sequence[str] | None = None,
+) -> Iterator[Server]:
+    """`dibot serve` with WORKERS sync workers on a free port, healthy before the block runs
+    and stopped after it. Only `settings` and the database URL (with its encryption key,
+    `DIBOT_PRIVACY_ENCRYPTION_KEY`, if set) configure it: the caller's other DIBOT_ variables
+    are left out, and `workdir` holds no config.toml. `command`, if given, is run instead of
+    `dibot serve`, configured the same way (the ceiling app)."""
+    port = free_port()
+    environment = dibot_environment(
+        database_url,
+        {
+            "DIBOT_SERVER_HOST": HOST,
+            "DIBOT_SERVER_PORT": str(port),
+            "DIBOT_SERVER_WORKERS": str(WORKERS),
+            **settings,
+        },
     )
     log_path = workdir / f"serve-{port}.log"
     with log_path.open("w") as log:
         server = subprocess.Popen(
-            [*_dibot_command(), "serve"],
+            list(command) if command is not None else [*_dibot_command(), "serve"],
             cwd=workdir,
             env=environment,
             stdout=subprocess.DEVNULL,
@@ -155,16 +186,41 @@ def serving(database_url: str, workdir: Path, settings: Mapping[str, str]) -> It
         )
     try:
         if not _wait_for_health(port, server):
-            raise RuntimeError(f"dibot serve did not become healthy; see {log_path}")
+            name = "dibot serve" if command is None else " ".join(command)
+            raise RuntimeError(f"{name} did not become healthy; see {log_path}")
         yield Server(port=port, pid=server.pid)
     finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=STOP_LIMIT_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        _stop(server)
+
+
+@contextmanager
+def working(database_url: str, workdir: Path, settings: Mapping[str, str]) -> Iterator[int]:
+    """`dibot worker` (its pid), configured as `serving` configures `dibot serve`, until the
+    block ends; then stopped with SIGTERM (between rows) and waited for."""
+    log_path = workdir / f"worker-{free_port()}.log"
+    with log_path.open("w") as log:
+        worker = subprocess.Popen(
+            [*_dibot_command(), "worker"],
+            cwd=workdir,
+            env=dibot_environment(database_url, settings),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+        )
+    try:
+        yield worker.pid
+    finally:
+        _stop(worker)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_LIMIT_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def _wait_for_health(port: int, server: subprocess.Popen[bytes]) -> bool:
@@ -214,20 +270,77 @@ def process_memory(pid: int) -> ProcessMemory | None:
     )
 
 
+@dataclass(frozen=True)
+class CpuTimes:
+    """The whole machine's CPU time since boot, from /proc/stat, in clock ticks."""
+
+    busy: int
+    total: int
+
+    def busy_share(self, later: CpuTimes) -> float:
+        """How busy the machine's CPUs were (0 to 1) between this and `later`."""
+        total = later.total - self.total
+        return (later.busy - self.busy) / total if total > 0 else 0.0
+
+
+def machine_cpu() -> CpuTimes:
+    """All CPUs together: busy is everything but idle and waiting for I/O."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    total = sum(fields[:8])  # user … steal; guest time is counted in user already
+    return CpuTimes(busy=total - idle, total=total)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used by process `pid` and its children: those still running and those
+    already reaped (a gunicorn master and its workers, recycled ones included)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = _cpu_ticks(pid) + sum(_cpu_ticks(child) for child in _pids() if _parent(child) == pid)
+    return used / ticks
+
+
+def _cpu_ticks(pid: int) -> int:
+    """utime + stime of `pid`, plus cutime + cstime (its children waited for)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    fields = stat.rsplit(")", 1)[1].split()
+    # After "pid (comm)": state is field 0, utime 11, stime 12, cutime 13, cstime 14.
+    return sum(int(value) for value in fields[11:15])
+
+
 def run_load(
-    port: int, slots: Sequence[Sequence[Request]], *, warmup: int, seconds: float
+    port: int,
+    slots: Sequence[Sequence[Request]],
+    *,
+    warmup: int,
+    seconds: float,
+    rate: float | None = None,
+    watch: Sequence[int] = (),
 ) -> LoadResult:
     """Send each slot's requests in order, all slots at once: the first `warmup` of each slot
-    untimed, then the rest until done or until `seconds` have passed."""
+    untimed, then the rest until done or until `seconds` have passed.
+
+    Closed (no `rate`): each slot sends as soon as its last request was answered. Open (`rate`
+    requests a second): the k-th timed request of slot s is due at (k * len(slots) + s) / rate
+    seconds after the start, so the slots take turns; a slot still busy when its next request
+    is due sends it as soon as it is free, and every latency runs from the request's due time.
+    Requests due after `seconds` are not sent. The CPU time of the processes in `watch` (a
+    server's pid, say) is measured from the start signal until every slot is done."""
+    if rate is not None and rate <= 0:
+        raise ValueError("rate must be positive")
     context = multiprocessing.get_context("spawn")
     processes = min(CLIENT_PROCESSES, len(slots))
     groups = [list(slots[index::processes]) for index in range(processes)]
+    schedule = Schedule(rate, len(slots)) if rate is not None else None
     start = context.Barrier(processes + 1)
     results: Queue[tuple[int, list[SlotResult]]] = context.Queue()
     clients = [
         context.Process(
             target=client_process,
             args=(index, port, group, warmup, seconds, start, results),
+            kwargs={"schedule": schedule, "positions": list(range(index, len(slots), processes))},
             daemon=True,
         )
         for index, group in enumerate(groups)
@@ -235,12 +348,14 @@ def run_load(
     for client in clients:
         client.start()
     try:
-        start.wait(timeout=STARTUP_LIMIT_SECONDS)
+        start.wait(timeout=STARTUP_LIMIT_SECONDS + REQUEST_TIMEOUT_SECONDS * warmup)
         started = time.monotonic()
+        cpu_before = machine_cpu(), [tree_cpu_seconds(pid) for pid in watch]
         by_group = dict(
             results.get(timeout=seconds + STARTUP_LIMIT_SECONDS + REQUEST_TIMEOUT_SECONDS)
             for _ in clients
         )
+        cpu_after = machine_cpu(), [tree_cpu_seconds(pid) for pid in watch]
     finally:
         for client in clients:
             client.join(timeout=STOP_LIMIT_SECONDS)
@@ -257,7 +372,26 @@ def run_load(
         elapsed=max(finished - started, 0.0),
         failures=tuple(failure for slot in ordered for failure in slot.failures),
     )
-    return LoadResult(slots=tuple(ordered), timing=timing)
+    return LoadResult(
+        slots=tuple(ordered),
+        timing=timing,
+        machine_busy=cpu_before[0].busy_share(cpu_after[0]),
+        cpu_seconds=tuple(
+            after - before for before, after in zip(cpu_before[1], cpu_after[1], strict=True)
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """An open load's pacing: `rate` requests a second in all, the slots taking turns."""
+
+    rate: float
+    slots: int
+
+    def due(self, slot: int, number: int) -> float:
+        """Seconds after the start at which the slot's `number`-th timed request is due."""
+        return (number * self.slots + slot) / self.rate
 
 
 def client_process(
@@ -268,12 +402,18 @@ def client_process(
     seconds: float,
     start: Barrier,
     results: Queue[tuple[int, list[SlotResult]]],
+    *,
+    schedule: Schedule | None = None,
+    positions: list[int] | None = None,
 ) -> None:
-    """One client process: a thread per slot; all warm up, then wait for the common start."""
+    """One client process: a thread per slot; all warm up, then wait for the common start.
+    `positions`: each slot's place among all the run's slots (for the schedule)."""
     ready = threading.Barrier(len(slots) + 1)
     go = threading.Event()
+    began_at = [0.0]
     deadline = [math.inf]
     outcome: list[SlotResult] = [SlotResult(0, (), (), 0.0)] * len(slots)
+    places = positions if positions is not None else list(range(len(slots)))
 
     def drive(position: int, requests: list[Request]) -> None:
         connection = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT_SECONDS)
@@ -281,12 +421,23 @@ def client_process(
         ready.wait()
         go.wait()
         sent, latencies = min(warmup, len(requests)), []
-        for request in requests[warmup:]:
-            if time.monotonic() >= deadline[0]:
-                break
-            began = time.perf_counter()
-            failures.append(_exchange(connection, request))
-            latencies.append(time.perf_counter() - began)
+        for number, request in enumerate(requests[warmup:]):
+            if schedule is None:
+                if time.monotonic() >= deadline[0]:
+                    break
+                began = time.perf_counter()
+                failures.append(_exchange(connection, request))
+                latencies.append(time.perf_counter() - began)
+            else:
+                offset = schedule.due(places[position], number)
+                if offset >= seconds:
+                    break
+                due = began_at[0] + offset
+                wait = due - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                failures.append(_exchange(connection, request))
+                latencies.append(time.monotonic() - due)
             sent += 1
         connection.close()
         failed = tuple(failure for failure in failures if failure is not None)
@@ -300,7 +451,8 @@ def client_process(
         thread.start()
     ready.wait(timeout=STARTUP_LIMIT_SECONDS + REQUEST_TIMEOUT_SECONDS * warmup)
     start.wait(timeout=STARTUP_LIMIT_SECONDS)
-    deadline[0] = time.monotonic() + seconds
+    began_at[0] = time.monotonic()
+    deadline[0] = began_at[0] + seconds
     go.set()
     for thread in threads:
         thread.join()
