@@ -494,4 +494,4 @@ def _until_done(action: Callable[[], object], stop: threading.Event, wait: float
 def _engine_for(config: Config) -> sa.Engine:
     from storage.database import make_engine
 
-    return make_engine(config.database.url)
+    return make_engine(config.database.url, sqlite_synchronous=config.database.sqlite_synchronous)

@@ -21,7 +21,11 @@ from typing import Any
 
 from sqlalchemy.exc import ArgumentError
 
-from storage.database import database_url
+from storage.database import (
+    DEFAULT_SQLITE_SYNCHRONOUS,
+    SQLITE_SYNCHRONOUS_LEVELS,
+    database_url,
+)
 from storage.privacy import PrivacyKeyError, parse_keys
 
 
@@ -53,6 +57,11 @@ class WebConfig:
 @dataclass(frozen=True)
 class DatabaseConfig:
     url: str = "sqlite:///var/dibot.db"
+    sqlite_synchronous: str = DEFAULT_SQLITE_SYNCHRONOUS
+    """SQLite's durability in WAL mode: "normal" (a committed turn survives the process being
+    killed; a power cut may lose the last turns before it) or "full" (every commit synced to
+    disk: survives a power cut too, at about a third of a turn's time). See
+    `storage.database`. PostgreSQL's is its server's `synchronous_commit`."""
 
 
 @dataclass(frozen=True)
@@ -290,6 +299,12 @@ def _validate(config: Config) -> Config:
         raise ConfigError(
             f"[database] url names {drivername!r}: dibot supports SQLite and PostgreSQL only "
             f"({SUPPORTED_DATABASES})"
+        )
+    if config.database.sqlite_synchronous not in SQLITE_SYNCHRONOUS_LEVELS:
+        raise ConfigError(
+            "[database] sqlite_synchronous must be "
+            f"{' or '.join(repr(level) for level in SQLITE_SYNCHRONOUS_LEVELS)}, "
+            f"not {config.database.sqlite_synchronous!r}"
         )
     _validate_outreach(config.outreach)
     _validate_web(config)

@@ -110,6 +110,7 @@ class Runtime:
         # Statement parameters hold phone numbers and message bodies: keep them out of errors.
         return make_engine(
             self.config.database.url,
+            sqlite_synchronous=self.config.database.sqlite_synchronous,
             hide_parameters=True,
             execution_options=keys_option(lambda: self.keys),
         )

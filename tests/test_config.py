@@ -282,3 +282,29 @@ def test_every_documented_variable_is_accepted(tmp_path: Path) -> None:
     config = load_config(environ=environ)
     assert config.server.workers == 1
     assert config.council.translations == {"cy": {"name": "Cyngor Testshire"}}
+
+
+def test_sqlite_durability_is_normal_unless_full_is_asked_for(tmp_path: Path) -> None:
+    """The service's engine syncs SQLite as configured: NORMAL by default, FULL when asked."""
+    import sqlalchemy as sa
+
+    from dibot.runtime import Runtime
+
+    url = f"sqlite:///{tmp_path / 'dibot.db'}"
+    levels = {}
+    for given, pragma in (({}, "normal"), ({"DIBOT_DATABASE_SQLITE_SYNCHRONOUS": "full"}, "full")):
+        config = load_config(environ={"DIBOT_DATABASE_URL": url, **given})
+        assert config.database.sqlite_synchronous == pragma
+        engine = Runtime(config).engine
+        with engine.connect() as conn:
+            levels[pragma] = conn.execute(sa.text("PRAGMA synchronous")).scalar()
+        engine.dispose()
+    assert levels == {"normal": 1, "full": 2}
+
+
+def test_an_unknown_sqlite_durability_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, '[database]\nsqlite_synchronous = "off"\n')
+    with pytest.raises(
+        ConfigError, match="sqlite_synchronous must be 'normal' or 'full', not 'off'"
+    ):
+        load_config(path, environ={})
