@@ -73,7 +73,8 @@ lock: $(LOCK_VENV)/.installed
 $(LOCK_VENV)/.installed: requirements/tools.txt
 	@$(PYTHON) -c 'import platform, sys; sys.exit(None if sys.version_info[:2] == (3, 11) \
 		and platform.system() == "Linux" and platform.machine() == "x86_64" \
-		else "make lock: the lock files are made with Python 3.11 on Linux x86_64")'
+		else "make lock: the lock files are made with Python 3.11 on Linux x86_64" \
+		" (make lock PYTHON=python3.11)")'
 	rm -rf $(LOCK_VENV)
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/tools.txt
