@@ -5,19 +5,20 @@
 
 Respondents complete quick checks, over signed Twilio webhooks and over Telegram updates, each
 respondent one message at a time (the next only once the last was answered, as a phone does).
-The same work runs twice, each time on a freshly migrated scratch schema with two `dibot
-worker` processes sending the Telegram replies to a fake Bot API on 127.0.0.1 (a process of its
-own, counting what it receives):
-1. against one node: every message to node A;
-2. against two nodes (A and B, each `dibot serve` with 2 sync workers on its own port, the same
-   database and secrets): one respondent's consecutive messages alternate between the nodes
-   (message 1 to A, 2 to B, ...; every other respondent starts on B), as behind a load balancer
-   that keeps no affinity. Twilio signs the URL it calls, the balancer's: `twilio.public_url`
-   names it on both nodes, so either node verifies any request. Then a few respondents' messages
-   are each delivered to both nodes at the same moment (a provider's retry landing on the other
-   node while the first delivery is being answered).
+On one freshly migrated scratch schema, with two `dibot worker` processes sending the Telegram
+replies to a fake Bot API on 127.0.0.1 (a process of its own, counting what it receives), the
+same work (as many messages, from other respondents with the same scripts) runs twice:
+1. against one node: every message to node A (`dibot serve`, 2 sync workers);
+2. against two nodes, node B started beside A (its own port, the same database and secrets):
+   one respondent's consecutive messages alternate between the nodes (message 1 to A, 2 to B,
+   ...; every other respondent starts on B), as behind a load balancer that keeps no
+   affinity. Twilio signs the URL it calls, the balancer's: `twilio.public_url` names it on
+   both nodes, so either node verifies any request. Then a few respondents' messages are each
+   delivered to both nodes at the same moment (a provider's retry landing on the other node
+   while the first delivery is being answered).
+After each load the workers are given time to send every Telegram reply.
 
-Afterwards, each time: every message is in the inbox once, every answer stored once, each
+Afterwards: every message is in the inbox once, every answer stored once, each
 respondent's answers stored in the order they were sent (by id and by `answered_at`, question
 by question as the script answered them), every Telegram reply received by the fake exactly
 once and each chat's in the order queued; no request failed; a message delivered to both nodes
@@ -36,17 +37,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -56,13 +54,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from bench.fake_bot_api import TELEGRAM_TOKEN, FakeBotApi, Received, fake_bot_api
-from bench.http_load import (
-    STOP_LIMIT_SECONDS,
-    WORKERS,
-    Request,
-    Timing,
-    serving,
-)
+from bench.http_load import WORKERS, Request, Timing, serving, working
 from bench.report import Goal, Section, goals_table
 from bench.split_load import Answer, Routed, at_once, run_split_load
 from bench.turns import (
@@ -125,7 +117,8 @@ class Message:
     channel: str
     """"sms" or "telegram" (the inbox's and answers' channel)."""
     respondent: int
-    """The respondent's number in the plan: which node their first message goes to."""
+    """The respondent's number in their load, and the script they follow: which node their
+    first message goes to, and what they answer."""
     urn: str
     position: int
     """Its place among the respondent's messages, from 0."""
@@ -197,18 +190,17 @@ def telegram_request(message: Message) -> Request:
 
 
 class _Respondents:
-    """Hands out respondents, each with their whole quick check planned."""
+    """Hands out respondents, each new (a number or chat of their own), with their whole quick
+    check planned: script `number` of `bench.turns.quick_check`."""
 
     def __init__(self, flow: Flow) -> None:
         self.flow = flow
-        self.count = 0
         self.sms = 0
         self.chats = 0
         self.updates = 0
+        self._scripts: dict[int, list[tuple[str, tuple[str, ...]]]] = {}
 
-    def next(self, channel: str) -> list[Planned]:
-        number = self.count
-        self.count += 1
+    def next(self, channel: str, number: int) -> list[Planned]:
         if channel == "sms":
             if self.sms >= len(RESPONDENTS):
                 raise ValueError(f"more SMS respondents than the {len(RESPONDENTS)} numbers")
@@ -217,8 +209,10 @@ class _Respondents:
         else:
             urn = f"telegram:{FIRST_CHAT_ID + self.chats}"
             self.chats += 1
+        if number not in self._scripts:
+            self._scripts[number] = script(self.flow, number)
         planned = []
-        for position, (body, questions) in enumerate(script(self.flow, number)):
+        for position, (body, questions) in enumerate(self._scripts[number]):
             if channel == "sms":
                 message_id = f"SM{uuid.uuid4().hex}"
             else:
@@ -232,33 +226,40 @@ class _Respondents:
 
 @dataclass(frozen=True)
 class Plan:
-    slots: tuple[tuple[Planned, ...], ...]
-    """Each in-flight slot's messages: its respondents one after another."""
+    alone: tuple[tuple[Planned, ...], ...]
+    """The load against one node: each in-flight slot's messages, its respondents one after
+    another."""
+    spread: tuple[tuple[Planned, ...], ...]
+    """The same load (as many messages, slots and scripts) from other respondents, against
+    both nodes."""
     at_once: tuple[Planned, ...]
     """Messages each delivered to both nodes at once (respondents of their own)."""
     telegram_slots: int
 
 
 def plan(flow: Flow, requests: int, in_flight: int, telegram_slots: int) -> Plan:
-    """`requests` messages over `in_flight` slots, the last `telegram_slots` of them Telegram
-    respondents; then the messages delivered to both nodes at once."""
+    """Twice `requests` messages over `in_flight` slots, the last `telegram_slots` of them
+    Telegram respondents; then the messages delivered to both nodes at once."""
     respondents = _Respondents(flow)
     quotas = [requests // in_flight + (slot < requests % in_flight) for slot in range(in_flight)]
-    slots = []
-    for slot, quota in enumerate(quotas):
-        channel = "telegram" if slot >= in_flight - telegram_slots else "sms"
-        messages: list[Planned] = []
-        while len(messages) < quota:
-            messages.extend(respondents.next(channel)[: quota - len(messages)])
-        slots.append(tuple(messages))
+
+    def load() -> tuple[tuple[Planned, ...], ...]:
+        slots, number = [], 0
+        for slot, quota in enumerate(quotas):
+            channel = "telegram" if slot >= in_flight - telegram_slots else "sms"
+            messages: list[Planned] = []
+            while len(messages) < quota:
+                messages.extend(respondents.next(channel, number)[: quota - len(messages)])
+                number += 1
+            slots.append(tuple(messages))
+        return tuple(slots)
+
+    alone, spread = load(), load()
     twice: list[Planned] = []
-    for channel, count in (
-        ("sms", DUPLICATE_SMS_RESPONDENTS),
-        ("telegram", DUPLICATE_TELEGRAM_RESPONDENTS),
-    ):
-        for _ in range(count):
-            twice.extend(respondents.next(channel)[:DUPLICATE_MESSAGES])
-    return Plan(tuple(slots), tuple(twice), telegram_slots)
+    channels = ["sms"] * DUPLICATE_SMS_RESPONDENTS + ["telegram"] * DUPLICATE_TELEGRAM_RESPONDENTS
+    for number, channel in enumerate(channels):
+        twice.extend(respondents.next(channel, number)[:DUPLICATE_MESSAGES])
+    return Plan(alone, spread, tuple(twice), telegram_slots)
 
 
 def routed(slots: Sequence[Sequence[Planned]], nodes: int) -> list[list[Routed]]:
@@ -283,44 +284,6 @@ def settings_for(fake: FakeBotApi) -> dict[str, str]:
         "DIBOT_TELEGRAM_API_BASE_URL": fake.base_url,
         "DIBOT_WEB_SECRET_KEY": WEB_SECRET_KEY,
     }
-
-
-def _dibot_command() -> list[str]:
-    script = shutil.which("dibot", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "dibot.cli"]
-
-
-@contextmanager
-def working(
-    database_url: str, workdir: Path, settings: Mapping[str, str], number: int
-) -> Iterator[int]:
-    """`dibot worker` (its pid), configured only by `settings` and the database URL (with its
-    encryption key); stopped with SIGTERM after the block, as an operator stops it."""
-    from storage.privacy import KEY_VARIABLE
-
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("DIBOT_")}
-    if KEY_VARIABLE in os.environ:
-        environment[KEY_VARIABLE] = os.environ[KEY_VARIABLE]
-    environment.update(DIBOT_DATABASE_URL=database_url, **settings)
-    with (workdir / f"worker-{number}.log").open("w") as log:
-        worker = subprocess.Popen(
-            [*_dibot_command(), "worker"],
-            cwd=workdir,
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            start_new_session=True,
-        )
-    try:
-        yield worker.pid
-    finally:
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=STOP_LIMIT_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
 
 
 def wait_for_outbox(database_url: str, limit: float) -> tuple[float, int]:
@@ -494,7 +457,7 @@ def replies_against(
     }
 
 
-# --- a run -----------------------------------------------------------------------------------
+# --- the runs ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -509,21 +472,61 @@ class AtOnce:
 
 @dataclass(frozen=True)
 class Run:
+    """One load, against one node or both."""
+
     nodes: int
     timing: Timing
     per_node: tuple[int, ...]
     """Requests each node was sent (timed and warm-up)."""
     drain_seconds: float
-    """From the end of the load to the last Telegram reply sent."""
-    at_once: AtOnce | None
+    """From the end of the load until no Telegram reply waited to be sent."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    runs: tuple[Run, Run]
+    """Against one node, then against both."""
+    at_once: AtOnce
     check: Integrity
+    """Over everything sent: both loads and the messages delivered to both nodes at once."""
     fake_calls: Mapping[str, int]
     wall_seconds: float
-    """The whole run: schema, processes started and stopped, load, drain, checks."""
+    """Everything: the schema, the processes started and stopped, the loads, the checks."""
 
     @property
     def failures(self) -> int:
-        return self.timing.errors + (len(self.at_once.failures) if self.at_once else 0)
+        return sum(run.timing.errors for run in self.runs) + len(self.at_once.failures)
+
+    @property
+    def ratio(self) -> float:
+        one, two = (run.timing.rate for run in self.runs)
+        return two / one if one else 0.0
+
+    @property
+    def ok(self) -> bool:
+        """No check failed, no request failed, every message delivered twice got one reply."""
+        same = self.at_once.same_reply == self.at_once.messages
+        return self.check.ok and self.failures == 0 and same
+
+
+def load(
+    ports: Sequence[int], slots: Sequence[Sequence[Planned]], seconds: float, url: str
+) -> tuple[Run, list[Message]]:
+    """The slots' messages against the nodes at `ports`, then the wait for the workers to send
+    the Telegram replies; the run and the messages sent."""
+    requests = routed(slots, len(ports))
+    result = run_split_load(ports, requests, warmup=WARMUP, seconds=seconds)
+    done = [slot.sent for slot in result.slots]
+    per_node = Counter(r.node for slot, n in zip(requests, done, strict=True) for r in slot[:n])
+    drain_seconds, _ = wait_for_outbox(url, DRAIN_LIMIT_SECONDS)
+    run = Run(
+        nodes=len(ports),
+        timing=result.timing,
+        per_node=tuple(per_node[node] for node in range(len(ports))),
+        drain_seconds=drain_seconds,
+    )
+    sent = [p.message for slot, n in zip(slots, done, strict=True) for p in slot[:n]]
+    return run, sent
 
 
 def deliver_at_once(ports: Sequence[int], messages: Sequence[Planned]) -> AtOnce:
@@ -537,45 +540,42 @@ def deliver_at_once(ports: Sequence[int], messages: Sequence[Planned]) -> AtOnce
     return AtOnce(len(messages), same, tuple(failures))
 
 
-def run(
-    postgresql_url: str, work: Plan, nodes: int, seconds: float, workdir: Path, *, twice: bool
-) -> Run:
-    """The plan's load on a fresh schema against `nodes` nodes with SEND_WORKERS workers; with
-    `twice`, then the messages delivered to every node at once."""
+def measure(
+    postgresql_url: str,
+    work: Plan,
+    seconds: float,
+    workdir: Path,
+    say: Callable[[str], None] = lambda _: None,
+) -> Outcome:
+    """On a fresh scratch schema, with the fake Bot API, node A and SEND_WORKERS workers: the
+    plan's first load against node A alone; then node B started, the second load against both,
+    and the messages delivered to both at once; then every check over all of it."""
     began = time.monotonic()
     with fresh_database(postgresql_url, workdir, "scale_out", schema=SCHEMA) as url:
         with fake_bot_api() as fake:
             settings = settings_for(fake)
             with ExitStack() as processes:
-                servers = [
-                    processes.enter_context(serving(url, workdir, settings)) for _ in range(nodes)
-                ]
-                for number in range(SEND_WORKERS):
-                    processes.enter_context(working(url, workdir, settings, number))
-                ports = [server.port for server in servers]
-                slots = routed(work.slots, nodes)
-                load = run_split_load(ports, slots, warmup=WARMUP, seconds=seconds)
-                sent = [
-                    planned.message
-                    for slot, done in zip(work.slots, load.slots, strict=True)
-                    for planned in slot[: done.sent]
-                ]
-                per_node = Counter(
-                    routed_request.node
-                    for slot, done in zip(slots, load.slots, strict=True)
-                    for routed_request in slot[: done.sent]
-                )
-                both = deliver_at_once(ports, work.at_once) if twice else None
-                if twice:
-                    sent.extend(planned.message for planned in work.at_once)
-                drain_seconds, _ = wait_for_outbox(url, DRAIN_LIMIT_SECONDS)
+                say("starting node A and the workers")
+                node_a = processes.enter_context(serving(url, workdir, settings))
+                for _ in range(SEND_WORKERS):
+                    processes.enter_context(working(url, workdir, settings))
+                say("the load against node A alone, then the Telegram replies sent")
+                alone, sent = load([node_a.port], work.alone, seconds, url)
+                say("starting node B")
+                node_b = processes.enter_context(serving(url, workdir, settings))
+                ports = [node_a.port, node_b.port]
+                say("the load against both nodes, then the Telegram replies sent")
+                spread, sent_spread = load(ports, work.spread, seconds, url)
+                say("messages delivered to both nodes at once")
+                both = deliver_at_once(ports, work.at_once)
+                wait_for_outbox(url, DRAIN_LIMIT_SECONDS)
+                say("stopping")
             received = fake.received()
-        check = verify(url, sent, received)
-    return Run(
-        nodes=nodes,
-        timing=load.timing,
-        per_node=tuple(per_node[node] for node in range(nodes)),
-        drain_seconds=drain_seconds,
+        say("checking")
+        everything = [*sent, *sent_spread, *(planned.message for planned in work.at_once)]
+        check = verify(url, everything, received)
+    return Outcome(
+        runs=(alone, spread),
         at_once=both,
         check=check,
         fake_calls=received.calls,
@@ -583,170 +583,114 @@ def run(
     )
 
 
-# --- the report --------------------------------------------------------------------------------
+# --- the report ------------------------------------------------------------------------------
 
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
-def passed(runs: Sequence[Run]) -> bool:
-    """No check failed, no request failed, every message delivered twice got one reply."""
-    return all(
-        r.check.ok
-        and r.failures == 0
-        and (r.at_once is None or r.at_once.same_reply == r.at_once.messages)
-        for r in runs
-    )
-
-
-def ratio_of(runs: Sequence[Run]) -> float:
-    one, two = runs[0].timing.rate, runs[-1].timing.rate
-    return two / one if one else 0.0
-
-
-def markdown(runs: Sequence[Run], work: Plan, seconds: float) -> str:
-    slots = len(work.slots)
+def markdown(outcome: Outcome, work: Plan, seconds: float) -> str:
+    slots = len(work.alone)
+    check, both = outcome.check, outcome.at_once
     lines = [
         f"Respondents complete quick checks with {slots} in flight ({work.telegram_slots} of the "
         f"slots Telegram respondents, the rest SMS), each respondent one message at a time; "
-        f"{sum(len(s) for s in work.slots):,} messages per run (at most {seconds:g} s each), "
-        f"the first {WARMUP} of each slot untimed. Every run has its own fresh schema and "
-        f"{SEND_WORKERS} `dibot worker` processes sending the Telegram replies to a fake Bot "
-        f"API; each node is `dibot serve` with {WORKERS} sync workers. With two nodes one "
-        "respondent's consecutive messages alternate between them. All on one machine with "
-        f"{os.cpu_count()} CPUs: both nodes, both workers, PostgreSQL and the client share "
-        "them, so the ratio shows correctness and overhead more than capacity.",
+        f"{sum(len(s) for s in work.alone):,} messages a run (stopped after {seconds:g} s), "
+        f"the first {WARMUP} of each slot untimed. One fresh schema; {SEND_WORKERS} `dibot "
+        f"worker` processes send the Telegram replies to a fake Bot API; each node is `dibot "
+        f"serve` with {WORKERS} sync workers, node B started for the second run, which has "
+        "other respondents with the same scripts. There one respondent's consecutive messages "
+        "alternate between the nodes. Both nodes check Twilio's signatures against "
+        "`twilio.public_url`, the balancer's URL, so either verifies any request. All on one "
+        f"machine with {os.cpu_count()} CPUs: both nodes, both workers, PostgreSQL and the "
+        "client share them, so the ratio shows correctness and overhead more than capacity.",
         "",
         "| run | timed requests | turns/s | p50 ms | p99 ms | max ms | failed | to node A "
-        "| to node B | Telegram replies sent within (s after the load) |",
+        "| to node B | Telegram replies all sent (s after the load) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for result in runs:
-        timing = result.timing
-        to_b = str(result.per_node[1]) if result.nodes > 1 else "-"
+    for run in outcome.runs:
+        timing = run.timing
         lines.append(
-            f"| {'one node' if result.nodes == 1 else 'two nodes'} | {timing.count:,} "
+            f"| {'one node' if run.nodes == 1 else 'two nodes'} | {timing.count:,} "
             f"| {timing.rate:.1f} | {_ms(timing.percentile(0.5))} "
             f"| {_ms(timing.percentile(0.99))} | {_ms(max(timing.latencies, default=0.0))} "
-            f"| {result.failures} | {result.per_node[0]:,} | {to_b} "
-            f"| {result.drain_seconds:.1f} |"
+            f"| {timing.errors} | {run.per_node[0]:,} "
+            f"| {f'{run.per_node[1]:,}' if run.nodes > 1 else '-'} | {run.drain_seconds:.1f} |"
         )
-    walls = ", ".join(f"{r.wall_seconds:.0f} s" for r in runs)
     lines += [
         "",
-        f"Throughput, two nodes / one node: **{ratio_of(runs):.2f}**. Both nodes check Twilio's "
-        "signatures against `twilio.public_url`, the balancer's URL, so either verifies any "
-        f"request. Each run in all (schema, processes, load, drain, checks): {walls}.",
+        f"Throughput, two nodes / one node: **{outcome.ratio:.2f}**. The whole stage took "
+        f"{outcome.wall_seconds:.0f} s (the schema, starting and stopping the processes, the "
+        "loads, the checks).",
         "",
+        f"- The same message delivered to both nodes at once: {both.messages} messages "
+        f"({DUPLICATE_SMS_RESPONDENTS} SMS and {DUPLICATE_TELEGRAM_RESPONDENTS} Telegram "
+        f"respondents' first {DUPLICATE_MESSAGES}), {both.same_reply} of {both.messages} with "
+        f"the same reply from both nodes, {len(both.failures)} failed deliveries; each one turn "
+        "(one inbox row, its answers once, its replies sent once: checked below).",
+        f"- Over everything sent: {check.messages_sent:,} messages, {check.inbox_rows:,} in the "
+        f"inbox ({check.missing_messages} missing, {check.extra_messages} extra); "
+        f"{check.answers_sent:,} answers sent, {check.answers_stored:,} stored "
+        f"({check.missing_answers} missing, {check.extra_answers} extra); "
+        f"{check.respondents_in_order} of {check.respondents} respondents' answers stored in the "
+        f"order sent; {check.replies_queued:,} Telegram replies queued, "
+        f"{check.replies_received:,} received by the fake ({check.replies_missing} missing, "
+        f"{check.replies_duplicated} twice, {check.chats_out_of_order} chats out of order, "
+        f"{check.replies_unsent} unsent): {'ok' if check.ok else '**FAILED**'}.",
+        "",
+        goals_table(goals(outcome)),
     ]
-    for result in runs:
-        check = result.check
-        name = "one node" if result.nodes == 1 else "two nodes"
-        lines.append(
-            f"- {name}: {check.messages_sent:,} messages, {check.inbox_rows:,} in the inbox; "
-            f"{check.answers_sent:,} answers sent, {check.answers_stored:,} stored "
-            f"({check.missing_answers} missing, {check.extra_answers} extra); "
-            f"{check.respondents_in_order} of {check.respondents} respondents' answers in the "
-            f"order sent; {check.replies_queued:,} Telegram replies queued, "
-            f"{check.replies_received:,} received by the fake ({check.replies_missing} missing, "
-            f"{check.replies_duplicated} twice, {check.chats_out_of_order} chats out of order, "
-            f"{check.replies_unsent} unsent): {'ok' if check.ok else '**FAILED**'}."
-        )
-        if result.at_once is not None:
-            both = result.at_once
-            lines.append(
-                f"- the same message delivered to both nodes at once: {both.messages} messages "
-                f"({DUPLICATE_SMS_RESPONDENTS} SMS and {DUPLICATE_TELEGRAM_RESPONDENTS} Telegram "
-                f"respondents' first {DUPLICATE_MESSAGES}), each one turn (checked above), "
-                f"{both.same_reply} of {both.messages} with the same reply from both nodes, "
-                f"{len(both.failures)} failed deliveries."
-            )
-    lines += ["", goals_table(goals(runs))]
     return "\n".join(lines)
 
 
-def goals(runs: Sequence[Run]) -> tuple[Goal, ...]:
-    duplicates = sum(r.check.duplicates for r in runs)
-    failures = sum(r.failures for r in runs)
-    respondents = sum(r.check.respondents for r in runs)
-    in_order = sum(r.check.respondents_in_order for r in runs)
-    chats_out = sum(r.check.chats_out_of_order for r in runs)
-    both = [r.at_once for r in runs if r.at_once is not None]
-    same = sum(b.same_reply for b in both)
-    delivered = sum(b.messages for b in both)
-    one, two = runs[0].timing.rate, runs[-1].timing.rate
-    duplicates_why = "" if duplicates == 0 else "a message, answer or reply was taken twice"
+def goals(outcome: Outcome) -> tuple[Goal, ...]:
+    check, both = outcome.check, outcome.at_once
+    one, two = (run.timing.rate for run in outcome.runs)
+    in_order = check.in_order
     return (
         Goal(
             name="Scale-out: duplicates (inbox, answers, Telegram replies sent)",
             target="0",
             measured=(
-                f"{duplicates} ({sum(r.check.extra_messages for r in runs)} inbox, "
-                f"{sum(r.check.extra_answers for r in runs)} answers, "
-                f"{sum(r.check.replies_duplicated for r in runs)} replies)"
+                f"{check.duplicates} ({check.extra_messages} inbox, {check.extra_answers} "
+                f"answers, {check.replies_duplicated} replies)"
             ),
-            met=duplicates == 0,
-            why=duplicates_why,
+            met=check.duplicates == 0,
+            why="" if check.duplicates == 0 else "a message, answer or reply was taken twice",
         ),
         Goal(
             name="Scale-out: every respondent's answers in order",
             target="all",
-            measured=f"{in_order} of {respondents}; {chats_out} chats' replies out of order",
-            met=in_order == respondents and chats_out == 0,
-            why="" if in_order == respondents and chats_out == 0 else "see the checks above",
+            measured=(
+                f"{check.respondents_in_order} of {check.respondents}; "
+                f"{check.chats_out_of_order} chats' replies out of order"
+            ),
+            met=in_order,
+            why="" if in_order else "answers or replies stored or sent out of order",
         ),
         Goal(
             name="Scale-out: the same message at both nodes at once",
             target="one turn, the same reply",
-            measured=f"{same} of {delivered} the same reply",
-            met=same == delivered and all(r.check.ok for r in runs),
-            why="" if same == delivered else "the two deliveries were answered differently",
+            measured=f"{both.same_reply} of {both.messages} the same reply",
+            met=both.same_reply == both.messages and check.duplicates == 0,
+            why="" if both.same_reply == both.messages else "answered differently by the nodes",
         ),
         Goal(
             name="Scale-out: failed requests",
             target="0",
-            measured=str(failures),
-            met=failures == 0,
-            why="" if failures == 0 else "see the raw failures",
+            measured=str(outcome.failures),
+            met=outcome.failures == 0,
+            why="" if outcome.failures == 0 else "see the raw failures",
         ),
         Goal(
             name="Scale-out: throughput, two nodes / one node (reported)",
-            target="reported; one 2-core machine",
-            measured=f"{ratio_of(runs):.2f} ({two:.0f} / {one:.0f} turns/s)",
+            target=f"reported; one {os.cpu_count()}-CPU machine",
+            measured=f"{outcome.ratio:.2f} ({two:.0f} / {one:.0f} turns/s)",
             met=True,
         ),
     )
-
-
-def raw(runs: Sequence[Run], work: Plan, seconds: float) -> dict[str, Any]:
-    return {
-        "seconds_limit": seconds,
-        "in_flight": len(work.slots),
-        "telegram_slots": work.telegram_slots,
-        "messages_per_run": sum(len(s) for s in work.slots),
-        "cpus": os.cpu_count(),
-        "throughput_ratio": ratio_of(runs),
-        "runs": [
-            {
-                "nodes": r.nodes,
-                "timed": r.timing.count,
-                "elapsed_seconds": r.timing.elapsed,
-                "turns_per_second": r.timing.rate,
-                "p50_ms": r.timing.percentile(0.5) * 1000,
-                "p99_ms": r.timing.percentile(0.99) * 1000,
-                "max_ms": max(r.timing.latencies, default=0.0) * 1000,
-                "failures": dict(Counter(r.timing.failures)),
-                "per_node": list(r.per_node),
-                "drain_seconds": r.drain_seconds,
-                "at_once": _listed(asdict(r.at_once)) if r.at_once else None,
-                "check": {**asdict(r.check), "ok": r.check.ok},
-                "fake_bot_api_calls": dict(r.fake_calls),
-                "wall_seconds": r.wall_seconds,
-            }
-            for r in runs
-        ],
-    }
 
 
 def _listed(values: dict[str, Any]) -> dict[str, Any]:
@@ -754,7 +698,37 @@ def _listed(values: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
-def measure(
+def raw(outcome: Outcome, work: Plan, seconds: float) -> dict[str, Any]:
+    return {
+        "seconds_limit": seconds,
+        "in_flight": len(work.alone),
+        "telegram_slots": work.telegram_slots,
+        "messages_per_run": sum(len(s) for s in work.alone),
+        "cpus": os.cpu_count(),
+        "throughput_ratio": outcome.ratio,
+        "wall_seconds": outcome.wall_seconds,
+        "runs": [
+            {
+                "nodes": run.nodes,
+                "timed": run.timing.count,
+                "elapsed_seconds": run.timing.elapsed,
+                "turns_per_second": run.timing.rate,
+                "p50_ms": run.timing.percentile(0.5) * 1000,
+                "p99_ms": run.timing.percentile(0.99) * 1000,
+                "max_ms": max(run.timing.latencies, default=0.0) * 1000,
+                "failures": dict(Counter(run.timing.failures)),
+                "per_node": list(run.per_node),
+                "drain_seconds": run.drain_seconds,
+            }
+            for run in outcome.runs
+        ],
+        "at_once": _listed(asdict(outcome.at_once)),
+        "check": {**asdict(outcome.check), "ok": outcome.check.ok},
+        "fake_bot_api_calls": dict(outcome.fake_calls),
+    }
+
+
+def scale_out(
     postgresql_url: str,
     *,
     seconds: float,
@@ -762,15 +736,16 @@ def measure(
     in_flight: int,
     telegram_slots: int,
     progress: bool = False,
-) -> tuple[list[Run], Plan]:
+) -> tuple[Outcome, Plan]:
+    began = time.monotonic()
+
+    def say(text: str) -> None:
+        if progress:
+            print(f"bench.scale_out: {time.monotonic() - began:6.1f} s {text}", file=sys.stderr)
+
     work = plan(load_flow(), requests, in_flight, telegram_slots)
-    runs = []
     with tempfile.TemporaryDirectory(prefix="dibot-scale-out-") as workdir:
-        for nodes in (1, 2):
-            if progress:
-                print(f"bench.scale_out: {nodes} node(s)", file=sys.stderr, flush=True)
-            runs.append(run(postgresql_url, work, nodes, seconds, Path(workdir), twice=nodes > 1))
-    return runs, work
+        return measure(postgresql_url, work, seconds, Path(workdir), say), work
 
 
 def section(
@@ -790,7 +765,7 @@ def section(
             markdown="Not measured: PostgreSQL's scale-out needs a PostgreSQL database.",
             ok=False,
         )
-    runs, work = measure(
+    outcome, work = scale_out(
         postgresql_url,
         seconds=seconds,
         requests=requests,
@@ -800,14 +775,14 @@ def section(
     return Section(
         key="scale_out",
         title=title,
-        markdown=markdown(runs, work, seconds),
-        raw=raw(runs, work, seconds),
-        goals=goals(runs),
-        ok=passed(runs),
+        markdown=markdown(outcome, work, seconds),
+        raw=raw(outcome, work, seconds),
+        goals=goals(outcome),
+        ok=outcome.ok,
     )
 
 
-# --- the command ------------------------------------------------------------------------------
+# --- the command -----------------------------------------------------------------------------
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -866,7 +841,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench.scale_out: {error}", file=sys.stderr)
         return 2
     try:
-        runs, work = measure(
+        outcome, work = scale_out(
             url,
             seconds=arguments.seconds,
             requests=arguments.requests,
@@ -878,8 +853,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
         print(f"bench.scale_out: cannot use the database: {reason}", file=sys.stderr)
         return 2
-    print(markdown(runs, work, arguments.seconds))
-    return 0 if passed(runs) else 1
+    print(markdown(outcome, work, arguments.seconds))
+    return 0 if outcome.ok else 1
 
 
 if __name__ == "__main__":

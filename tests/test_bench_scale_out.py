@@ -34,17 +34,33 @@ def telegram_message(position: int, update_id: str, questions: tuple[str, ...]) 
 def test_one_respondents_consecutive_messages_go_to_alternate_nodes(flow: Flow) -> None:
     work = scale_out.plan(flow, 60, in_flight=3, telegram_slots=1)
 
-    both = scale_out.routed(work.slots, 2)
-    for slot, requests in zip(work.slots, both, strict=True):
+    both = scale_out.routed(work.spread, 2)
+    for slot, requests in zip(work.spread, both, strict=True):
         pairs = zip(slot, requests, strict=True)
         for (before, to_before), (after, to_after) in pairwise(pairs):
             if before.message.urn == after.message.urn:
                 assert to_before.node != to_after.node
     nodes = [routed.node for slot in both for routed in slot]
-    assert abs(nodes.count(0) - nodes.count(1)) <= len(work.slots)
-    assert {routed.node for slot in scale_out.routed(work.slots, 1) for routed in slot} == {0}
-    assert all(p.request.path == "/webhooks/telegram" for p in work.slots[-1])
-    assert all(p.request.path == "/webhooks/twilio/sms" for p in work.slots[0])
+    assert abs(nodes.count(0) - nodes.count(1)) <= len(work.spread)
+    assert {routed.node for slot in scale_out.routed(work.alone, 1) for routed in slot} == {0}
+    assert all(p.request.path == "/webhooks/telegram" for p in work.spread[-1])
+    assert all(p.request.path == "/webhooks/twilio/sms" for p in work.spread[0])
+
+
+def test_both_runs_do_the_same_work_from_different_respondents(flow: Flow) -> None:
+    work = scale_out.plan(flow, 60, in_flight=3, telegram_slots=1)
+
+    def shape(slots: tuple[tuple[scale_out.Planned, ...], ...]) -> list[list[tuple[str, str]]]:
+        return [[(p.message.channel, p.message.body) for p in slot] for slot in slots]
+
+    def people(slots: tuple[tuple[scale_out.Planned, ...], ...]) -> set[str]:
+        return {p.message.urn for slot in slots for p in slot}
+
+    assert shape(work.alone) == shape(work.spread)
+    assert sum(len(slot) for slot in work.alone) == 60
+    twice = {p.message.urn for p in work.at_once}
+    assert not people(work.alone) & people(work.spread)
+    assert not (people(work.alone) | people(work.spread)) & twice
     assert len(work.at_once) == scale_out.DUPLICATE_MESSAGES * (
         scale_out.DUPLICATE_SMS_RESPONDENTS + scale_out.DUPLICATE_TELEGRAM_RESPONDENTS
     )
@@ -125,18 +141,17 @@ def test_two_nodes_and_two_workers_take_each_message_once_and_in_order() -> None
     assert section.ok, section.markdown
     one, two = section.raw["runs"]
     assert (one["nodes"], two["nodes"]) == (1, 2)
-    for run in (one, two):
-        check = run["check"]
-        assert run["failures"] == {}
-        assert check["ok"], check
-        assert check["messages_sent"] == check["inbox_rows"] >= 48
-        assert check["answers_sent"] == check["answers_stored"] > 0
-        assert check["respondents_in_order"] == check["respondents"] > 0
-        assert check["replies_received"] == check["replies_queued"] > 0
-        assert run["fake_bot_api_calls"]["sendMessage"] == check["replies_queued"]
+    assert one["failures"] == two["failures"] == {}
     assert len(one["per_node"]) == 1
     assert min(two["per_node"]) > 0
-    both = two["at_once"]
+    check = section.raw["check"]
+    assert check["ok"], check
+    assert check["messages_sent"] == check["inbox_rows"] >= 2 * 48
+    assert check["answers_sent"] == check["answers_stored"] > 0
+    assert check["respondents_in_order"] == check["respondents"] > 0
+    assert check["replies_received"] == check["replies_queued"] > 0
+    assert section.raw["fake_bot_api_calls"]["sendMessage"] == check["replies_queued"]
+    both = section.raw["at_once"]
     assert both["messages"] == both["same_reply"] > 0
     assert both["failures"] == []  # as the raw numbers come back from JSON
     assert all(goal.met for goal in section.goals), section.markdown
