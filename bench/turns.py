@@ -6,6 +6,8 @@
 1. In process, one thread: `bot.engine.step` alone (the baseline), then `TurnHandler.handle`
    on SQLite (WAL, `BEGIN IMMEDIATE`) in a temporary directory and, given a PostgreSQL URL,
    on PostgreSQL: the handler's ratio to the engine is the share of a turn the engine takes.
+   Each handler stage counts the SQL statements a turn sends (besides BEGIN and COMMIT, which
+   on PostgreSQL are a round trip each) and its CPU time per turn.
 2. Over HTTP: a real `dibot serve` (gunicorn, 2 sync workers) on a free 127.0.0.1 port; its own
    `GET /healthz` is the baseline for signed Twilio webhooks from respondents answering a quick
    check, 16 requests in flight. Afterwards the database must hold every answer sent exactly
@@ -34,11 +36,11 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from itertools import zip_longest
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, process_time
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -53,6 +55,7 @@ from bench.http_load import (
     serving,
     worker_memory,
 )
+from bench.report import Section
 from bot.engine import step
 from bot.messages import Inbound
 from bot.state import State
@@ -107,6 +110,18 @@ class TurnsResult:
 
     sent: tuple[Message, ...]
     timing: Timing
+    statements: int = 0
+    """SQL statements sent to the database by every turn taken (BEGIN and COMMIT aside)."""
+    cpu_seconds: float = 0.0
+    """This process's CPU time over the timed turns."""
+
+    @property
+    def statements_per_turn(self) -> float:
+        return self.statements / len(self.sent) if self.sent else 0.0
+
+    @property
+    def cpu_ms_per_turn(self) -> float:
+        return self.cpu_seconds * 1000 / self.timing.count if self.timing.count else 0.0
 
 
 @dataclass(frozen=True)
@@ -216,6 +231,7 @@ def run_turns(
     for message in messages[:warmup]:
         take(message)
     latencies = []
+    cpu_began = process_time()
     began = perf_counter()
     deadline = began + seconds
     for message in messages[warmup:]:
@@ -225,8 +241,9 @@ def run_turns(
         take(message)
         latencies.append(perf_counter() - before)
     elapsed = perf_counter() - began
+    cpu = process_time() - cpu_began
     sent = tuple(messages[: warmup + len(latencies)])
-    return TurnsResult(sent, Timing(tuple(latencies), elapsed))
+    return TurnsResult(sent, Timing(tuple(latencies), elapsed), cpu_seconds=cpu)
 
 
 def engine_stage(flow: Flow, messages: Sequence[Message], seconds: float) -> TurnsResult:
@@ -244,8 +261,17 @@ def engine_stage(flow: Flow, messages: Sequence[Message], seconds: float) -> Tur
 def handler_stage(
     flow: Flow, database_url: str, messages: Sequence[Message], seconds: float
 ) -> TurnsResult:
-    """`TurnHandler.handle` on a migrated, empty database: one transaction per message."""
+    """`TurnHandler.handle` on a migrated, empty database: one transaction per message, its
+    statements counted."""
     engine = make_engine(database_url)
+    statements = 0
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        nonlocal statements
+        if not statement.startswith("BEGIN"):
+            statements += 1
+
+    sa.event.listen(engine, "before_cursor_execute", count)
     try:
         handler = TurnHandler(engine, flow)
 
@@ -257,8 +283,9 @@ def handler_stage(
                 inbound=Inbound(message.body),
             )
 
-        return run_turns(messages, take, seconds)
+        return replace(run_turns(messages, take, seconds), statements=statements)
     finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
         engine.dispose()
 
 
@@ -469,7 +496,10 @@ def render(report: Report) -> str:
     ]
     for database, result in report.handlers.items():
         ratio = result.timing.rate / engine.rate if engine.rate else 0.0
-        note = f"engine is {ratio:.1%} of a turn"
+        note = (
+            f"engine is {ratio:.1%} of a turn; {result.statements_per_turn:.2f} statements "
+            f"and {result.cpu_ms_per_turn:.2f} ms CPU a turn"
+        )
         lines.append(_row(f"TurnHandler.handle, {database}", result.timing, ratio, "-", note))
     for database, http in report.http.items():
         ratio = http.webhooks.rate / http.baseline.rate if http.baseline.rate else 0.0
@@ -500,6 +530,104 @@ def render(report: Report) -> str:
             f"{_mib(after)} after webhooks ({growth})"
         )
     return "\n".join(lines)
+
+
+# --- the section of `make bench` --------------------------------------------------------
+
+SECTION_TURNS = 2000
+SECTION_SLOTS = 16
+
+
+def in_process(
+    flow: Flow,
+    postgresql_url: str | None,
+    seconds: float,
+    workdir: Path,
+    messages: Sequence[Message],
+) -> tuple[TurnsResult, dict[str, TurnsResult], dict[str, IntegrityCheck]]:
+    """Stage 1: the engine alone, then the handler on SQLite and (given) PostgreSQL, each
+    checked against what it was sent."""
+    databases: dict[str, str | None] = {"SQLite": None}
+    if postgresql_url is not None:
+        databases["PostgreSQL"] = postgresql_url
+    _progress("engine.step")
+    engine = engine_stage(flow, messages, seconds)
+    handlers, checks = {}, {}
+    for database, url in databases.items():
+        _progress(f"TurnHandler.handle on {database}")
+        with fresh_database(url, workdir, "handler") as ready:
+            handlers[database] = handler_stage(flow, ready, messages, seconds)
+            checks[database] = verify_stored(ready, handlers[database].sent)
+    return engine, handlers, checks
+
+
+def _stage_raw(result: TurnsResult) -> dict[str, float | int]:
+    timing = result.timing
+    return {
+        "timed": timing.count,
+        "per_second": round(timing.rate, 1),
+        "p50_ms": round(timing.percentile(0.5) * 1000, 3),
+        "p99_ms": round(timing.percentile(0.99) * 1000, 3),
+        "max_ms": round(max(timing.latencies, default=0.0) * 1000, 3),
+        "cpu_ms_per_turn": round(result.cpu_ms_per_turn, 3),
+        "statements_per_turn": round(result.statements_per_turn, 2),
+    }
+
+
+def section(*, postgresql_url: str | None, seconds: float = 15.0) -> Section:
+    """The hot path in process for `make bench` (key "hot_path"): the engine alone, the turn
+    handler on SQLite and on PostgreSQL (given its URL; only inside the scratch schema), with
+    the statements and CPU time a turn costs. The turn over HTTP is `bench.serve_load`'s."""
+    flow = load_flow()
+    with tempfile.TemporaryDirectory(prefix="dibot-bench-") as workdir:
+        messages = interleave(plan(flow, SECTION_TURNS, SECTION_SLOTS))
+        engine, handlers, checks = in_process(
+            flow, postgresql_url, seconds, Path(workdir), messages
+        )
+    rows = [
+        "| stage | turns timed | per s | p50 ms | p99 ms | CPU ms a turn | statements a turn "
+        "| ratio to the engine |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| `bot.engine.step` alone | {engine.timing.count} | {engine.timing.rate:,.0f} "
+        f"| {engine.timing.percentile(0.5) * 1000:.3f} "
+        f"| {engine.timing.percentile(0.99) * 1000:.3f} | {engine.cpu_ms_per_turn:.3f} | 0 | 1 |",
+    ]
+    for database, result in handlers.items():
+        timing = result.timing
+        ratio = timing.rate / engine.timing.rate if engine.timing.rate else 0.0
+        rows.append(
+            f"| `TurnHandler.handle`, {database} | {timing.count} | {timing.rate:,.0f} "
+            f"| {timing.percentile(0.5) * 1000:.3f} | {timing.percentile(0.99) * 1000:.3f} "
+            f"| {result.cpu_ms_per_turn:.3f} | {result.statements_per_turn:.2f} | {ratio:.3f} |"
+        )
+    notes = [
+        "",
+        "One thread, one turn at a time, each in its own transaction, on an empty migrated "
+        f"database; {SECTION_TURNS} messages from respondents answering the quick check "
+        "(a few untimed first). Statements a turn: the SQL the turn sends, BEGIN and COMMIT "
+        "aside (on PostgreSQL each of those is one more round trip). CPU is this process's "
+        "(on PostgreSQL the server's is not counted).",
+        "",
+        "Integrity: " + "; ".join(f"{db}: {check.describe()}" for db, check in checks.items()),
+    ]
+    raw = {
+        "turns": SECTION_TURNS,
+        "seconds_per_stage": seconds,
+        "cpus": os.cpu_count(),
+        "engine": _stage_raw(engine),
+        "handler": {database: _stage_raw(result) for database, result in handlers.items()},
+        "integrity": {
+            database: {"ok": check.ok, "missing": check.missing, "extra": check.extra}
+            for database, check in checks.items()
+        },
+    }
+    return Section(
+        key="hot_path",
+        title="The turn in process: engine, handler, statements",
+        markdown="\n".join(rows + notes),
+        raw=raw,
+        ok=all(check.ok for check in checks.values()),
+    )
 
 
 # --- the command ---------------------------------------------------------------------------
@@ -547,19 +675,11 @@ def measure(
     databases: dict[str, str | None] = {"SQLite": None}
     if postgresql_url is not None:
         databases["PostgreSQL"] = postgresql_url
-    turn_slots = plan(flow, arguments.turns, arguments.in_flight)
-    messages = interleave(turn_slots)
+    messages = interleave(plan(flow, arguments.turns, arguments.in_flight))
     request_slots = plan(flow, arguments.requests, arguments.in_flight)
 
     flow_built = flow_memory()
-    _progress("engine.step")
-    engine = engine_stage(flow, messages, seconds)
-    handlers, checks = {}, {}
-    for database, url in databases.items():
-        _progress(f"TurnHandler.handle on {database}")
-        with fresh_database(url, workdir, "handler") as ready:
-            handlers[database] = handler_stage(flow, ready, messages, seconds)
-            checks[database] = verify_stored(ready, handlers[database].sent)
+    engine, handlers, checks = in_process(flow, postgresql_url, seconds, workdir, messages)
     peak = process_peak_kib()
     http = {}
     for database, url in databases.items():

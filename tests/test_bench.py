@@ -31,10 +31,40 @@ def test_the_in_process_stages_take_every_turn_and_store_every_answer_once(
 
     assert len(engine.sent) == len(handler.sent) == 20
     assert engine.timing.count == handler.timing.count > 0
+    assert 3 <= handler.statements_per_turn <= 12  # counted, and few
     check = turns.verify_stored(database_url, handler.sent)
     assert check.ok, check.describe()
     assert check.answers_sent == check.answers_stored > 0
     assert check.messages_sent == check.messages_stored == 20
+
+
+def test_a_turn_sends_fewer_statements_on_sqlite_than_it_used_to(
+    flow: Flow, database_url: str
+) -> None:
+    """Six statements a turn before the turn's SQL was prepared (BEGIN aside): the lock, the
+    duplicate check, the answer, the state, the inbox, the timeline. On SQLite the duplicate
+    check is now part of the lock; PostgreSQL still reads it after the lock, in its own."""
+    messages = turns.interleave(turns.plan(flow, 40, slots=2))
+    handler = turns.handler_stage(flow, database_url, messages, LONG_ENOUGH)
+    expected = 6.2 if database_url.startswith("postgresql") else 5.2
+    assert handler.statements_per_turn <= expected
+
+
+def test_the_hot_path_section_reports_each_in_process_stage(
+    monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    monkeypatch.setattr(turns, "SECTION_TURNS", 20)
+    postgresql = database_url if database_url.startswith("postgresql") else None
+    section = turns.section(postgresql_url=postgresql, seconds=LONG_ENOUGH)
+
+    assert section.key == "hot_path"
+    assert section.ok
+    databases = {"SQLite", "PostgreSQL"} if postgresql else {"SQLite"}
+    assert set(section.raw["handler"]) == databases
+    for database in databases:
+        assert section.raw["handler"][database]["statements_per_turn"] > 0
+        assert f"`TurnHandler.handle`, {database}" in section.markdown
+    assert "`bot.engine.step` alone" in section.markdown
 
 
 def test_the_integrity_check_notices_an_answer_that_was_lost(flow: Flow, database_url: str) -> None:
@@ -84,12 +114,19 @@ def test_the_sms_cost_counts_whole_assessments_in_every_language() -> None:
     prompt it did not expect (say, the skills choice) would report a cheap, wrong cost."""
     flow = load_flow()
     for language in flow.languages:
-        answered = {cost.name: cost.answers for cost in sms_cost.scenarios(flow, language)}
+        answered = {
+            (cost.way, cost.name): cost.answers for cost in sms_cost.scenarios(flow, language)
+        }
+        one, several = "one a text", "several a text"
         assert answered == {
-            "quick check": 22,
-            "full, all skills confident": 56,  # no interest asked where skill is confident
-            "full, skills mixed": 85,
-            "full, all skills low": 104,
+            (one, "quick check"): 22,
+            (one, "full, all skills confident"): 56,  # no interest where skill is confident
+            (one, "full, skills mixed"): 85,
+            (one, "full, all skills low"): 104,
+            (several, "full, all skills confident"): 56,
+            (several, "full, skills mixed"): 85,
+            (several, "full, all skills low"): 104,
+            (several, "full, all skills low, two answers changed"): 106,  # two answered again
         }
 
 
