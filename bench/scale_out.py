@@ -705,6 +705,7 @@ def raw(outcome: Outcome, work: Plan, seconds: float) -> dict[str, Any]:
         "telegram_slots": work.telegram_slots,
         "messages_per_run": sum(len(s) for s in work.alone),
         "cpus": os.cpu_count(),
+        "load_average_at_end": list(os.getloadavg()),
         "throughput_ratio": outcome.ratio,
         "wall_seconds": outcome.wall_seconds,
         "runs": [
