@@ -24,16 +24,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from bot.batch import read_answers
 from bot.matching import command_of, language_named, match_option
 from bot.messages import Event, Inbound, Outbound, Turn
 from bot.render import (
     BUTTON_SEPARATOR,
+    batch_message,
     fill,
     join_lead,
     pick,
     prompt_message,
     question_message,
     topic_counts,
+    understood,
 )
 from bot.state import State
 from flows.model import (
@@ -55,8 +58,10 @@ SILENT_AFTER = 6
 """Messages in a row that answer nothing which still get a reply; later ones get none."""
 SILENT_AFTER_DONE = 1
 """After the end, one such message is told how to see the priorities again; then silence."""
-MODE_BY_OPTION = ("quick", "full")
-"""The mode prompt's options, in order."""
+MODE_BY_OPTION = ("quick", "full", "full")
+"""The mode prompt's options, in order: the third is the full check with several answers a
+text (a run of questions on one scale asked together)."""
+BATCH_OPTION = 3
 
 
 def step(flow: Flow, state: State, inbound: Inbound, now: datetime) -> Turn:
@@ -134,6 +139,18 @@ def remind(flow: Flow, state: State, now: datetime) -> Turn:
     return reminding.reply(reminding.step_message(reminding.current_step(), lead), fitted)
 
 
+def questions_asked(flow: Flow, state: State) -> tuple[Question, ...]:
+    """The questions the respondent is being asked now: one, or a run asked in one text
+    (several answers a text); none at a prompt or outside the questions."""
+    if state.stage not in ("asking", "paused") or state.question is None or state.mode is None:
+        return ()
+    asking = _Step(flow, state, Inbound(""), datetime.min)
+    current = asking.current_step()
+    if not isinstance(current, Question):
+        return ()
+    return asking.run_of(current) if state.batch else (current,)
+
+
 def without_assessment(state: State) -> State:
     """Back at the choice of quick or full, with no answers: the language and consent stay."""
     return state.evolve(
@@ -151,6 +168,7 @@ def without_assessment(state: State) -> State:
         baseline={},
         since={},
         baseline_id=None,
+        batch=False,
     )
 
 
@@ -292,6 +310,11 @@ class _Step:
 
     def step_message(self, step: Step, lead: str) -> Outbound:
         language = self.state.language
+        if isinstance(step, Question) and self.state.batch:
+            run = self.run_of(step)
+            answers = self.state.answers
+            intro = "" if step.key in answers else self.topic_intro(step)
+            return batch_message(self.flow, run, self.mode.total, language, answers, lead, intro)
         if isinstance(step, Question):
             return question_message(self.flow, step, self.mode.total, language, lead)
         if isinstance(step, SkillsChoice):
@@ -485,6 +508,10 @@ class _Step:
         if stage == "done":
             self.noise = True
             return self.reply_text(self.text("done_again"))
+        if stage in ("asking", "paused") and self.state.batch:
+            current = self.current_step()
+            if isinstance(current, Question):
+                return self.on_run(current, text, raw if raw is not None else text)
         if stage in ("paused", "declined"):
             # back after LATER, or after saying no: an answer to what they last saw counts,
             # anything else shows it again
@@ -553,7 +580,7 @@ class _Step:
         self.noise = True
         misses = self.state.misses + 1
         is_question = self.state.stage == "asking" and isinstance(self.current_step(), Question)
-        if is_question and misses >= MISSES_BEFORE_AUTO_SKIP:
+        if is_question and misses >= MISSES_BEFORE_AUTO_SKIP and not self.state.batch:
             return self.skip(lead_key="auto_skip")
         key = "offer_skip" if is_question and misses >= MISSES_BEFORE_OFFER else "reask"
         self.state = self.state.evolve(misses=misses)
@@ -570,7 +597,8 @@ class _Step:
 
     def begin(self, option: int) -> Turn:
         mode_id = MODE_BY_OPTION[option - 1]
-        self.state = without_assessment(self.state).evolve(mode=mode_id)
+        batch = option == BATCH_OPTION
+        self.state = without_assessment(self.state).evolve(mode=mode_id, batch=batch)
         return self.advance("", Event("assessment_started", mode=mode_id))
 
     def start_checkin(self) -> Turn:
@@ -623,6 +651,8 @@ class _Step:
         if self.state.stage != "asking":
             return self.reply(self.current(self.text("cannot_skip")))
         current = self.current_step()
+        if self.state.batch and isinstance(current, Question):
+            return self.skip_run(current)
         if isinstance(current, TopicBreak):
             return self.pass_topic(current, skip_topic=True)
         if isinstance(current, SkillsChoice):
@@ -636,6 +666,8 @@ class _Step:
     def go_back(self) -> Turn:
         if self.state.stage != "asking" or not self.state.history:
             return self.reply(self.current(self.text("back_nothing")))
+        if self.state.batch and self.state.history[-1] in self.flow.questions:
+            return self.back_to_run()
         last = self.state.history[-1]
         answers = {k: v for k, v in self.state.answers.items() if k != last}
         events: Iterable[Event] = ()
@@ -665,7 +697,7 @@ class _Step:
     def next_step(self, state: State) -> Step | None:
         mode = self.flow.modes[state.mode or ""]
         done = set(state.history)
-        for candidate in mode.steps:
+        for candidate in mode.batch_steps if state.batch else mode.steps:
             if candidate.key in done or not self.in_checkin(candidate, state):
                 continue
             if isinstance(candidate, SkillsChoice) and (
@@ -749,3 +781,132 @@ class _Step:
         if isinstance(previous, TopicBreak):
             return ""
         return self.text(f"section_{following.section}")
+
+    # --- several answers in one text -----------------------------------------------------
+
+    def run_of(self, first: Question) -> tuple[Question, ...]:
+        """The questions asked with `first` in one text: those after it (in the order runs are
+        asked) on the same scale, in the same section and heading, that would be asked now."""
+        state = self.state
+        mode = self.mode
+        steps = mode.batch_steps
+        done = set(state.history)
+        run: list[Question] = [first]
+        for candidate in steps[steps.index(first) + 1 :]:
+            if (
+                not isinstance(candidate, Question)
+                or candidate.section != first.section
+                or candidate.heading != first.heading
+                or candidate.aspect != first.aspect
+            ):
+                break
+            if (
+                candidate.key not in done
+                and self.in_checkin(candidate, state)
+                and self.should_ask(mode, state, candidate)
+            ):
+                run.append(candidate)
+        return tuple(run)
+
+    def topic_intro(self, first: Question) -> str:
+        """A skills run that opens its topic says so ("Next topic: getting started")."""
+        if first.aspect != "skill" or first.heading is None or first.item == first.heading:
+            return ""
+        if any(
+            question.heading == first.heading
+            for question in (self.flow.questions.get(key) for key in self.state.history)
+            if question is not None
+        ):
+            return ""
+        heading = self.flow.heading(first.heading)
+        return pick(heading.intro, self.state.language, self.flow.languages[0])
+
+    def on_run(self, current: Question, text: str, raw: str) -> Turn:
+        """Answers to the run `current` opens: each kept where it is plain which item it
+        answers; what was understood is said before the next question, so it can be fixed."""
+        run = self.run_of(current)
+        scale = self.flow.scale_of(current)
+        reading = read_answers(
+            self.flow, scale.options, text, len(run), self.languages, scale.pairs
+        )
+        paused = self.state.stage == "paused"
+        self.state = self.state.evolve(stage="asking", resting=False)
+        if not reading.answers:
+            self.noise = True
+            if paused:  # back after LATER with something that answers nothing: shown again
+                return self.reply(self.current(self.text("welcome_back")))
+            if reading.sent:
+                lead = self.text("batch_too_many", sent=reading.sent, count=len(run))
+                self.state = self.state.evolve(misses=self.state.misses + 1)
+                return self.reply(self.current(lead))
+            return self.missed(len(scale.options))
+        answers = dict(self.state.answers)
+        events = []
+        for position, option in sorted(reading.answers.items()):
+            question = run[position]
+            answers[question.key] = option
+            score = scale.option(option).score
+            events.append(
+                Event("answered", question=question.key, option=option, score=score, raw=raw[:1600])
+            )
+        finished = all(question.key in answers for question in run)
+        taken = run if finished else tuple(run[position] for position in sorted(reading.answers))
+        history = (*self.state.history, *(q.key for q in taken if q.key not in self.state.history))
+        self.state = self.state.evolve(answers=answers, history=history, misses=0)
+        lead = self.text("batch_got", answers=understood(run, answers))
+        if reading.unread:
+            lead = join_lead(lead, self.text("reask", max=len(scale.options)))
+        return self.advance(lead, *events)
+
+    def skip_run(self, current: Question) -> Turn:
+        """SKIP at a run: a topic's skills not yet begun skip the topic (as at its topic break);
+        otherwise the run's unanswered questions are skipped and any answers kept."""
+        run = self.run_of(current)
+        topic = f"{current.heading}.topic"
+        if (
+            current.aspect == "skill"
+            and topic in self.mode.positions
+            and self.topic_intro(current)
+            and not any(question.key in self.state.answers for question in run)
+        ):
+            heading = self.flow.heading(current.heading or "")
+            self.state = self.state.evolve(
+                topics_skipped=(*self.state.topics_skipped, heading.id),
+                history=(*self.state.history, topic),
+            )
+            return self.advance(self.text("skipped"))
+        unanswered = tuple(q.key for q in run if q.key not in self.state.answers)
+        self.state = self.state.evolve(
+            skipped=(*self.state.skipped, *unanswered),
+            history=(*self.state.history, *(q.key for q in run)),
+        )
+        events = (Event("skipped", question=key) for key in unanswered)
+        return self.advance(self.text("skipped"), *events)
+
+    def back_to_run(self) -> Turn:
+        """BACK after a run: the whole run again, its answers kept and shown, so one can be
+        changed by its letter without answering the others again."""
+        history = self.state.history
+        last = self.flow.questions[history[-1]]
+        count = 0
+        for key in reversed(history):
+            question = self.flow.questions.get(key)
+            if question is None or (question.section, question.heading, question.aspect) != (
+                last.section,
+                last.heading,
+                last.aspect,
+            ):
+                break
+            count += 1
+        taken = history[-count:]
+        cleared = tuple(
+            Event("cleared", question=key) for key in taken if key in self.state.skipped
+        )
+        state = self.state.evolve(
+            question=taken[0],
+            history=history[:-count],
+            skipped=tuple(key for key in self.state.skipped if key not in taken),
+            misses=0,
+        )
+        self.state = state
+        return self.reply(self.current(self.text("back")), state, *cleared)

@@ -8,7 +8,7 @@ the next question. Buttons carry `{key}:{number}` so a tap names the question it
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from bot.messages import Button, Outbound
 from flows.model import Flow, Mode, Option, Prompt, Question, Texts
@@ -94,3 +94,80 @@ def topic_counts(flow: Flow, mode: Mode, heading_id: str) -> dict[str, int]:
         if isinstance(step, Question) and step.heading == heading_id and step.item != heading_id
     ]
     return {"skills": len({q.item for q in asked}), "questions": len(asked)}
+
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+"""Items of a run are lettered, so their answers (numbers) never read as items."""
+EXAMPLE_ANSWERS = (3, 4, 2, 5, 1)
+"""What "e.g. 3 4 2 5" cycles through, within the scale."""
+
+
+def short_name(flow: Flow, question: Question, language: str) -> str:
+    """The item's (or, in a quick check, the heading's) plain short name."""
+    fallback = flow.languages[0]
+    if question.heading is not None and question.item == question.heading:
+        return pick(flow.heading(question.item).short, language, fallback)
+    return pick(flow.item(question.item).short, language, fallback)
+
+
+def example_answers(count: int, option_count: int) -> str:
+    picked = (EXAMPLE_ANSWERS[i % len(EXAMPLE_ANSWERS)] for i in range(count))
+    return " ".join(str(min(answer, option_count)) for answer in picked)
+
+
+def batch_body(
+    flow: Flow,
+    run: tuple[Question, ...],
+    total: int,
+    language: str,
+    answers: Mapping[str, int],
+    intro: str = "",
+) -> str:
+    """A run of questions on one scale in one text: the question, the items lettered (with
+    their answers when every one has one, after BACK), the scale once, and how to reply."""
+    fallback = flow.languages[0]
+    first, last = run[0], run[-1]
+    numbers = str(first.number) if first.number == last.number else f"{first.number}-{last.number}"
+    progress = fill(flow.text("progress", language), n=numbers, total=total)
+    question = flow.text(f"batch_{first.aspect}", language)
+    if intro:
+        question = f"{intro}. {question}"
+    answered = all(q.key in answers for q in run)
+    lines = [
+        f"{LETTERS[i]} {short_name(flow, q, language)}"
+        + (f": {answers[q.key]}" if answered else "")
+        for i, q in enumerate(run)
+    ]
+    options = flow.scale_of(first).options
+    if answered:
+        example = f"{LETTERS[min(1, len(run) - 1)]} {example_answers(2, len(options))[-1]}"
+        how = fill(flow.text("batch_change", language), count=len(run), example=example)
+    else:
+        example = example_answers(len(run), len(options))
+        key = "batch_reply" if len(run) > 1 else "batch_reply_one"
+        how = fill(flow.text(key, language), count=len(run), example=example)
+    block = options_block(options, language, fallback)
+    return f"{progress} {question}\n" + "\n".join(lines) + f"\n{block}\n{how}"
+
+
+def batch_message(
+    flow: Flow,
+    run: tuple[Question, ...],
+    total: int,
+    language: str,
+    answers: Mapping[str, int],
+    lead: str = "",
+    intro: str = "",
+) -> Outbound:
+    """The run as one message; its buttons answer the first item (a tap is one answer)."""
+    fallback = flow.languages[0]
+    body = batch_body(flow, run, total, language, answers, intro)
+    options = flow.scale_of(run[0]).options
+    return Outbound(join_lead(lead, body), buttons(run[0].key, options, language, fallback))
+
+
+def understood(run: Iterable[Question], answers: Mapping[str, int]) -> str:
+    """What a run's answers were read as, by the letters the run was shown with: "A3 B4 D5".
+    Compact on purpose: the run is the message just above, and BACK shows it again with every
+    item's name and answer."""
+    return " ".join(f"{LETTERS[i]}{answers[q.key]}" for i, q in enumerate(run) if q.key in answers)

@@ -75,6 +75,9 @@ class State:
     """How the skills are answered by a respondent offered the skills choice (no device or no
     connection): "not_asked" (skipped, recorded as not asked) or "as_if" (as if they had one);
     None when the choice was not offered or not yet made."""
+    batch: bool = False
+    """The respondent chose several answers a text: a run of questions on one scale is asked
+    in one message (absent from states saved before it existed: one at a time)."""
     opted_out: bool = False
     lost_place: bool = False
     """The saved state could not be read and was set aside: the conversation starts again,
@@ -172,6 +175,7 @@ FIELD_TYPES: dict[str, Callable[[object], bool]] = {
     "since": _labels,
     "baseline_id": lambda value: value is None or _count(value),
     "skills_basis": _optional_text,
+    "batch": _flag,
     "opted_out": _flag,
     "lost_place": _flag,
     "last_seen": _optional_text,

@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any, cast
 
 from bot.matching import normalise
-from bot.render import fill, join_lead, options_block, question_body, topic_counts
+from bot.render import (
+    batch_body,
+    fill,
+    join_lead,
+    options_block,
+    question_body,
+    topic_counts,
+    understood,
+)
 from flows.catalog import (
     SOURCE_LANGUAGE,
     CatalogError,
@@ -66,7 +74,7 @@ ONLY_WHILE_OPTED_OUT = frozenset({"opt_in"})
 PROMPTS = ("consent", "mode", "topic", "skills", "resume", "restart", "checkin")
 PROMPT_MEANINGS: Mapping[str, tuple[str, ...]] = {
     "consent": ("agree", "decline"),
-    "mode": ("quick check", "full assessment"),
+    "mode": ("quick check", "full assessment", "full assessment, several answers a text"),
     "topic": ("carry on", "skip the topic"),
     "skills": ("skip the skills", "answer them as if"),
     "resume": ("carry on", "start again"),
@@ -130,6 +138,11 @@ REASKS = ("reask", "offer_skip")
 WHICH = "which"
 """The lead that asks which of two options a reply meant."""
 WHOLE = ("help", "later", "declined", "opted_out", "done_again", "checkin_later")
+BATCH_QUESTIONS = ("batch_access", "batch_blocker", "batch_skill", "batch_interest")
+"""A run's question, per scale (several answers a text)."""
+BATCH_PARTS = ("batch_reply", "batch_reply_one", "batch_change")
+BATCH_LEADS = ("batch_got", "batch_too_many")
+"""Said before a run's question (or the next prompt) in the same SMS."""
 PROMPT_PARTS = ("language_prompt", "invitation")
 """Messages that are parts of a prompt rather than messages of their own."""
 PRIORITY_MESSAGES = (
@@ -167,6 +180,10 @@ RUNTIME_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
     "change_worse": frozenset({"since"}),
     "change_same": frozenset({"since"}),
     "list_and": frozenset({"first", "last"}),
+    "batch_reply": frozenset({"count", "example"}),
+    "batch_change": frozenset({"count", "example"}),
+    "batch_got": frozenset({"answers"}),
+    "batch_too_many": frozenset({"sent", "count"}),
 }
 PROMPT_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
     "topic": frozenset({"topic", "skills", "questions"}),
@@ -291,6 +308,7 @@ class _Loader:
         self.council = council_values(council, self.languages)
         self.budgets = self.segment_budgets()
         self.priorities_budgets = self.segment_budgets("priorities")
+        self.batch_budgets = self.segment_budgets("batch")
         gsm7 = self.flow_src.data.get("gsm7_languages", [SOURCE_LANGUAGE])
         if not isinstance(gsm7, list) or not all(isinstance(lang, str) for lang in gsm7):
             raise self.flow_src.fail("gsm7_languages", "must be a list of language codes")
@@ -699,7 +717,18 @@ class _Loader:
         src = self.messages_src
         raw = src.table("messages", src.data.get("messages"))
         messages: dict[str, Texts] = {}
-        for key in ("progress", *LEADS, *REASKS, WHICH, *WHOLE, *PRIORITY_MESSAGES, *PROMPT_PARTS):
+        for key in (
+            "progress",
+            *LEADS,
+            *REASKS,
+            WHICH,
+            *WHOLE,
+            *PRIORITY_MESSAGES,
+            *PROMPT_PARTS,
+            *BATCH_QUESTIONS,
+            *BATCH_PARTS,
+            *BATCH_LEADS,
+        ):
             allowed = RUNTIME_PLACEHOLDERS.get(key, frozenset())
             texts = self.texts(src, f"messages.{key}", raw.get(key), allowed)
             missing = {name for text in texts.values() for name in allowed - placeholders(text)}
@@ -842,6 +871,7 @@ class _Loader:
             language_names=names,
             language_words=switch_words,
             segment_budgets=self.budgets,
+            batch_budgets=self.batch_budgets,
         )
         self.check_words(flow)
         check_budgets(flow, self.gsm7_languages)
@@ -990,16 +1020,74 @@ def check_budgets(flow: Flow, gsm7_languages: frozenset[str]) -> None:
     for language in flow.languages:
         check_priorities_budget(flow, language, language in gsm7_languages)
         budget = flow.segment_budgets[language]
-        for text, where in _every_message(flow, language):
-            count = count_segments(text)
-            if language in gsm7_languages and count.encoding != "GSM-7":
-                bad = sorted({char for char in text if not is_gsm7(char)})
-                raise FlowError(f"{where}: {language} message is not GSM-7 (characters {bad})")
-            if count.segments > budget:
-                raise FlowError(
-                    f"{where}: {language} message is {count.segments} SMS segments "
-                    f"({count.units} {count.encoding} units), over {budget}: {text!r}"
-                )
+        batch_budget = flow.batch_budgets.get(language, budget)
+        for budgeted, messages in (
+            (budget, _every_message(flow, language)),
+            (batch_budget, _every_run_message(flow, language)),
+        ):
+            for text, where in messages:
+                _check_message(text, where, language, budgeted, language in gsm7_languages)
+
+
+def _check_message(text: str, where: str, language: str, budget: int, gsm7: bool) -> None:
+    count = count_segments(text)
+    if gsm7 and count.encoding != "GSM-7":
+        bad = sorted({char for char in text if not is_gsm7(char)})
+        raise FlowError(f"{where}: {language} message is not GSM-7 (characters {bad})")
+    if count.segments > budget:
+        raise FlowError(
+            f"{where}: {language} message is {count.segments} SMS segments "
+            f"({count.units} {count.encoding} units), over {budget}: {text!r}"
+        )
+
+
+def _runs(flow: Flow) -> list[tuple[Question, ...]]:
+    """The longest run of each scale, section and heading a full check can ask in one text."""
+    runs: dict[tuple[object, ...], list[Question]] = {}
+    for step in flow.modes["full"].batch_steps if "full" in flow.modes else ():
+        if isinstance(step, Question):
+            runs.setdefault((step.section, step.heading, step.aspect), []).append(step)
+    return [tuple(run) for run in runs.values()]
+
+
+def _every_run_message(flow: Flow, language: str) -> list[tuple[str, str]]:
+    """Every run asked in one text (several answers a text), new and with its answers shown,
+    after every lead that can stand before it, the longest "Got: ..." among them; and the
+    skills choice after the blockers' "Got: ...". Budgeted by [segments.batch]."""
+    text = flow.text
+    runs = _runs(flow)
+    if not runs:
+        return []
+    total = flow.modes["full"].total
+    every_answer = [{q.key: len(flow.scale_of(q).options) for q in run} for run in runs]
+    got = max(
+        (
+            fill(text("batch_got", language), answers=understood(run, answers))
+            for run, answers in zip(runs, every_answer, strict=True)
+        ),
+        key=lambda lead: count_segments(lead).units,
+    )
+    leads = [text(key, language) for key in LEADS if key not in PROMPT_ONLY_LEADS]
+    leads += [fill(text(key, language), max=5) for key in REASKS]
+    leads += [
+        fill(text("batch_too_many", language), sent=999, count=99),
+        got,
+        join_lead(got, fill(text("reask", language), max=5)),
+    ]
+    messages: list[tuple[str, str]] = []
+    for run, answers in zip(runs, every_answer, strict=True):
+        first = run[0]
+        where = f"messages.toml: messages.batch_{first.aspect} ({first.heading or first.section})"
+        heading = flow.heading(first.heading) if first.heading else None
+        intro = heading.intro[language] if heading and first.aspect == "skill" else ""
+        for shown in ({}, answers):
+            body = batch_body(flow, run, total, language, shown, intro)
+            messages.extend((join_lead(lead, body), f"{where} after a lead") for lead in leads)
+    skills = flow.prompts["skills"]
+    options = options_block(skills.options, language, flow.languages[0])
+    choice = f"{skills.text[language]}\n{options}"
+    messages.append((join_lead(got, choice), "messages.toml: prompts.skills after batch_got"))
+    return messages
 
 
 def _every_message(flow: Flow, language: str) -> list[tuple[str, str]]:

@@ -9,7 +9,7 @@ Stable ids (items "GS01", headings "GS", question keys "GS01.skill") are the dat
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
@@ -159,6 +159,25 @@ class Mode:
     positions: Mapping[str, int]
     """Step key -> its index in `steps`."""
 
+    @cached_property
+    def batch_steps(self) -> tuple[Step, ...]:
+        """The order a resident answering several at once is asked in: no topic breaks (the
+        run's question names its topic, and SKIP skips it), and each heading's skills before
+        its interest follow-ups, so each is one run on one scale."""
+        first_of: dict[str, int] = {}
+        for index, step in enumerate(self.steps):
+            if isinstance(step, Question) and step.heading is not None:
+                first_of.setdefault(step.heading, index)
+
+        def order(entry: tuple[int, Step]) -> tuple[int, int, int]:
+            index, step = entry
+            if isinstance(step, Question) and step.heading is not None:
+                return (first_of[step.heading], step.aspect == "interest", index)
+            return (index, 0, index)
+
+        ordered = sorted(enumerate(self.steps), key=order)
+        return tuple(step for _, step in ordered if not isinstance(step, TopicBreak))
+
 
 @dataclass(frozen=True)
 class Prompt:
@@ -227,6 +246,9 @@ class Flow:
     """A respondent silent this long mid-assessment is asked: carry on or start again?"""
     skills_choice_if_missing: tuple[str, ...] = ()
     """Basics (item ids) whose lack offers the skills choice (SkillsChoice) before the skills."""
+    batch_budgets: Mapping[str, int] = field(default_factory=dict)
+    """Language code -> the most SMS segments a run of questions asked in one text may take
+    (several answers a text); a language without one uses `segment_budgets`."""
 
     def item(self, item_id: str) -> Item:
         try:

@@ -225,6 +225,9 @@ class Sent:
     """For text: the language it names, to switch to."""
     payload: tuple[str, str] = ("", "")
     """For a button: the key and the number it carries."""
+    several: tuple[int, ...] = ()
+    """For text: options for the questions of a run in order ("3 4 2"), several answers a
+    text; `option` is None then."""
 
 
 @dataclass
@@ -250,6 +253,8 @@ class Model:
     topics_skipped: list[str] = field(default_factory=list)
     history: list[str] = field(default_factory=list)
     basis: str | None = None
+    batch: bool = False
+    """Several answers a text: a run of questions on one scale is asked in one message."""
     misses: int = 0
     resting: bool = False
     unanswered: int = 0
@@ -287,7 +292,7 @@ class Model:
     def next_step(self) -> Step | None:
         mode = self.flow_mode()
         passed = set(self.history)
-        for step in mode.steps:
+        for step in mode.batch_steps if self.batch else mode.steps:
             if step.key in passed:
                 continue
             if isinstance(step, SkillsChoice):
@@ -305,6 +310,28 @@ class Model:
                 continue
             return step
         return None
+
+    def run(self) -> list[Question]:
+        """The questions asked together with the current one (several answers a text): the
+        following ones on its scale, section and heading that would be asked now."""
+        first = self.step_of(self.question or "")
+        assert isinstance(first, Question)
+        if not self.batch:
+            return [first]
+        steps = self.flow_mode().batch_steps
+        run = [first]
+        for step in steps[steps.index(first) + 1 :]:
+            same = isinstance(step, Question) and (step.section, step.heading, step.aspect) == (
+                first.section,
+                first.heading,
+                first.aspect,
+            )
+            if not same:
+                break
+            assert isinstance(step, Question)
+            if step.key not in self.history and self.asks_interest(self.flow_mode(), step):
+                run.append(step)
+        return run
 
     def lacks_device(self) -> bool:
         access = FLOW.scales["access"]
@@ -384,6 +411,8 @@ class _ModelTurn:
         if sent.kind in ("edited", "media"):
             self.noise = True
             return m.current()
+        if sent.several:
+            return self.answer_run(sent.several)
         return self.answer(sent.option)
 
     def first_prompt(self) -> str:
@@ -477,7 +506,7 @@ class _ModelTurn:
             m.stage = "mode" if option == 1 else "declined"
             return "mode" if option == 1 else TEXT
         if m.stage == "mode":
-            return self.begin(("quick", "full")[option - 1])
+            return self.begin(("quick", "full", "full")[option - 1], batch=option == 3)
         if m.stage == "resume":
             return self.carry_on() if option == 1 else self.start_again()
         if m.stage == "restart":
@@ -488,9 +517,30 @@ class _ModelTurn:
             return self.pass_topic(step, skip=option == 2)
         if isinstance(step, SkillsChoice):
             return self.choose_basis(SKILLS_BASES[option - 1])
+        if m.batch:
+            return self.answer_run((option,))
         m.answers[step.key] = option
         m.history.append(step.key)
         m.live().answers[step.key] = option
+        return self.advance()
+
+    def answer_run(self, options: tuple[int, ...]) -> str:
+        """Answers to a run in order: kept, and the run done once each has an answer."""
+        m = self.model
+        run = m.run()
+        if len(options) > len(run):
+            self.noise = True
+            if m.stage == "paused":  # back after LATER: shown again, no miss
+                m.stage = "asking"
+                return m.current()
+            m.misses += 1
+            return m.current()
+        m.stage, m.misses = "asking", 0
+        for question, option in zip(run, options, strict=False):
+            m.answers[question.key] = m.live().answers[question.key] = option
+        finished = all(question.key in m.answers for question in run)
+        taken = run if finished else run[: len(options)]
+        m.history.extend(q.key for q in taken if q.key not in m.history)
         return self.advance()
 
     def missed(self) -> str:
@@ -498,19 +548,20 @@ class _ModelTurn:
         self.noise = True
         m.misses += 1
         at_question = m.stage == "asking" and isinstance(m.step_of(m.question or ""), Question)
-        if at_question and m.misses >= MISSES_BEFORE_AUTO_SKIP:
+        if at_question and m.misses >= MISSES_BEFORE_AUTO_SKIP and not m.batch:
             return self.skip()
         return m.current()
 
-    def begin(self, mode: str) -> str:
+    def begin(self, mode: str, batch: bool = False) -> str:
         self.reset()
-        self.model.mode = mode
+        self.model.mode, self.model.batch = mode, batch
         self.model.assessments.append(ModelAssessment(mode))
         return self.advance()
 
     def reset(self) -> None:
         m = self.model
         m.stage, m.mode, m.question, m.basis, m.misses = "mode", None, None, None, 0
+        m.batch = False
         m.answers, m.skipped, m.topics_skipped, m.history = {}, [], [], []
 
     def carry_on(self) -> str:
@@ -550,15 +601,58 @@ class _ModelTurn:
             return self.pass_topic(step, skip=True)
         if isinstance(step, SkillsChoice):
             return self.choose_basis(SKILLS_BASES[0])
+        if m.batch:
+            return self.skip_run(step)
         m.skipped.append(step.key)
         m.history.append(step.key)
         m.live().answers[step.key] = None
+        return self.advance()
+
+    def skip_run(self, first: Question) -> str:
+        """SKIP at a run: a topic not begun is skipped as at its topic break; otherwise the
+        run's unanswered questions are skipped and its answers kept."""
+        m = self.model
+        run = m.run()
+        topic = f"{first.heading}.topic"
+        begun = any(
+            key in FLOW.questions and FLOW.question(key).heading == first.heading
+            for key in m.history
+        )
+        if (
+            first.aspect == "skill"
+            and topic in m.flow_mode().positions
+            and not begun
+            and not any(q.key in m.answers for q in run)
+        ):
+            m.topics_skipped.append(first.heading or "")
+            m.history.append(topic)
+            return self.advance()
+        for question in run:
+            if question.key not in m.answers:
+                m.skipped.append(question.key)
+                m.live().answers[question.key] = None
+            m.history.append(question.key)
         return self.advance()
 
     def back(self) -> str:
         m = self.model
         if m.stage != "asking" or not m.history:
             return m.current()
+        if m.batch and m.history[-1] in FLOW.questions:
+            newest = FLOW.question(m.history[-1])
+            group = (newest.section, newest.heading, newest.aspect)
+            taken: list[str] = []
+            while m.history and m.history[-1] in FLOW.questions:
+                question = FLOW.question(m.history[-1])
+                if (question.section, question.heading, question.aspect) != group:
+                    break
+                taken.insert(0, m.history.pop())
+            for key in taken:
+                if key in m.skipped:
+                    m.live().answers.pop(key)
+            m.skipped = [key for key in m.skipped if key not in taken]
+            m.question, m.misses = taken[0], 0
+            return taken[0]
         last = m.history.pop()
         if last in m.answers or last in m.skipped:
             m.live().answers.pop(last)
@@ -820,7 +914,33 @@ class Conversations(RuleBasedStateMachine):
 
     @rule(text=st.sampled_from(NONSENSE))
     def nonsense(self, text: str) -> None:
+        run = self.run()
+        if text.isascii() and text.isdigit() and 1 < len(text) <= len(run):
+            # "42" to a run of two or more is a 4 and a 2, as "3425" is to a run of four
+            self.send_text(text, Sent("text", several=tuple(int(d) for d in text)))
+            return
         self.send_text(text, Sent("text"))
+
+    def run(self) -> list[Question]:
+        """The run asked now (several answers a text), or none."""
+        m = self.model
+        if m.opted_out or not m.batch or m.stage not in ("asking", "paused"):
+            return []
+        if not isinstance(m.step_of(m.question or ""), Question):
+            return []
+        return m.run()
+
+    @precondition(lambda self: bool(self.run()))
+    @rule(data=st.data(), separator=st.sampled_from([" ", ",", ", ", "-", "  "]))
+    def answer_run(self, data: st.DataObject, separator: str) -> None:
+        """Several answers a text: one number a question of the run, or too few, or too many."""
+        count = len(self.run())
+        size = data.draw(st.integers(min_value=1, max_value=count + 1), label="how many")
+        options = data.draw(
+            st.lists(st.integers(min_value=1, max_value=5), min_size=size, max_size=size),
+            label="options",
+        )
+        self.send_text(separator.join(map(str, options)), Sent("text", several=tuple(options)))
 
     @rule(number=st.integers(min_value=1, max_value=9))
     def late_reply(self, number: int) -> None:

@@ -1,6 +1,6 @@
 """Every transcript in tests/transcripts replays through step() exactly, state reloaded from
 JSON between turns, and every message it sends in English is GSM-7, within its budget (two
-segments; the priorities message three)."""
+segments; the priorities message three; a run of questions asked in one text four)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ def test_transcript_replays_through_the_engine(council_flow: Flow, path: Path) -
         budgets = council_flow.segment_budgets
         if turn.state.stage == "done":  # the priorities message has a budget of its own
             budgets = council_flow.priorities_budgets
+        elif turn.state.batch and turn.state.stage == "asking":  # a run in one text too
+            budgets = council_flow.batch_budgets
         budget = budgets[turn.state.language]
         for text in said:
             count = count_segments(text)

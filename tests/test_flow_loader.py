@@ -244,12 +244,13 @@ def test_a_prompt_with_another_number_of_options_is_refused(flow_dir: Path) -> N
     edit(
         flow_dir,
         "messages.toml",
-        'sms.en = "Full: {full_min} to {full_max} questions, in parts"',
-        'sms.en = "Full: {full_min} to {full_max} questions, in parts"\n'
-        '[[prompts.mode.options]]\nnumber = 3\nsms.en = "Medium"',
+        'sms.en = "Full, several answers a text"',
+        'sms.en = "Full, several answers a text"\n'
+        '[[prompts.mode.options]]\nnumber = 4\nsms.en = "Medium"',
     )
     assert refusal(flow_dir) == (
-        "messages.toml: prompts.mode: must have exactly 2 options: 1 quick check, 2 full assessment"
+        "messages.toml: prompts.mode: must have exactly 3 options: 1 quick check, "
+        "2 full assessment, 3 full assessment, several answers a text"
     )
 
 
