@@ -98,6 +98,9 @@ DUPLICATE_TELEGRAM_RESPONDENTS = 2
 DUPLICATE_MESSAGES = 6
 """Messages per respondent delivered to both nodes at once: greeting, language, consent,
 quick check, then two answers."""
+SCRIPTS = 20
+"""Different quick checks (answers vary with the script's number): enough that respondents'
+answers and priorities differ, few enough that planning stays quick."""
 DRAIN_LIMIT_SECONDS = 120.0
 """The longest the workers get, after the load, to send every Telegram reply."""
 UNSETTLED = ("pending", "claimed", "sending")
@@ -191,7 +194,7 @@ def telegram_request(message: Message) -> Request:
 
 class _Respondents:
     """Hands out respondents, each new (a number or chat of their own), with their whole quick
-    check planned: script `number` of `bench.turns.quick_check`."""
+    check planned: script `number` mod SCRIPTS of `bench.turns.quick_check`."""
 
     def __init__(self, flow: Flow) -> None:
         self.flow = flow
@@ -209,10 +212,11 @@ class _Respondents:
         else:
             urn = f"telegram:{FIRST_CHAT_ID + self.chats}"
             self.chats += 1
-        if number not in self._scripts:
-            self._scripts[number] = script(self.flow, number)
+        kind = number % SCRIPTS
+        if kind not in self._scripts:
+            self._scripts[kind] = script(self.flow, kind)
         planned = []
-        for position, (body, questions) in enumerate(self._scripts[number]):
+        for position, (body, questions) in enumerate(self._scripts[kind]):
             if channel == "sms":
                 message_id = f"SM{uuid.uuid4().hex}"
             else:
