@@ -53,9 +53,12 @@ from storage.outbox import OutboxMessage
 
 CHANNEL = "sms"
 URN_PREFIX = "tel:"
-CLAIM_BATCH = 10
-"""Rows one claim takes: a claim scans the due rows, so it costs more than a send's own two
-updates; ten share one claim, and a batch at 10 segments a second lasts about a second."""
+SMALLEST_BATCH = 10
+LARGEST_BATCH = 100
+"""Rows one claim takes: about a second's worth at the sender's rate (10 at Twilio's UK 10
+segments a second), never fewer than `SMALLEST_BATCH` (a claim is a transaction of several
+statements: ten sends share it) nor more than `LARGEST_BATCH` (held by one worker, claimed rows
+are not another's to send, and hold back their respondents' later rows)."""
 PACING_SLEEP_LIMIT = timedelta(seconds=0.5)
 """The longest pacing pause slept through holding a claimed row: a two- or three-part text at
 Twilio's UK rate of 10 segments a second waits 0.2-0.3 s."""
@@ -149,9 +152,13 @@ class SmsSender:
         self.mark_opted_out = mark_opted_out
         self.mark_unreachable = mark_unreachable
         self.pacer = SegmentPacer(segments_per_second)
+        self.batch = min(max(segments_per_second, SMALLEST_BATCH), LARGEST_BATCH)
         self.policy = policy
         self._claimed: deque[OutboxMessage] = deque()
         """Rows this sender holds a claim on and has not begun, oldest first."""
+        self._accepted: list[outbox.Accepted] = []
+        """The last send Twilio took, not yet recorded: the next claim or begin records it in
+        its own transaction, unless something must wait first (see `_record_accepted`)."""
         self._claim_nothing_until: datetime | None = None
         """The sender is held back (a row released for pacing, or a 429) and the worker knows
         until when: before then, a row claimed would only be released again."""
@@ -169,18 +176,27 @@ class SmsSender:
             self._release_claimed(now)
             return WorkerStep(claimed=False)
         if not self._claimed:
-            claim = outbox.claim(self.engine, CHANNEL, CLAIM_BATCH, now, self.policy.claim_lease)
+            claim = outbox.claim(
+                self.engine,
+                CHANNEL,
+                self.batch,
+                now,
+                self.policy.claim_lease,
+                accepted=self._take_accepted(),
+            )
             self._claimed.extend(claim)
         if not self._claimed:
             return WorkerStep(claimed=False)
         row = self._claimed.popleft()
         if row.kind != "reply" and not self.quiet.allows(now):
+            self._record_accepted()
             opens = next_send_time(self.quiet, now)
             outbox.release(self.engine, row, opens, now)
             log.info("sms outbox %d: %s held by quiet hours", row.id, row.kind)
             return WorkerStep(claimed=True, held_until=opens)
-        segments = count_segments(row.text).segments
+        segments = row.segments or count_segments(row.text).segments
         while (pause := self.pacer.wait(segments, self.clock.now())) > timedelta(0):
+            self._record_accepted()
             if stop.is_set():
                 break
             if pause > PACING_SLEEP_LIMIT:
@@ -201,8 +217,20 @@ class SmsSender:
         self._release_claimed(self.clock.now())
         self.sms.close()
 
+    def _take_accepted(self) -> list[outbox.Accepted]:
+        accepted, self._accepted = self._accepted, []
+        return accepted
+
+    def _record_accepted(self) -> None:
+        """Record the last send Twilio took now, in a transaction of its own: before anything
+        that waits (pacing, quiet hours, a stop), so that its Message SID is on its row before
+        Twilio's delivery reports can come."""
+        outbox.record_accepted(self.engine, self._take_accepted())
+
     def _release_claimed(self, now: datetime, not_before: datetime | None = None) -> None:
-        """Hand back every row claimed and not begun, pending from `not_before` (else now)."""
+        """Record what was accepted, then hand back every row claimed and not begun, pending
+        from `not_before` (else now)."""
+        self._record_accepted()
         while self._claimed:
             outbox.release(self.engine, self._claimed.popleft(), not_before or now, now)
 
@@ -213,7 +241,10 @@ class SmsSender:
         self.close()
 
     def _send(self, row: OutboxMessage, segments: int) -> WorkerStep:
-        if not outbox.begin(self.engine, row, self.clock.now(), self._send_lease):
+        accepted = self._take_accepted()
+        if not outbox.begin(
+            self.engine, row, self.clock.now(), self._send_lease, accepted=accepted
+        ):
             log.warning("sms outbox %d: its claim ran out before the send; not sent", row.id)
             return WorkerStep(claimed=True)
         if not row.urn.startswith(URN_PREFIX):
@@ -233,13 +264,14 @@ class SmsSender:
     def _record(self, row: OutboxMessage, outcome: SmsOutcome, now: datetime) -> datetime | None:
         """Store the outcome of one begun send; when it goes again, if it will."""
         if outcome.kind == "accepted":
-            outbox.mark_accepted(
-                self.engine,
-                row,
-                outcome.message_sid or "",
-                now,
-                delivery_status=self._starting_status,
-                segments=outcome.segments,
+            self._accepted.append(
+                outbox.Accepted(
+                    row,
+                    outcome.message_sid or "",
+                    now,
+                    delivery_status=self._starting_status,
+                    segments=outcome.segments,
+                )
             )
             return None
         code = "" if outcome.error_code is None else f", Twilio error {outcome.error_code}"

@@ -27,8 +27,16 @@ to be retried; but a reply does not wait behind outreach that is waiting itself 
 held by quiet hours until the morning does not hold back tonight's replies). Rows for
 respondents who cannot be reached, or who opted out (except the reply to their STOP), are
 never handed out: they are marked failed, with the error saying which ("unreachable" or
-"opted out"). A row's respondent is handed out with their URN decrypted with
-the engine's keys (`storage.privacy.keys_of`): the database holds it only encrypted.
+"opted out"). Outreach that opens or nudges a conversation, queued before the resident last
+wrote, is given up (failed, `SUPERSEDED_ERROR`) when it comes to the head of its line, in the
+claim that would have taken it: checked on the rows a claim takes, never on every row due,
+which at 100,000 due made each claim a scan of them all. A row's respondent is handed out with
+their URN decrypted with the engine's keys (`storage.privacy.keys_of`): the database holds it
+only encrypted.
+
+A sender records a send the provider accepted (`Accepted`) in the transaction that begins its
+next send or makes its next claim: one commit a send, and still never more than one row of a
+sender "sending" at a time.
 
 After a row is sent, the provider's delivery reports (`record_delivery`) move its
 `delivery_status` only forward (accepted, queued, sending, sent, then one of delivered,
@@ -92,6 +100,22 @@ class OutboxMessage:
     """A reply to the respondent's message, or outreach (`storage.models.OUTBOX_KINDS`), which
     only goes within quiet hours."""
     first_due_at: datetime | None = None
+    segments: int | None = None
+    """SMS segments, as counted when it was queued (None: not counted then)."""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A begun send the provider took, to record as "sent" (`mark_accepted`): a sender may hand
+    it to its next `begin` or `claim`, so one commit records it and starts the next send."""
+
+    message: OutboxMessage
+    provider_message_id: str
+    at: datetime
+    delivery_status: str | None = None
+    """Where the provider says it stands (e.g. Twilio's "queued"); kept only when one of
+    `storage.models.DELIVERY_STATUSES`."""
+    segments: int | None = None
 
 
 _queue = (
@@ -159,6 +183,20 @@ def _first_in_line(exempt_ids: bool) -> sa.ColumnElement[bool]:
     return ~waiting.exists()
 
 
+_superseded = outbox.c.kind.in_(SUPERSEDABLE_KINDS) & (
+    sa.select(conversations.c.id)
+    .where(
+        conversations.c.respondent_id == outbox.c.respondent_id,
+        conversations.c.last_inbound_at > outbox.c.created_at,
+    )
+    .exists()
+)
+"""Outreach that opens or nudges a conversation (an invitation, reminder or check-in
+invitation, waiting for quiet hours, say) queued before the resident last wrote (by text, or
+through a worker filling in the assessment with them): it would ask them to start what they are
+doing or have done."""
+
+
 def _due_rows(exempt_ids: bool) -> sa.Select[Any]:
     return (
         sa.select(
@@ -171,6 +209,8 @@ def _due_rows(exempt_ids: bool) -> sa.Select[Any]:
             outbox.c.created_at,
             outbox.c.kind,
             outbox.c.first_due_at,
+            outbox.c.segments,
+            _superseded.label("superseded"),
         )
         .join_from(outbox, respondents, outbox.c.respondent_id == respondents.c.id)
         .where(
@@ -235,23 +275,11 @@ out of the claim's own query, whose plan stays a plain anti-join: an OR there ma
 test every due row against every other, seconds a claim with 10,000 due)."""
 
 
-_give_up_superseded = (
+_give_up = (
     sa.update(outbox)
-    .where(
-        outbox.c.channel == sa.bindparam("of_channel"),
-        outbox.c.kind.in_(SUPERSEDABLE_KINDS),
-        _ready,
-        sa.exists().where(
-            conversations.c.respondent_id == outbox.c.respondent_id,
-            conversations.c.last_inbound_at > outbox.c.created_at,
-        ),
-    )
-    .values(status="failed", error=SUPERSEDED_ERROR, updated_at=_now)
+    .where(outbox.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(status="failed", error=sa.bindparam("error"), updated_at=_now)
 )
-"""An invitation, reminder or check-in invitation still waiting (for quiet hours, say) when
-the resident has written since it was queued (by text, or through a worker filling in the
-assessment with them) is given up, not sent: it would ask them to start what they are doing or
-have done."""
 
 
 def _held(status: str) -> sa.ColumnElement[bool]:
@@ -367,11 +395,14 @@ def claim(
     limit: int,
     now: datetime,
     lease: timedelta = CLAIM_LEASE,
+    *,
+    accepted: Sequence[Accepted] = (),
 ) -> list[OutboxMessage]:
     """Up to `limit` due messages for `channel`, oldest first, each the first in line for its
-    respondent, now claimed until `now + lease`."""
+    respondent, now claimed until `now + lease`; sends `accepted` since are recorded first, in
+    the same transaction."""
     params = {"channel": channel, "now": now, "limit": limit}
-    return _claim(engine, _due, params, lease, settle_superseded=True)
+    return _claim(engine, _due, params, lease, settle_superseded=True, accepted=accepted)
 
 
 def claim_ids(
@@ -396,18 +427,23 @@ def _claim(
     lease: timedelta,
     *,
     settle_superseded: bool,
+    accepted: Sequence[Accepted] = (),
 ) -> list[OutboxMessage]:
-    """Settle lost sends as unknown, give up on due rows that must not go (and, for the
-    worker's claim, outreach no longer needed: a turn claiming its own replies does not settle
-    other residents' rows), and claim the rest."""
+    """Record `accepted`, settle lost sends as unknown, give up on due rows that must not go
+    (and, for the worker's claim, outreach no longer needed that has come to the head of its
+    line: a turn claiming its own replies does not settle other residents' rows), and claim the
+    rest."""
     now = params["now"]
     token = secrets.token_hex(8)
     with engine.begin() as conn:
+        _record_accepted(conn, accepted)
         conn.execute(_lose_expired_sends, {"of_channel": params["channel"], "now": now})
         conn.execute(_give_up_blocked, {"of_channel": params["channel"], "now": now})
-        if settle_superseded:
-            conn.execute(_give_up_superseded, {"of_channel": params["channel"], "now": now})
         rows = conn.execute(due, params).all()
+        superseded = [row.id for row in rows if settle_superseded and row.superseded]
+        if superseded:
+            conn.execute(_give_up, {"ids": superseded, "error": SUPERSEDED_ERROR, "now": now})
+            rows = [row for row in rows if row.id not in superseded]
         # Decrypted before anything is marked: a wrong key fails the claim, changing nothing.
         messages = [_message(row, keys_of(engine), token) for row in rows]
         if rows:
@@ -424,13 +460,23 @@ def _claim(
 
 
 def begin(
-    engine: sa.Engine, message: OutboxMessage, now: datetime, lease: timedelta = SEND_LEASE
+    engine: sa.Engine,
+    message: OutboxMessage,
+    now: datetime,
+    lease: timedelta = SEND_LEASE,
+    *,
+    accepted: Sequence[Accepted] = (),
 ) -> bool:
     """Record that the send starts now, before anything goes to the provider: "sending", one
     more attempt, held until `now + lease`. False (and nothing changes) when the claim no
-    longer holds the row (its lease ran out): then it must not be sent."""
-    params = {"lease_until": now + lease, "now": now}
-    return _update(engine, _begin, message, params)
+    longer holds the row (its lease ran out): then it must not be sent. Sends `accepted` before
+    it are recorded first, in the same transaction (one commit for the last send's outcome and
+    the next one's start), whether or not this one may begin."""
+    params = {"message_id": message.id, "token": message.lease_token, "lease_until": now + lease}
+    with engine.begin() as conn:
+        _record_accepted(conn, accepted)
+        result = conn.execute(_begin, {**params, "now": now})
+    return result.rowcount == 1
 
 
 def release(engine: sa.Engine, message: OutboxMessage, not_before: datetime, now: datetime) -> bool:
@@ -465,16 +511,37 @@ def mark_accepted(
     """The provider accepted the message ("sent", as `mark_sent`) and said where it stands
     (`delivery_status`, e.g. Twilio's "queued") and how many segments it counts; either is
     kept only when given, and a delivery status already reported is never replaced."""
-    if delivery_status is not None and delivery_status not in DELIVERY_STATUSES:
-        delivery_status = None
-    params = {
-        "provider_message_id": provider_message_id,
-        "segments": segments,
-        "delivery_status": delivery_status,
-        "delivery_at": now if delivery_status is not None else None,
-        "now": now,
-    }
-    return _update(engine, _settle_accepted, message, params)
+    sent = Accepted(message, provider_message_id, now, delivery_status, segments)
+    with engine.begin() as conn:
+        return _record_accepted(conn, [sent]) == [True]
+
+
+def record_accepted(engine: sa.Engine, accepted: Sequence[Accepted]) -> list[bool]:
+    """Record sends the provider accepted (`mark_accepted` for each), in one transaction;
+    for each, whether its claim still held it."""
+    if not accepted:
+        return []
+    with engine.begin() as conn:
+        return _record_accepted(conn, accepted)
+
+
+def _record_accepted(conn: sa.Connection, accepted: Sequence[Accepted]) -> list[bool]:
+    recorded = []
+    for sent in accepted:
+        status = sent.delivery_status
+        if status is not None and status not in DELIVERY_STATUSES:
+            status = None
+        params = {
+            "message_id": sent.message.id,
+            "token": sent.message.lease_token,
+            "provider_message_id": sent.provider_message_id,
+            "segments": sent.segments,
+            "delivery_status": status,
+            "delivery_at": sent.at if status is not None else None,
+            "now": sent.at,
+        }
+        recorded.append(conn.execute(_settle_accepted, params).rowcount == 1)
+    return recorded
 
 
 def mark_failed(engine: sa.Engine, message: OutboxMessage, error: str, now: datetime) -> bool:
@@ -547,6 +614,7 @@ def _message(row: sa.Row[Any], keys: Keys, token: str) -> OutboxMessage:
         created_at=row.created_at,
         kind=row.kind,
         first_due_at=row.first_due_at,
+        segments=row.segments,
     )
 
 

@@ -641,3 +641,38 @@ def test_rows_claimed_together_and_not_sent_are_handed_back_when_the_sender_stop
     assert sorted(message.body for message in twilio.messages) == [
         f"Invitation {n}" for n in range(1, 6)
     ]
+
+
+def test_a_fast_sender_has_one_row_in_doubt_at_most_and_every_row_sent_with_its_sid(
+    twilio: FakeTwilio, engine: sa.Engine, flow: Flow, handler: TurnHandler, clock: StepClock
+) -> None:
+    """With the rate lifted a sender claims a hundred rows at a time and records each send with
+    the start of the next: whenever the worker could be killed, at most one row is "sending"
+    (in doubt, never resent), and once it is done every row holds the SID of its own text."""
+    texts = {
+        queue(engine, flow, phone(n), f"Note {n} for you."): f"Note {n} for you."
+        for n in range(120)
+    }
+    stop = threading.Event()
+    in_doubt = []
+    with make_sender(twilio, engine, handler, clock, rate=10_000) as sender:
+        while sender.send_due(stop).claimed:
+            with engine.connect() as conn:
+                counted = conn.execute(
+                    sa.select(outbox_table.c.status, sa.func.count()).group_by(
+                        outbox_table.c.status
+                    )
+                )
+                statuses: Counter[str] = Counter(dict(counted.all()))
+            in_doubt.append(statuses["sending"])
+            assert sum(statuses.values()) == len(texts)
+            assert statuses["claimed"] + statuses["sending"] <= 100, "more than a batch held"
+
+    assert max(in_doubt) == 1
+    sid_of = {message.body: message.sid for message in twilio.messages}
+    assert len(twilio.messages) == len(sid_of) == len(texts)
+    found = {entry["id"]: entry for entry in rows(engine)}
+    assert {found[outbox_id]["status"] for outbox_id in texts} == {"sent"}
+    assert all(
+        found[outbox_id]["provider_message_id"] == sid_of[text] for outbox_id, text in texts.items()
+    )

@@ -343,3 +343,79 @@ def test_an_invitation_still_waiting_when_they_have_written_is_given_up_not_sent
             )
         ).one()
     assert tuple(given_up) == ("failed", outbox.SUPERSEDED_ERROR)
+
+
+def test_the_last_send_accepted_is_recorded_with_the_next_send_begun_in_one_go(
+    engine: sa.Engine,
+) -> None:
+    """A sender hands what Twilio took to its next begin: one commit a send, and never two rows
+    of one sender "sending" at once."""
+    first, second = (
+        queue(engine, add_respondent(engine, f"tel:+44770090070{n}"), "Hi", "sms") for n in (1, 2)
+    )
+    one, two = outbox.claim(engine, "sms", 10, NOW)
+    assert outbox.begin(engine, one, NOW)
+    took = outbox.Accepted(one, "SM-1", NOW, delivery_status="queued", segments=1)
+
+    assert outbox.begin(engine, two, NOW, accepted=[took])
+    assert status_of(engine, first) == ("sent", 1, "SM-1", None)
+    assert status_of(engine, second)[:2] == ("sending", 1)
+    with engine.connect() as conn:
+        delivery = conn.execute(
+            sa.select(outbox_table.c.delivery_status).where(outbox_table.c.id == first)
+        ).scalar_one()
+    assert delivery == "queued"
+
+
+def test_a_send_accepted_is_recorded_even_when_the_next_claim_finds_nothing_due(
+    engine: sa.Engine,
+) -> None:
+    message_id = queue(engine, add_respondent(engine, "tel:+447700900703"), "Hi", "sms")
+    [row] = outbox.claim(engine, "sms", 10, NOW)
+    assert outbox.begin(engine, row, NOW)
+
+    assert outbox.claim(engine, "sms", 10, NOW, accepted=[outbox.Accepted(row, "SM-3", NOW)]) == []
+    assert status_of(engine, message_id) == ("sent", 1, "SM-3", None)
+
+
+def test_a_send_accepted_is_recorded_even_when_the_next_row_can_no_longer_begin(
+    engine: sa.Engine,
+) -> None:
+    first, second = (
+        queue(engine, add_respondent(engine, f"tel:+44770090071{n}"), "Hi", "sms") for n in (1, 2)
+    )
+    one, two = outbox.claim(engine, "sms", 10, NOW, lease=timedelta(seconds=30))
+    assert outbox.begin(engine, one, NOW)
+    outbox.claim(engine, "sms", 10, NOW + timedelta(minutes=1))  # `two`'s claim ran out
+
+    assert not outbox.begin(engine, two, NOW, accepted=[outbox.Accepted(one, "SM-4", NOW)])
+    assert status_of(engine, first) == ("sent", 1, "SM-4", None)
+    assert status_of(engine, second)[0] == "claimed"
+
+
+def test_a_claim_gives_up_stale_outreach_only_where_it_would_take_it(
+    engine: sa.Engine, flow: Flow
+) -> None:
+    """Outreach queued before the resident wrote is given up by the claim that reaches it, and
+    the claim goes on to other residents' rows; their own later rows follow at the next."""
+    wrote = enrolled_overnight(engine, flow, "07700 900404")
+    texts_at = iter(NOW.replace(hour=22) + timedelta(seconds=n) for n in range(10))
+    handler = TurnHandler(engine, flow, clock=lambda: next(texts_at))
+    send(handler, "tel:+447700900404", "1")
+    others = [
+        queue(engine, add_respondent(engine, f"tel:+44770090072{n}"), "Hi", "sms") for n in (1, 2)
+    ]
+    morning = NOW.replace(hour=9) + timedelta(days=1)
+
+    first = outbox.claim(engine, "sms", 10, morning)
+    second = outbox.claim(engine, "sms", 10, morning)
+
+    assert sorted(row.id for row in first if row.id in others) == others
+    assert all(row.kind != "invitation" for row in first + second)
+    with engine.connect() as conn:
+        invitation = conn.execute(
+            sa.select(outbox_table.c.status, outbox_table.c.error).where(
+                outbox_table.c.respondent_id == wrote, outbox_table.c.kind == "invitation"
+            )
+        ).one()
+    assert tuple(invitation) == ("failed", outbox.SUPERSEDED_ERROR)
