@@ -42,7 +42,7 @@ from bot.messages import Event, Inbound, Outbound, Turn
 from bot.state import State, StateError
 from flows.model import Flow
 from storage import outbox, timeline
-from storage.privacy import Privacy, open_privacy
+from storage.privacy import OnceEachKeys, Privacy, open_privacy
 from storage.repository import AnswerRecord, LockedConversation, TurnStore
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,9 @@ class TurnHandler:
         `if_state`: take the turn only if the saved state, read under the lock, passes it (a
         web form answering the question it showed, `dashboard.assisted`); else it is `stale`."""
         now = self._clock()
-        store, privacy = self._store, self.privacy
+        opened = self.privacy
+        privacy = Privacy(OnceEachKeys(opened.keys), opened.lookup_key)
+        store = self._store
         delivery = _Delivery(channel, message_id, now)
         with self._engine.begin() as conn:
             conversation = store.lock_conversation(
@@ -153,7 +155,7 @@ class TurnHandler:
                 self._hold(conn, conversation, inbound, delivery, thread_id)
                 return TurnResult(replies=(), duplicate=False, queued=(), events=())
             turn = step(self._flow, self._saved_state(conversation), inbound, now)
-            assessment_id = self._record(conn, conversation, turn, delivery)
+            assessment_id = self._record(conn, conversation, turn, delivery, privacy)
             store.save_conversation(
                 conn,
                 conversation,
@@ -339,7 +341,12 @@ class TurnHandler:
             self._store.close_threads_of(conn, conversation.respondent_id, now, CLOSED_BY_OPT_OUT)
 
     def _record(
-        self, conn: sa.Connection, conversation: LockedConversation, turn: Turn, delivery: _Delivery
+        self,
+        conn: sa.Connection,
+        conversation: LockedConversation,
+        turn: Turn,
+        delivery: _Delivery,
+        privacy: Privacy,
     ) -> int | None:
         """Apply the turn's events; returns the assessment answers now go to."""
         store, now = self._store, delivery.now
@@ -375,7 +382,7 @@ class TurnHandler:
                     channel=delivery.channel,
                     provider_message_id=delivery.message_id,
                 )
-                kept = self.privacy if self._keep_raw_text else None
+                kept = privacy if self._keep_raw_text else None
                 store.save_answer(conn, assessment_id, answer, kept)
             elif kind == "cleared" and assessment_id is not None:
                 store.clear_answer(conn, assessment_id, _question(event))
