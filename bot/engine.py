@@ -11,6 +11,10 @@ The rules it keeps:
   SKIP; the third skips the question;
 - a respondent missing a device or a connection chooses, before the skills, to skip them
   (recorded as not asked) or to answer them as if they had one;
+- a respondent who chose several answers a text (the full check's third choice) is asked
+  each run of questions on one scale in one text, and what their reply was read as (see
+  bot/batch.py) is said before the next question; the answers are the same events, with the
+  same question ids and scores, as one at a time, and BACK shows the run to change one;
 - after `SILENT_AFTER` messages in a row that answer nothing (an auto-reply, say), the engine
   stops replying until something makes sense, so nothing loops;
 - progress is derived from the flow and the answers, never stored twice: the next step is the

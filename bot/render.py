@@ -3,6 +3,8 @@
 A question is `{progress} {question}` then one option a line (`1 No`); a lead ("Got it.",
 "Skipped.") goes before it in the same body, so an acknowledgement can never arrive after
 the next question. Buttons carry `{key}:{number}` so a tap names the question it answers.
+A run of questions asked in one text lists its items lettered (A, B, C… so an item is never
+read as an answer) and the scale once.
 """
 
 from __future__ import annotations
