@@ -43,6 +43,8 @@ WORKERS = 2
 STARTUP_LIMIT_SECONDS = 60
 STOP_LIMIT_SECONDS = 30
 REQUEST_TIMEOUT_SECONDS = 30
+OVERRUN_FACTOR = 2.0
+"""An open load sends nothing later than this many times its `seconds` after the start."""
 CLIENT_PROCESSES = 4
 """The in-flight slots are spread over this many processes, so that one client's GIL is not
 what limits the server."""
@@ -326,8 +328,10 @@ def run_load(
     requests a second): the k-th timed request of slot s is due at (k * len(slots) + s) / rate
     seconds after the start, so the slots take turns; a slot still busy when its next request
     is due sends it as soon as it is free, and every latency runs from the request's due time.
-    Requests due after `seconds` are not sent. The CPU time of the processes in `watch` (a
-    server's pid, say) is measured from the start signal until every slot is done."""
+    Requests due after `seconds` are not sent, nor any after OVERRUN_FACTOR × `seconds` (a
+    server far slower than the rate leaves the rest unsent: fewer timed than due). The CPU
+    time of the processes in `watch` (a server's pid, say) is measured from the start signal
+    until every slot is done."""
     if rate is not None and rate <= 0:
         raise ValueError("rate must be positive")
     context = multiprocessing.get_context("spawn")
@@ -430,7 +434,8 @@ def client_process(
                 latencies.append(time.perf_counter() - began)
             else:
                 offset = schedule.due(places[position], number)
-                if offset >= seconds:
+                late = time.monotonic() - began_at[0] >= seconds * OVERRUN_FACTOR
+                if offset >= seconds or late:
                     break
                 due = began_at[0] + offset
                 wait = due - time.monotonic()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import serve_load
+from bench import serve_load, telegram_load
 from bench.report import Section
 from bench.turns import measured_postgresql_url
 
@@ -107,12 +107,12 @@ def test_a_reply_sent_twice_lost_or_reordered_fails_the_check() -> None:
     queued = {1: ["Q1", "Q2"], 2: ["Q1", "Q2"], 3: ["Q1"]}
     received = {1: ["Q1", "Q1", "Q2"], 2: ["Q2", "Q1"], 3: []}
 
-    delivery = serve_load.compare_replies(queued, received, drain_seconds=0.0)
+    delivery = telegram_load.compare_replies(queued, received, drain_seconds=0.0)
 
     assert (delivery.queued, delivery.sent) == (5, 5)
     assert (delivery.missing, delivery.extra, delivery.out_of_order) == (1, 1, 2)
     assert not delivery.ok
-    assert serve_load.compare_replies(queued, queued, drain_seconds=0.0).ok
+    assert telegram_load.compare_replies(queued, queued, drain_seconds=0.0).ok
 
 
 def test_the_command_refuses_unusable_arguments(capsys: pytest.CaptureFixture[str]) -> None:
