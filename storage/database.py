@@ -138,7 +138,8 @@ class WriteLockTimeout(sqlite3.OperationalError):
 
 class LockingConnection(sqlite3.Connection):
     """An SQLite connection whose write transactions queue on the database's lock file
-    (`begin_write`) and let go of it when they end, however they end."""
+    (`take_write_lock`, before `BEGIN IMMEDIATE`) and let go of it when they end, however they
+    end (commit, rollback, close)."""
 
     _lock_fd: int | None = None
     _holds_lock = False
@@ -146,16 +147,11 @@ class LockingConnection(sqlite3.Connection):
     def use_lock_file(self, path: Path) -> None:
         self._lock_fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
 
-    def begin_write(self) -> None:
-        """Wait for the lock file (up to the busy timeout), then `BEGIN IMMEDIATE`."""
+    def take_write_lock(self) -> None:
+        """Wait for the lock file, up to the busy timeout (`WriteLockTimeout`)."""
         if self._lock_fd is not None and not self._holds_lock:
             _lock(self._lock_fd, SQLITE_BUSY_TIMEOUT_MS / 1000)
             self._holds_lock = True
-        try:
-            self.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self._unlock()
-            raise
 
     def commit(self) -> None:
         try:
@@ -177,6 +173,9 @@ class LockingConnection(sqlite3.Connection):
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
+
+    def release_write_lock(self) -> None:
+        self._unlock()
 
     def _unlock(self) -> None:
         if self._holds_lock and self._lock_fd is not None:
@@ -237,10 +236,18 @@ def _sqlite_engine(url: URL, options: dict[str, Any], synchronous: str) -> sa.En
             connection.exec_driver_sql("BEGIN")
             return
         dbapi_connection = connection.connection.dbapi_connection
-        if isinstance(dbapi_connection, LockingConnection):
-            dbapi_connection.begin_write()
-        else:
+        if not isinstance(dbapi_connection, LockingConnection):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        try:
+            dbapi_connection.take_write_lock()
+        except WriteLockTimeout as error:  # as SQLite's own "database is locked" reaches callers
+            raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, error) from None
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            dbapi_connection.release_write_lock()
+            raise
 
     return engine
 

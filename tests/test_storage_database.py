@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from storage import database
 from storage.database import database_url, make_engine, read_only
 from storage.migrate import upgrade
 from storage.models import Respondent, table
@@ -107,6 +108,33 @@ def test_a_writer_waits_for_the_lock_file_and_goes_as_soon_as_it_is_free(tmp_pat
     engine.dispose()
     assert waited == [True]
     assert urns == ["terminal:first", "terminal:second"]
+
+
+def test_a_writer_kept_waiting_for_the_busy_timeout_fails_as_a_locked_database_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone holds the lock file for longer than the busy timeout: the writer gives up with
+    SQLAlchemy's OperationalError ("database is locked"), as it would on SQLite's own lock, so
+    a Telegram update gets its 503 and is sent again."""
+    url = f"sqlite:///{tmp_path / 'dibot.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    lock = os.open(tmp_path / "dibot.db-lock", os.O_RDWR)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with pytest.raises(sa.exc.OperationalError, match="database is locked"):
+            engine.begin().__enter__()
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        with engine.begin() as conn:  # free again: the next writer goes
+            conn.execute(
+                sa.insert(respondents).values(
+                    **person("terminal:after"), language="en", created_at=NOW
+                )
+            )
+    finally:
+        os.close(lock)
+        engine.dispose()
 
 
 def test_a_failed_write_transaction_lets_go_of_the_lock_file(tmp_path: Path) -> None:
