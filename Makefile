@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install install-dev lint typecheck lock clean translations frontend
+.PHONY: run test install install-dev lint typecheck lock bench clean translations frontend
 
 ## run: install, migrate the database (SQLite under ./var by default), serve on 127.0.0.1:8000
 run: $(VENV)/.installed
@@ -15,6 +15,15 @@ run: $(VENV)/.installed
 ## test: install with the dev tools, then lint, format check, type check and the test suite
 test: lint typecheck
 	$(BIN)/pytest
+
+## bench: the benchmark report (bench/results/REPORT.md and report.json): turns over HTTP
+## against a bare Flask ceiling, the turn in process, scale, outbound, scale-out and SMS cost,
+## on SQLite and on the PostgreSQL at BENCH_DATABASE_URL (scratch schemas only; the stages that
+## need it say so when it cannot be reached). About 15 minutes on 2 cores; BENCH_FULL=1 runs the
+## issue's full sizes (100,000 respondents, 10,000,000 answers, 100,000 queued texts).
+BENCH_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+bench: $(VENV)/.installed-dev
+	BENCH_DATABASE_URL='$(BENCH_DATABASE_URL)' $(BIN)/python -m bench.suite $(if $(BENCH_FULL),--full)
 
 ## install: the service (with PostgreSQL support) into .venv, exactly as requirements/run.txt locks it
 install: $(VENV)/.installed

@@ -36,6 +36,9 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
 from bench.report import Goal, Section, as_json, goals_table
 
 DATABASE_URL_VARIABLE = "BENCH_DATABASE_URL"
@@ -102,7 +105,7 @@ def run_stage_here(stage: Stage, postgresql_url: str | None, full: bool) -> Sect
 def run_stage(stage: Stage, postgresql_url: str | None, full: bool, workdir: Path) -> StageRun:
     """One stage in a process of its own; a crash or a timeout becomes a failed section."""
     if stage.needs_postgresql and postgresql_url is None:
-        return StageRun(_not_run(stage, "needs PostgreSQL: give --database-url"), 0.0)
+        return StageRun(_not_run(stage, "it needs PostgreSQL, and none was reachable"), 0.0)
     result_path = workdir / f"{stage.key}.json"
     command = [
         sys.executable,
@@ -197,6 +200,11 @@ def render(runs: Sequence[StageRun], about: dict[str, Any], postgresql: bool, fu
     box, code = about["machine"], about["source"]
     goals = [goal for run in runs for goal in run.section.goals]
     met = sum(goal.met for goal in goals)
+    databases = (
+        ", and PostgreSQL"
+        if postgresql
+        else f", without PostgreSQL ({about.get('without_postgresql', 'none given')})"
+    )
     lines = [
         "# dibot benchmark report",
         "",
@@ -205,7 +213,7 @@ def render(runs: Sequence[StageRun], about: dict[str, Any], postgresql: bool, fu
         f"{' with uncommitted changes' if code['uncommitted_changes'] else ''}, on "
         f"{box['cpus']} CPUs ({box['cpu_model'] or 'unknown model'}), "
         f"{box['memory_gib']} GiB, Python {box['python']}, SQLite {box['sqlite']}"
-        f"{', and PostgreSQL' if postgresql else ', without PostgreSQL'}. "
+        f"{databases}. "
         "All traffic over 127.0.0.1; speeds are ratios and rates from this one run.",
         "",
         f"## Goals: {met} of {len(goals)} met",
@@ -243,20 +251,46 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def reachable_postgresql(url: str | None) -> tuple[str | None, str]:
+    """The URL when a PostgreSQL server answers there, else None and why not."""
+    if not url:
+        return None, "no PostgreSQL database given (--database-url or $BENCH_DATABASE_URL)"
+    if make_url(url).get_backend_name() != "postgresql":
+        return None, f"{make_url(url).get_backend_name()} is not PostgreSQL"
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+        return None, f"PostgreSQL at {make_url(url).render_as_string()} cannot be reached: {reason}"
+    finally:
+        engine.dispose()
+    return url, ""
+
+
 def _progress(text: str) -> None:
     print(f"bench: {text}", file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = _parser().parse_args(argv)
-    postgresql_url = arguments.database_url or os.environ.get(DATABASE_URL_VARIABLE) or None
+    given = arguments.database_url or os.environ.get(DATABASE_URL_VARIABLE) or None
     if arguments.stage is not None:
+        postgresql_url = given
         section = run_stage_here(STAGE_BY_KEY[arguments.stage], postgresql_url, arguments.full)
         arguments.result.write_text(json.dumps(as_json(section)))
         return 0
+    postgresql_url, why_not = reachable_postgresql(given)
+    if postgresql_url is None:
+        _progress(f"without PostgreSQL: {why_not}")
     keys = arguments.only or [stage.key for stage in STAGES]
     started, runs = time.monotonic(), []
-    about: dict[str, Any] = {"machine": machine(), "source": source()}
+    about: dict[str, Any] = {
+        "machine": machine(),
+        "source": source(),
+        "without_postgresql": why_not,
+    }
     with tempfile.TemporaryDirectory(prefix="dibot-bench-suite-") as workdir:
         for stage in STAGES:
             if stage.key not in keys:

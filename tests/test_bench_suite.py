@@ -7,8 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.http_load import free_port
 from bench.report import Goal, Section
-from bench.suite import ROOT, STAGE_BY_KEY, StageRun, render, run_stage
+from bench.suite import ROOT, STAGE_BY_KEY, StageRun, reachable_postgresql, render, run_stage
 
 ABOUT = {
     "machine": {
@@ -51,7 +52,7 @@ def test_a_postgresql_stage_without_a_database_is_reported_not_measured(tmp_path
     run = run_stage(STAGE_BY_KEY["outbound"], None, full=False, workdir=tmp_path)
 
     assert not run.section.ok
-    assert run.section.markdown == "Not measured: needs PostgreSQL: give --database-url."
+    assert run.section.markdown == "Not measured: it needs PostgreSQL, and none was reachable."
     assert run.section.goals == ()
 
 
@@ -75,3 +76,18 @@ def test_the_sms_cost_stage_runs_in_its_own_process_and_writes_the_report(tmp_pa
     for goal in stage["goals"]:
         assert f"| {goal['name']} | {goal['target']} | {goal['measured']} |" in report
     assert "## SMS cost" in report
+
+
+def test_postgresql_that_cannot_be_reached_is_named_with_the_reason() -> None:
+    port = free_port()  # nothing listens there
+
+    url, why = reachable_postgresql(f"postgresql+psycopg://postgres@127.0.0.1:{port}/test")
+
+    assert url is None
+    assert why.startswith(f"PostgreSQL at postgresql+psycopg://postgres@127.0.0.1:{port}/test")
+    assert "cannot be reached" in why
+
+
+def test_sqlite_is_not_taken_for_postgresql() -> None:
+    assert reachable_postgresql("sqlite:///bench.db") == (None, "sqlite is not PostgreSQL")
+    assert reachable_postgresql(None)[0] is None
