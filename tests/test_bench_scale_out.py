@@ -2,23 +2,29 @@
 something.
 
 No timing is asserted: only that a respondent's messages alternate between the nodes, that the
-checks notice a reply sent twice and answers stored out of order, and (on PostgreSQL) that a
-tiny run through real `dibot serve` and `dibot worker` processes passes them all.
+load client sends each to its node one after another, that the checks notice a reply sent
+twice and answers stored out of order, and (on PostgreSQL) that a tiny run through real
+`dibot serve` and `dibot worker` processes passes them all.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import pairwise
 from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 from sqlalchemy.engine import make_url
 
 from bench import scale_out
 from bench.fake_bot_api import Received
+from bench.http_load import Request
 from bench.scale_out import Message
+from bench.split_load import Routed, at_once, run_split_load
 from flows.model import Flow
 
 DATABASE_URL_VARIABLE = "DIBOT_DATABASE_URL"
@@ -155,3 +161,49 @@ def test_two_nodes_and_two_workers_take_each_message_once_and_in_order() -> None
     assert both["messages"] == both["same_reply"] > 0
     assert both["failures"] == []  # as the raw numbers come back from JSON
     assert all(goal.met for goal in section.goals), section.markdown
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Answers 200 and notes which port took which path, in the order they arrived."""
+
+    arrivals: ClassVar[list[tuple[int, str]]] = []
+    lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with self.lock:
+            self.arrivals.append((self.connection.getsockname()[1], self.path))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_the_client_sends_each_request_to_its_node_one_after_another() -> None:
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _Recorder) for _ in range(2)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    ports = [server.server_port for server in servers]
+    slots = [
+        [Routed(n % 2, Request("POST", f"/slot{slot}/{n}", b"x")) for n in range(6)]
+        for slot in range(3)
+    ]
+    try:
+        result = run_split_load(ports, slots, warmup=1, seconds=LONG_ENOUGH)
+        twice = at_once(ports, Request("POST", "/retry", b"x"))
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+    assert result.timing.failures == ()
+    assert [slot.sent for slot in result.slots] == [6, 6, 6]
+    arrivals = _Recorder.arrivals
+    for slot in range(3):
+        mine = [(port, path) for port, path in arrivals if path.startswith(f"/slot{slot}/")]
+        assert mine == [(ports[n % 2], f"/slot{slot}/{n}") for n in range(6)]
+    assert [answer.status for answer in twice] == [200, 200]
+    assert sorted(port for port, path in arrivals if path == "/retry") == sorted(ports)
