@@ -126,7 +126,7 @@ def batch_body(
     intro: str = "",
 ) -> str:
     """A run of questions on one scale in one text: the question, the items lettered (with
-    their answers when every one has one, after BACK), the scale once, and how to reply."""
+    their answers when every one has one, after BACK), how to reply, and the scale once."""
     fallback = flow.languages[0]
     first, last = run[0], run[-1]
     numbers = str(first.number) if first.number == last.number else f"{first.number}-{last.number}"
@@ -149,7 +149,8 @@ def batch_body(
         key = "batch_reply" if len(run) > 1 else "batch_reply_one"
         how = fill(flow.text(key, language), count=len(run), example=example)
     block = options_block(options, language, fallback)
-    return f"{progress} {question}\n" + "\n".join(lines) + f"\n{block}\n{how}"
+    # the scale last, as in every numbered message: a Telegram keyboard mirrors its lines
+    return f"{progress} {question}\n" + "\n".join(lines) + f"\n{how}\n{block}"
 
 
 def batch_message(
