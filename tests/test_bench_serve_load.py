@@ -20,6 +20,9 @@ REQUESTS = 220
 """Enough that every slot, paced ones too, gets past the questions before the first answer."""
 TELEGRAM_REQUESTS = 100
 
+# The fixture starts five servers and two workers a database: minutes on a shared machine.
+pytestmark = pytest.mark.timeout(1500)
+
 
 @pytest.fixture(scope="module")
 def section() -> Section:
