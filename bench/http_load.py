@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -112,11 +113,6 @@ class LoadResult:
     cpu_seconds: tuple[float, ...] = ()
     """CPU seconds each watched process (and its children) used over the same time."""
 
-    @property
-    def requests(self) -> int:
-        """Requests sent, the untimed warm-up included."""
-        return sum(slot.sent for slot in self.slots)
-
 
 @dataclass(frozen=True)
 class ProcessMemory:
@@ -199,8 +195,8 @@ def serving(
 def working(database_url: str, workdir: Path, settings: Mapping[str, str]) -> Iterator[int]:
     """`dibot worker` (its pid), configured as `serving` configures `dibot serve`, until the
     block ends; then stopped with SIGTERM (between rows) and waited for."""
-    log_path = workdir / f"worker-{free_port()}.log"
-    with log_path.open("w") as log:
+    descriptor, _ = tempfile.mkstemp(prefix="worker-", suffix=".log", dir=workdir)
+    with os.fdopen(descriptor, "w") as log:
         worker = subprocess.Popen(
             [*_dibot_command(), "worker"],
             cwd=workdir,
