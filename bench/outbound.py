@@ -3,9 +3,9 @@
     .venv/bin/python -m bench.outbound [--messages N] [--database-url URL]
                                        [--rate R] [--rate-seconds S] [--seconds LIMIT]
 
-1. Lifted: N texts (default `DEFAULT_MESSAGES`; the issue's full run is `--messages 100000`) are
-   queued to 1,000 residents (+447700900000 to +447700900999), one in five long enough for two
-   segments, and two `dibot worker --once` processes, as shipped and configured only by
+1. Lifted: N texts (default 10,000, about 4 minutes on a busy 2-core machine; the issue's
+   full run is `--messages 100000`) are queued to 1,000 residents (+447700900000 to
+   +447700900999), one in five long enough for two segments, and two `dibot worker --once` processes, as shipped and configured only by
    environment, drain them with `segments_per_second` at its maximum. Each worker sends to a
    fake Twilio REST API of its own (tests/fake_twilio.py), each in a process of its own, so
    the fake is not the bottleneck; every fake records each Message it took and when. Reported:
@@ -496,7 +496,6 @@ def goals(lifted: Run, paced: Run, postgresql: bool) -> tuple[Goal, ...]:
     wrong = lifted.check.wrong_sid + paced.check.wrong_sid
     pace = paced.pace
     assert pace is not None
-    shared = len(paced.workers) > 1
     return (
         Goal(
             name=f"Dispatcher, rate limit lifted, {where}: segments/s",
@@ -525,16 +524,26 @@ def goals(lifted: Run, paced: Run, postgresql: bool) -> tuple[Goal, ...]:
             f"no second over {(1 + RATE_TOLERANCE) * pace.configured:g}",
             measured=f"{pace.achieved:.1f}/s, worst second {pace.worst_window}",
             met=pace.kept(),
-            why=""
-            if pace.kept()
-            else (
-                "pacing is per worker process: each keeps the configured rate on its own "
-                "(see the table), so two workers from one number send at twice it"
-                if shared and all(p.kept() for p in paced.pace_per_worker)
-                else "see the table"
-            ),
+            why="" if pace.kept() else _pace_missed(paced, pace),
         ),
     )
+
+
+def _pace_missed(paced: Run, pace: Pace) -> str:
+    """Why the number's rate was not kept, from what each worker did."""
+    worst_alone = max((one.worst_window for one in paced.pace_per_worker), default=0)
+    if len(paced.workers) > 1 and worst_alone <= pace.configured < pace.worst_window:
+        return (
+            f"pacing is per worker process: no worker went over {pace.configured} in any second"
+            f" (worst {worst_alone}), together they did (worst {pace.worst_window}); two workers"
+            " from one number need each its share of the rate as its segments_per_second"
+        )
+    if pace.worst_window <= (1 + RATE_TOLERANCE) * pace.configured:
+        return (
+            f"never over the rate, but {pace.achieved:.1f}/s on average: a send took longer "
+            "than its share of a second on this machine (see the lifted run's CPU a text)"
+        )
+    return "see the table"
 
 
 def render(lifted: Run, paced: Run, postgresql: bool) -> str:

@@ -4,8 +4,9 @@
 
 1. Baseline: `TwilioSms.send` alone, one thread, against the fake Twilio REST API on a free
    127.0.0.1 port (tests/fake_twilio.py): twilio-python's client and one HTTP round trip a text.
-2. `SmsSender.send_due` draining the outbox, one row at a time as `dibot worker` does (claim,
-   begin, send, record: four transactions and the round trip), with `segments_per_second` at
+2. `SmsSender.send_due` draining the outbox, one row at a time as `dibot worker` does (a claim
+   of up to 100 rows, then for each row one transaction that records the last send and begins
+   this one, and the round trip), with `segments_per_second` at
    its maximum so that pacing never waits, on SQLite in a temporary directory and, given a
    PostgreSQL URL, on PostgreSQL (its statistics brought up to date after the texts are
    queued, as autovacuum would: the claim's plan depends on them). Its ratio to the baseline
