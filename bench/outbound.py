@@ -3,14 +3,15 @@
     .venv/bin/python -m bench.outbound [--messages N] [--database-url URL]
                                        [--rate R] [--rate-seconds S] [--seconds LIMIT]
 
-1. Lifted: N texts (default 10,000, about 4 minutes on a busy 2-core machine; the issue's
-   full run is `--messages 100000`) are queued to 1,000 residents (+447700900000 to
-   +447700900999), one in five long enough for two segments, and two `dibot worker --once` processes, as shipped and configured only by
-   environment, drain them with `segments_per_second` at its maximum. Each worker sends to a
-   fake Twilio REST API of its own (tests/fake_twilio.py), each in a process of its own, so
-   the fake is not the bottleneck; every fake records each Message it took and when. Reported:
-   messages and segments a second overall and per worker (from the first text any fake took
-   to the last), and the time from the workers' start to the last text taken.
+1. Lifted: N texts (default 10,000, about 4 minutes on a busy 2-core machine; the issue's full
+   run is `--messages 100000`) are queued to 1,000 residents (+447700900000 to +447700900999),
+   one in five long enough for two segments, and two `dibot worker --once` processes, as shipped
+   and configured only by environment, drain them with `segments_per_second` at its maximum.
+   Each worker sends to a fake Twilio REST API of its own (tests/fake_twilio.py), each in a
+   process of its own, so the fake is not the bottleneck; every fake records each Message it
+   took and when. Reported: messages and segments a second overall and per worker (from the
+   first text any fake took to the last), and the time from the workers' start to the last text
+   taken.
 2. Checked: every row is "sent" with the Message SID the fake gave that very text, and no
    text reached a fake twice.
 3. Paced: the same two workers from one number configured at R segments a second (default
