@@ -150,11 +150,14 @@ def _cores(run: Run) -> float:
 
 
 def _bound(run: Run) -> str:
+    """Whether the run was CPU-bound, and how much of the machine the server itself used (the
+    rest is the load client's, the database's and anything else running)."""
+    server = f"the server {_cores(run):.2f} of its {_cpus()} CPUs"
     if run.machine_busy >= CPU_BOUND_SHARE:
-        return f"the machine was {run.machine_busy:.0%} busy: CPU-bound"
+        return f"the machine was {run.machine_busy:.0%} busy ({server}): CPU-bound"
     return (
-        f"the machine was only {run.machine_busy:.0%} busy: not CPU-bound, so turns waited "
-        "(on a lock, a sync to disk or the database) rather than computed"
+        f"the machine was only {run.machine_busy:.0%} busy ({server}): not CPU-bound, so turns "
+        "waited (on a lock, a sync to disk or the database) rather than computed"
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from bench import serve_load, telegram_load
+from bench.http_load import Timing
 from bench.report import Section
 from bench.turns import measured_postgresql_url
 
@@ -116,6 +117,51 @@ def test_a_reply_sent_twice_lost_or_reordered_fails_the_check() -> None:
     assert (delivery.missing, delivery.extra, delivery.out_of_order) == (1, 1, 2)
     assert not delivery.ok
     assert telegram_load.compare_replies(queued, queued, drain_seconds=0.0).ok
+
+
+def _run(
+    target: str, shape: serve_load.Shape, latencies: list[float], busy: float
+) -> serve_load.Run:
+    """A run of these latencies, back to back, with the server on one CPU throughout."""
+    elapsed = sum(latencies)
+    return serve_load.Run(target, shape, "SQLite", Timing(tuple(latencies), elapsed), busy, elapsed)
+
+
+def test_a_missed_throughput_goal_says_whether_the_machine_was_cpu_bound() -> None:
+    ceiling = _run(serve_load.CEILING, serve_load.CLOSED, [0.001] * 1000, busy=0.95)
+    waiting = _run(serve_load.SMS, serve_load.CLOSED, [0.004] * 250, busy=0.55)
+    computing = _run(serve_load.SMS, serve_load.CLOSED, [0.004] * 250, busy=0.97)
+    enough = _run(serve_load.SMS, serve_load.CLOSED, [0.0025] * 400, busy=0.97)
+
+    missed = serve_load.goal_throughput([ceiling, waiting])
+    assert (missed.met, missed.measured) == (False, "0.25 (250 / 1,000 turns/s)")
+    assert "55% busy" in missed.why
+    assert "not CPU-bound" in missed.why
+    assert "CPU-bound" in serve_load.goal_throughput([ceiling, computing]).why
+    assert "not CPU-bound" not in serve_load.goal_throughput([ceiling, computing]).why
+    assert serve_load.goal_throughput([ceiling, enough]).met
+
+
+def test_one_turn_over_five_times_p99_is_a_spike() -> None:
+    steady = [0.01] * 200
+    spiked = _run(serve_load.SMS, serve_load.CLOSED, [*steady, 0.06], busy=0.5)
+    paced = _run(serve_load.SMS, serve_load.PACED, steady, busy=0.2)
+
+    goal = serve_load.goal_spikes([spiked, paced])
+
+    assert not goal.met
+    assert "1 of 201 turns over 5× p99" in goal.why
+    assert serve_load.goal_spikes([paced]).met
+
+
+def test_the_paced_goal_compares_p99_with_the_ceilings_in_the_same_pass() -> None:
+    ceiling = _run(serve_load.CEILING, serve_load.PACED, [0.002] * 100, busy=0.2)
+    within = _run(serve_load.SMS, serve_load.PACED, [0.006] * 100, busy=0.3)
+    beyond = _run(serve_load.SMS, serve_load.PACED, [0.007] * 100, busy=0.3)
+
+    assert serve_load.goal_paced([ceiling, within]).met
+    missed = serve_load.goal_paced([ceiling, beyond])
+    assert (missed.met, missed.measured) == (False, "SQLite 3.5× (7.0 / 2.0 ms)")
 
 
 def test_the_command_refuses_unusable_arguments(capsys: pytest.CaptureFixture[str]) -> None:
