@@ -816,14 +816,18 @@ def describe(results: Sequence[Measured]) -> Section:
                 "an index read growing with the tables",
             )
         )
-        slowest = max((f.pages.get(page, 0.0) for page in f.pages), default=0.0)
+        slowest_page = max(f.pages, key=lambda page: f.pages[page], default="")
+        slowest = f.pages.get(slowest_page, 0.0)
         goals.append(
             Goal(
                 f"respondents list and cohort report page, seeded, {m.database}",
                 "< 1 s",
                 f"slowest median {slowest:.3f} s",
                 0 < slowest < PAGE_GOAL_SECONDS and not f.page_problems,
-                "" if slowest < PAGE_GOAL_SECONDS else "the slowest page is named in the table",
+                ""
+                if slowest < PAGE_GOAL_SECONDS
+                else f"{slowest_page}: a report reads and scores every assessment of the "
+                "cohort in Python (`impact.records`, `scoring.profile`)",
             )
         )
         goals.append(
