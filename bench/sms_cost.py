@@ -131,7 +131,7 @@ def with_fixes(
     flow: Flow, answer: Callable[[State], str], runs: tuple[int, ...]
 ) -> Callable[[State], str]:
     """`answer`, and after the runs numbered `runs` (0-based): BACK, then a change to the
-    second item ("B 4" when there is one)."""
+    second item ("B 3" when there is one: still low, so the same questions follow)."""
     answered = 0
     queued: list[str] = []
 
@@ -143,7 +143,7 @@ def with_fixes(
         text = answer(state)
         if run:
             if answered in runs:
-                queued.extend(["back", f"{LETTERS[min(1, len(run) - 1)]} 4"])
+                queued.extend(["back", f"{LETTERS[min(1, len(run) - 1)]} 3"])
             answered += 1
         return text
 
