@@ -22,14 +22,16 @@ sends) and takes them one by one: it begins one, sends it to the number in its U
   is about the number itself (21211, not a valid number; 21614, not a mobile) the respondent
   is marked unreachable too, so their later rows are never sent.
 
-Pacing is per sender (the Messaging Service, else the number), in segments a second
-(`SegmentPacer`). Outreach rows (any `kind` but "reply") go only when the council's quiet
-hours allow: a retry can fall outside them. A row that must wait (quiet hours, or pacing longer
-than `PACING_SLEEP_LIMIT`) is released, pending again from when it may go, no attempt counted,
-with the rest of its batch; while the sender is held the worker claims nothing more, so one
-hold does not claim and release every row that is due. Rows claimed and not begun when the
-process dies wait out their claim's lease (a minute), then another worker takes them. Time
-comes from a `Clock`, so tests run without sleeping.
+Pacing is per sender (the Messaging Service, else the number), in segments a second, shared by
+every worker process sending from it: a send's slot is reserved in the transaction that begins
+it (`storage.outbox.begin_paced`, `storage.outbox.Pace`), and the worker sleeps until it; a
+429 holds the sender for every worker. Outreach rows (any `kind` but "reply") go only when the
+council's quiet hours allow: a retry can fall outside them. A row that must wait (quiet hours,
+or a slot more than `PACING_SLEEP_LIMIT` away) is released, pending again from when it may go,
+no attempt counted, with the rest of its batch; while the sender is held the worker claims
+nothing more, so one hold does not claim and release every row that is due. Rows claimed and
+not begun when the process dies wait out their claim's lease (a minute), then another worker
+takes them. Time comes from a `Clock`, so tests run without sleeping.
 """
 
 from __future__ import annotations
@@ -38,7 +40,6 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -62,7 +63,6 @@ are not another's to send, and hold back their respondents' later rows)."""
 PACING_SLEEP_LIMIT = timedelta(seconds=0.5)
 """The longest pacing pause slept through holding a claimed row: a two- or three-part text at
 Twilio's UK rate of 10 segments a second waits 0.2-0.3 s."""
-WINDOW = timedelta(seconds=1)
 OPTED_OUT_AT_TWILIO = "opted out (Twilio 21610)"
 NUMBER_CANNOT_TAKE_SMS = frozenset({21211, 21614})
 """Twilio's refusals that are about the number itself (not a valid number; not a mobile): no
@@ -73,59 +73,6 @@ STARTING_STATUS = {True: "accepted", False: "queued"}
 Messaging Service (which has yet to pick a number) or from a number."""
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SegmentPacer:
-    """When the next text may go from one sender, `segments_per_second` segments a second.
-
-    Two rules, both in whole microseconds so that no rounding lets a text through early:
-    - the rate: each text takes its segments' share of a second (3 segments at 10 a second:
-      0.3 s), and the next goes only when the earlier ones have had theirs, so N texts of k
-      segments keep the sender busy N*k/r seconds, as Twilio's own queue would;
-    - the window: no second holds more than `segments_per_second` segments (a text longer than
-      that goes alone in its second).
-    A `hold` (a 429) keeps the sender back until then."""
-
-    segments_per_second: int
-    _drained_at: datetime | None = None
-    _held_until: datetime | None = None
-    _recent: deque[tuple[datetime, int]] = field(default_factory=deque)
-
-    def __post_init__(self) -> None:
-        if self.segments_per_second < 1:
-            raise ValueError("segments_per_second must be 1 or more")
-
-    def cost(self, segments: int) -> timedelta:
-        """The share of a second `segments` take, rounded up to a microsecond."""
-        return timedelta(microseconds=-(-segments * 1_000_000 // self.segments_per_second))
-
-    def free_at(self) -> datetime | None:
-        """When the rate and any hold let the next text go, whatever its length."""
-        times = [at for at in (self._drained_at, self._held_until) if at is not None]
-        return max(times) if times else None
-
-    def wait(self, segments: int, now: datetime) -> timedelta:
-        """How long a text of `segments` must wait from `now` to go."""
-        start = max(now, self.free_at() or now)
-        in_window = [(at, count) for at, count in self._recent if at > start - WINDOW]
-        total = sum(count for _, count in in_window)
-        for at, count in in_window:  # oldest first: wait for each to leave the window
-            if total == 0 or total + segments <= self.segments_per_second:
-                break
-            start = max(start, at + WINDOW)
-            total -= count
-        return start - now
-
-    def sent(self, segments: int, at: datetime) -> None:
-        drained = max(at, self._drained_at or at)
-        self._drained_at = drained + self.cost(segments)
-        self._recent.append((at, segments))
-        while self._recent and self._recent[0][0] <= at - WINDOW:
-            self._recent.popleft()
-
-    def hold(self, until: datetime) -> None:
-        self._held_until = max(until, self._held_until or until)
 
 
 class SmsSender:
@@ -151,7 +98,7 @@ class SmsSender:
         self.quiet = quiet
         self.mark_opted_out = mark_opted_out
         self.mark_unreachable = mark_unreachable
-        self.pacer = SegmentPacer(segments_per_second)
+        self.segments_per_second = segments_per_second
         self.batch = min(max(segments_per_second, SMALLEST_BATCH), LARGEST_BATCH)
         self.policy = policy
         self._claimed: deque[OutboxMessage] = deque()
@@ -166,6 +113,8 @@ class SmsSender:
         timeouts = timedelta(seconds=2 * (settings.connect_timeout + settings.read_timeout))
         self._send_lease = max(policy.send_lease, timeouts)
         self._starting_status = STARTING_STATUS[bool(settings.messaging_service_sid)]
+        self.sender = settings.messaging_service_sid or settings.from_number
+        """Whose rate a text takes its slot in: shared by every worker sending from it."""
 
     def send_due(self, stop: threading.Event) -> WorkerStep:
         """Send the oldest due SMS row, paced, or release it for later (pacing, or until quiet
@@ -195,17 +144,6 @@ class SmsSender:
             log.info("sms outbox %d: %s held by quiet hours", row.id, row.kind)
             return WorkerStep(claimed=True, held_until=opens)
         segments = row.segments or count_segments(row.text).segments
-        while (pause := self.pacer.wait(segments, self.clock.now())) > timedelta(0):
-            self._record_accepted()
-            if stop.is_set():
-                break
-            if pause > PACING_SLEEP_LIMIT:
-                now = self.clock.now()
-                self._claim_nothing_until = now + pause - PACING_SLEEP_LIMIT
-                outbox.release(self.engine, row, now + pause, now)
-                self._release_claimed(now, now + pause)
-                return WorkerStep(claimed=True, held_until=now + pause)
-            self.clock.sleep(pause.total_seconds())
         if stop.is_set():
             now = self.clock.now()
             outbox.release(self.engine, row, now, now)
@@ -241,22 +179,41 @@ class SmsSender:
         self.close()
 
     def _send(self, row: OutboxMessage, segments: int) -> WorkerStep:
-        accepted = self._take_accepted()
-        if not outbox.begin(
-            self.engine, row, self.clock.now(), self._send_lease, accepted=accepted
-        ):
+        """Begin the row with its slot in the sender's rate reserved, sleep until the slot, send
+        and record; or, when the slot is more than `PACING_SLEEP_LIMIT` away, release it (and
+        the rest of the batch) until then."""
+        now = self.clock.now()
+        pace = outbox.Pace(self.sender, segments, self.segments_per_second)
+        begun = outbox.begin_paced(
+            self.engine,
+            row,
+            now,
+            pace,
+            now + PACING_SLEEP_LIMIT,
+            self._send_lease,
+            accepted=self._take_accepted(),
+        )
+        if not begun.begun and begun.at is None:
             log.warning("sms outbox %d: its claim ran out before the send; not sent", row.id)
             return WorkerStep(claimed=True)
+        if not begun.begun:
+            assert begun.at is not None
+            self._claim_nothing_until = begun.at - PACING_SLEEP_LIMIT
+            outbox.release(self.engine, row, begun.at, now)
+            self._release_claimed(now, begun.at)
+            return WorkerStep(claimed=True, held_until=begun.at)
         if not row.urn.startswith(URN_PREFIX):
             outbox.mark_failed(self.engine, row, NOT_A_PHONE_URN, self.clock.now())
             return WorkerStep(claimed=True)
-        started = self.clock.now()
-        self.pacer.sent(segments, started)
+        assert begun.at is not None
+        pause = begun.at - self.clock.now()
+        if pause > timedelta(0):  # the row is "sending": its slot is kept even when stopping
+            self.clock.sleep(pause.total_seconds())
         outcome = self.sms.send(row.urn.removeprefix(URN_PREFIX), row.text)
         now = self.clock.now()
         retry_at = self._record(row, outcome, now)
         if retry_at is not None and (outcome.retry_after is not None or outcome.http_status == 429):
-            self.pacer.hold(retry_at)
+            outbox.hold_sender(self.engine, self.sender, retry_at)
             self._claim_nothing_until = retry_at - PACING_SLEEP_LIMIT
             self._release_claimed(now, retry_at)
         return WorkerStep(claimed=True, tried=True, held_until=retry_at)

@@ -458,6 +458,18 @@ class AuditEntry(Base):
     detail: Mapped[str] = mapped_column(sa.Text, default="")
 
 
+class SenderPace(Base):
+    """When a sending number (or Messaging Service) may next hand a text to the provider: one
+    row per sender, shared by every worker process, so the configured rate is the number's,
+    not each worker's (`storage.outbox.begin` reserves a text's slot under its row lock)."""
+
+    __tablename__ = "sender_pace"
+
+    sender: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    free_at: Mapped[datetime]
+    """The end of the share of time the last text reserved: the next may start from here."""
+
+
 class Persona(Base):
     """A baseline in the questionnaire's own item ids that describes a kind of person (or the
     expected baseline of a cohort): `answers` maps question key -> option number, as a

@@ -34,6 +34,13 @@ which at 100,000 due made each claim a scan of them all. A row's respondent is h
 their URN decrypted with the engine's keys (`storage.privacy.keys_of`): the database holds it
 only encrypted.
 
+A sending number (or Messaging Service) keeps one rate however many workers send from it: its
+`sender_pace` row says when its next text may start, and `begin` with a `Pace` reserves the
+text's share of time under that row's lock (`FOR UPDATE` on PostgreSQL; SQLite's `BEGIN
+IMMEDIATE` serialises writers), in the transaction that begins the send. A reservation too far
+ahead is not made and the row not begun: the worker releases it until then. A reserved slot a
+worker dies before using is time lost, never a second send.
+
 A sender records a send the provider accepted (`Accepted`) in the transaction that begins its
 next send or makes its next claim: one commit a send, and still never more than one row of a
 sender "sending" at a time.
@@ -52,6 +59,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.messages import Button, Outbound
 from storage.codec import dump_buttons, load_buttons
@@ -61,11 +69,13 @@ from storage.models import (
     Conversation,
     OutboxEntry,
     Respondent,
+    SenderPace,
     table,
 )
 from storage.privacy import Keys, keys_of
 
 outbox = table(OutboxEntry)
+sender_pace = table(SenderPace)
 respondents = table(Respondent)
 conversations = table(Conversation)
 
@@ -116,6 +126,74 @@ class Accepted:
     """Where the provider says it stands (e.g. Twilio's "queued"); kept only when one of
     `storage.models.DELIVERY_STATUSES`."""
     segments: int | None = None
+
+
+@dataclass(frozen=True)
+class Pace:
+    """A text's place in its sender's rate: `segments` at `segments_per_second` from `sender`.
+
+    Its slot starts when the sender's earlier texts have had their share of a second and, while
+    the sender is busy, its own segments after the first have had theirs too (`lead`); it then
+    holds the sender for its segments' share (`cost`). Texts counted at their start, this keeps
+    every sliding second within the rate however the texts' lengths mix: a text of k segments
+    starting within a second of earlier ones is at least (sum of the earlier ones' k, plus its
+    own k - 1) / rate after the first of them, so all of them are at most the rate (a text
+    longer than the rate goes alone in its second). One-segment texts go at the full rate;
+    a queue of k-segment texts at k/(2k-1) of it."""
+
+    sender: str
+    segments: int
+    segments_per_second: int
+
+    def cost(self) -> timedelta:
+        """The text's segments' share of a second, rounded up to a microsecond."""
+        return _share(self.segments, self.segments_per_second)
+
+    def lead(self) -> timedelta:
+        """Its segments after the first: waited for before it while the sender is busy."""
+        return _share(self.segments - 1, self.segments_per_second)
+
+
+def _share(segments: int, segments_per_second: int) -> timedelta:
+    return timedelta(microseconds=-(-segments * 1_000_000 // segments_per_second))
+
+
+@dataclass(frozen=True)
+class Begun:
+    """What `begin` with a `Pace` came to."""
+
+    begun: bool
+    """The row is "sending" and its slot reserved: send it at `at`."""
+    at: datetime | None = None
+    """When it may go: its reserved slot if begun; else the earliest slot the sender had
+    (None: the claim no longer held the row, which must not be sent)."""
+
+
+_free_at = (
+    sa.select(sender_pace.c.free_at)
+    .where(sender_pace.c.sender == sa.bindparam("sender"))
+    .with_for_update()
+)
+_reserve = (
+    sa.update(sender_pace)
+    .where(sender_pace.c.sender == sa.bindparam("of_sender"))
+    .values(free_at=sa.bindparam("next_free_at", type_=sender_pace.c.free_at.type))
+)
+_hold_sender = (
+    sa.update(sender_pace)
+    .where(
+        sender_pace.c.sender == sa.bindparam("of_sender"),
+        sender_pace.c.free_at < sa.bindparam("until", type_=sender_pace.c.free_at.type),
+    )
+    .values(free_at=sa.bindparam("until", type_=sender_pace.c.free_at.type))
+)
+
+
+_add_sender = {
+    "postgresql": postgresql.insert(sender_pace).on_conflict_do_nothing(index_elements=["sender"]),
+    "sqlite": sqlite.insert(sender_pace).on_conflict_do_nothing(index_elements=["sender"]),
+}
+"""A sender's first text adds its row; two workers adding it at once both go on."""
 
 
 _queue = (
@@ -477,6 +555,47 @@ def begin(
         _record_accepted(conn, accepted)
         result = conn.execute(_begin, {**params, "now": now})
     return result.rowcount == 1
+
+
+def begin_paced(
+    engine: sa.Engine,
+    message: OutboxMessage,
+    now: datetime,
+    pace: Pace,
+    latest: datetime,
+    lease: timedelta = SEND_LEASE,
+    *,
+    accepted: Sequence[Accepted] = (),
+) -> Begun:
+    """`begin`, and reserve the text's slot in its sender's rate (`Pace`), together under the
+    sender's row lock: every worker sending from one number shares its rate. Neither happens
+    when the slot would start after `latest` (`Begun.at` says when it could) or the claim no
+    longer holds the row. `accepted` is recorded first in any case."""
+    with engine.begin() as conn:
+        _record_accepted(conn, accepted)
+        free_at = conn.execute(_free_at, {"sender": pace.sender}).scalar_one_or_none()
+        if free_at is None:
+            conn.execute(
+                _add_sender[engine.dialect.name],
+                {"sender": pace.sender, "free_at": now},
+            )
+            free_at = conn.execute(_free_at, {"sender": pace.sender}).scalar_one()
+        at = max(now, free_at + pace.lead())
+        if at > latest:
+            return Begun(begun=False, at=at)
+        params = {"message_id": message.id, "token": message.lease_token}
+        begun = conn.execute(_begin, {**params, "lease_until": now + lease, "now": now})
+        if begun.rowcount != 1:
+            return Begun(begun=False)
+        conn.execute(_reserve, {"of_sender": pace.sender, "next_free_at": at + pace.cost()})
+    return Begun(begun=True, at=at)
+
+
+def hold_sender(engine: sa.Engine, sender: str, until: datetime) -> None:
+    """Nothing more goes from `sender`, by any worker, before `until` (the provider said to
+    wait: a 429 or a Retry-After)."""
+    with engine.begin() as conn:
+        conn.execute(_hold_sender, {"of_sender": sender, "until": until})
 
 
 def release(engine: sa.Engine, message: OutboxMessage, not_before: datetime, now: datetime) -> bool:

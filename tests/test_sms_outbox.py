@@ -25,7 +25,7 @@ from bot.messages import Outbound
 from bot.state import State
 from channels.sending import RetryPolicy, WorkerStep
 from channels.sms_outbox import SmsSender, sms_sender_for
-from channels.twilio_send import TwilioSendSettings, TwilioSms
+from channels.twilio_send import SmsOutcome, TwilioSendSettings, TwilioSms
 from dibot.config import Config, DatabaseConfig, OutreachConfig, TwilioConfig
 from dibot.turns import TurnHandler
 from flows.model import Flow
@@ -455,7 +455,7 @@ def test_a_longer_pause_releases_the_row_and_claims_nothing_until_the_sender_is_
     ]
 
 
-def test_a_stop_during_a_pacing_pause_releases_the_row_unsent(
+def test_a_stop_during_a_pacing_pause_sends_the_row_begun_in_its_slot_and_claims_no_more(
     twilio: FakeTwilio, engine: sa.Engine, flow: Flow, handler: TurnHandler
 ) -> None:
     stop = threading.Event()
@@ -468,14 +468,61 @@ def test_a_stop_during_a_pacing_pause_releases_the_row_unsent(
     clock = StoppedWhileSleeping()
     queue(engine, flow, phone(1), "Invitation 1")
     second = queue(engine, flow, phone(2), "Invitation 2")
+    third = queue(engine, flow, phone(3), "Invitation 3")
     with make_sender(twilio, engine, handler, clock, rate=10) as sender:
         assert sender.send_due(stop).tried
-        step = sender.send_due(stop)
-        assert (step.claimed, step.tried) == (True, False)
+        assert sender.send_due(stop).tried  # begun with its slot reserved: it goes at its slot
         assert not sender.send_due(stop).claimed
 
-    assert len(twilio.received) == 1
-    assert (row(engine, second)["status"], row(engine, second)["attempts"]) == ("pending", 0)
+    assert [text.params["Body"] for text in twilio.received] == ["Invitation 1", "Invitation 2"]
+    assert clock.slept == [pytest.approx(0.1)]
+    assert row(engine, second)["status"] == "sent"
+    assert (row(engine, third)["status"], row(engine, third)["attempts"]) == ("pending", 0)
+
+
+class TimedSms(TwilioSms):
+    """Twilio's client, noting when (by the test's clock) each text was handed over."""
+
+    def __init__(self, settings: TwilioSendSettings, clock: StepClock, log: list[Any]) -> None:
+        super().__init__(settings)
+        self.clock = clock
+        self.log = log
+
+    def send(self, to: str, body: str) -> SmsOutcome:
+        self.log.append((self.clock.now(), count_segments(body).segments, self))
+        return super().send(to, body)
+
+
+def test_two_senders_from_one_number_keep_its_rate_together_in_every_second(
+    twilio: FakeTwilio, engine: sa.Engine, flow: Flow, handler: TurnHandler, clock: StepClock
+) -> None:
+    rate = 5
+    lengths = [1, 3, 2, 1, 1, 3, 1, 2, 2, 1, 1, 1, 3, 1, 2, 1, 1, 1, 1, 1] * 2
+    for index, segments in enumerate(lengths):
+        text = f"{index:03d} " + "x" * (150 if segments == 1 else 153 * segments - 10)
+        assert count_segments(text).segments == segments
+        queue(engine, flow, phone(index), text)
+    sent: list[tuple[datetime, int, Any]] = []
+    stop = threading.Event()
+    senders = [make_sender(twilio, engine, handler, clock, rate=rate) for _ in range(2)]
+    for sender in senders:
+        sender.sms = TimedSms(sender.sms.settings, clock, sent)
+    with senders[0], senders[1]:
+        for _ in range(400):  # the two workers take turns, one step each, on one clock
+            if not any(sender.send_due(stop).tried for sender in senders):
+                clock.sleep(0.1)  # both waiting for the number's next slot
+            if len(sent) == len(lengths):
+                break
+
+    assert sorted(segments for _, segments, _ in sent) == sorted(lengths)
+    assert {id(worker) for _, _, worker in sent} == {id(sender.sms) for sender in senders}
+    for start, _, _ in sent:
+        in_second = [n for at, n, _ in sent if start <= at < start + timedelta(seconds=1)]
+        assert sum(in_second) <= rate, f"{sum(in_second)} segments in the second from {start}"
+    first, last = sent[0][0], sent[-1][0]
+    achieved = (sum(lengths) - sent[-1][1]) / (last - first).total_seconds()
+    assert achieved > rate / 2
+    assert {entry["status"] for entry in rows(engine)} == {"sent"}
 
 
 # Quiet hours.
@@ -622,7 +669,7 @@ def test_the_configured_sender_sends_with_the_configured_account_and_callback(
     assert (request.username, request.params["From"]) == (ACCOUNT_SID, SENDER)
     assert request.params["StatusCallback"] == CALLBACK
     assert row(engine, outreach)["updated_at"] == datetime(2027, 3, 8, 9, 0, tzinfo=UTC)
-    assert sender.pacer.segments_per_second == 5
+    assert sender.segments_per_second == 5
 
 
 def test_rows_claimed_together_and_not_sent_are_handed_back_when_the_sender_stops(
