@@ -77,9 +77,10 @@ class TwilioConfig:
     api_base_url: str = "https://api.twilio.com"
     """Twilio's REST API; a Twilio-compatible gateway, or a local fake in tests."""
     segments_per_second: int = 10
-    """How fast the sender may send, in SMS segments a second: Twilio queues what comes
-    faster. 10 is Twilio's rate for a UK long code (1 for a US one, 100 for a short code);
-    through a Messaging Service, the rate of all its numbers together."""
+    """How fast the sender (the number, or the Messaging Service) may send, in SMS segments a
+    second, by every worker process together (shared through the database): Twilio queues
+    what comes faster. 10 is Twilio's rate for a UK long code (1 for a US one, 100 for a short
+    code); through a Messaging Service, the rate of all its numbers together."""
 
 
 @dataclass(frozen=True)
