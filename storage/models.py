@@ -468,6 +468,10 @@ class SenderPace(Base):
     sender: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     free_at: Mapped[datetime]
     """The end of the share of time the last text reserved: the next may start from here."""
+    recent: Mapped[list[Any]] = mapped_column(sa.JSON)
+    """The texts that started in the last second before the last one reserved, and it:
+    [microseconds since 1970 UTC, segments], oldest first (no second holds more than the
+    rate)."""
 
 
 class Persona(Base):

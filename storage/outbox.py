@@ -35,11 +35,12 @@ their URN decrypted with the engine's keys (`storage.privacy.keys_of`): the data
 only encrypted.
 
 A sending number (or Messaging Service) keeps one rate however many workers send from it: its
-`sender_pace` row says when its next text may start, and `begin` with a `Pace` reserves the
-text's share of time under that row's lock (`FOR UPDATE` on PostgreSQL; SQLite's `BEGIN
-IMMEDIATE` serialises writers), in the transaction that begins the send. A reservation too far
-ahead is not made and the row not begun: the worker releases it until then. A reserved slot a
-worker dies before using is time lost, never a second send.
+`sender_pace` row says when its next text may start and which texts started in the second
+before, and `begin_paced` reserves the text's slot (`Pace`) under that row's lock (`FOR
+UPDATE` on PostgreSQL; SQLite's `BEGIN IMMEDIATE` serialises writers), in the transaction
+that begins the send. A reservation too far ahead is not made and the row not begun: the
+worker releases it until then. A reserved slot a worker dies before using is time lost, never
+a second send.
 
 A sender records a send the provider accepted (`Accepted`) in the transaction that begins its
 next send or makes its next claim: one commit a send, and still never more than one row of a
@@ -55,7 +56,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -128,18 +129,20 @@ class Accepted:
     segments: int | None = None
 
 
+WINDOW = timedelta(seconds=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class Pace:
     """A text's place in its sender's rate: `segments` at `segments_per_second` from `sender`.
 
-    Its slot starts when the sender's earlier texts have had their share of a second and, while
-    the sender is busy, its own segments after the first have had theirs too (`lead`); it then
-    holds the sender for its segments' share (`cost`). Texts counted at their start, this keeps
-    every sliding second within the rate however the texts' lengths mix: a text of k segments
-    starting within a second of earlier ones is at least (sum of the earlier ones' k, plus its
-    own k - 1) / rate after the first of them, so all of them are at most the rate (a text
-    longer than the rate goes alone in its second). One-segment texts go at the full rate;
-    a queue of k-segment texts at k/(2k-1) of it."""
+    Two rules, in whole microseconds so that no rounding lets a text through early:
+    - the rate: each text holds the sender for its segments' share of a second (3 segments at
+      10 a second: 0.3 s), so N texts of k segments keep it busy N*k/r seconds, as Twilio's own
+      queue would;
+    - the window: no sliding second holds more than the rate, texts counted at their start (a
+      text longer than the rate goes alone in its second)."""
 
     sender: str
     segments: int
@@ -149,9 +152,20 @@ class Pace:
         """The text's segments' share of a second, rounded up to a microsecond."""
         return _share(self.segments, self.segments_per_second)
 
-    def lead(self) -> timedelta:
-        """Its segments after the first: waited for before it while the sender is busy."""
-        return _share(self.segments - 1, self.segments_per_second)
+    def slot(
+        self, now: datetime, free_at: datetime, recent: Sequence[tuple[datetime, int]]
+    ) -> datetime:
+        """When the text may start: not before `now`, nor before the sender is `free_at`, nor
+        while the texts started in the second before (`recent`, oldest first) leave no room."""
+        start = max(now, free_at)
+        in_window = [(at, count) for at, count in recent if at > start - WINDOW]
+        total = sum(count for _, count in in_window)
+        for at, count in in_window:  # oldest first: wait for each to leave the window
+            if total == 0 or total + self.segments <= self.segments_per_second:
+                break
+            start = max(start, at + WINDOW)
+            total -= count
+        return start
 
 
 def _share(segments: int, segments_per_second: int) -> timedelta:
@@ -170,14 +184,17 @@ class Begun:
 
 
 _free_at = (
-    sa.select(sender_pace.c.free_at)
+    sa.select(sender_pace.c.free_at, sender_pace.c.recent)
     .where(sender_pace.c.sender == sa.bindparam("sender"))
     .with_for_update()
 )
 _reserve = (
     sa.update(sender_pace)
     .where(sender_pace.c.sender == sa.bindparam("of_sender"))
-    .values(free_at=sa.bindparam("next_free_at", type_=sender_pace.c.free_at.type))
+    .values(
+        free_at=sa.bindparam("next_free_at", type_=sender_pace.c.free_at.type),
+        recent=sa.bindparam("now_recent", type_=sender_pace.c.recent.type),
+    )
 )
 _hold_sender = (
     sa.update(sender_pace)
@@ -573,22 +590,39 @@ def begin_paced(
     longer holds the row. `accepted` is recorded first in any case."""
     with engine.begin() as conn:
         _record_accepted(conn, accepted)
-        free_at = conn.execute(_free_at, {"sender": pace.sender}).scalar_one_or_none()
-        if free_at is None:
+        paced = conn.execute(_free_at, {"sender": pace.sender}).one_or_none()
+        if paced is None:
             conn.execute(
                 _add_sender[engine.dialect.name],
-                {"sender": pace.sender, "free_at": now},
+                {"sender": pace.sender, "free_at": now, "recent": []},
             )
-            free_at = conn.execute(_free_at, {"sender": pace.sender}).scalar_one()
-        at = max(now, free_at + pace.lead())
+            paced = conn.execute(_free_at, {"sender": pace.sender}).one()
+        recent = [(_from_micros(at), count) for at, count in paced.recent]
+        at = pace.slot(now, paced.free_at, recent)
         if at > latest:
             return Begun(begun=False, at=at)
         params = {"message_id": message.id, "token": message.lease_token}
         begun = conn.execute(_begin, {**params, "lease_until": now + lease, "now": now})
         if begun.rowcount != 1:
             return Begun(begun=False)
-        conn.execute(_reserve, {"of_sender": pace.sender, "next_free_at": at + pace.cost()})
+        still = [[_micros(sent), count] for sent, count in recent if sent > at - WINDOW]
+        conn.execute(
+            _reserve,
+            {
+                "of_sender": pace.sender,
+                "next_free_at": at + pace.cost(),
+                "now_recent": [*still, [_micros(at), pace.segments]],
+            },
+        )
     return Begun(begun=True, at=at)
+
+
+def _micros(at: datetime) -> int:
+    return (at - EPOCH) // timedelta(microseconds=1)
+
+
+def _from_micros(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=micros)
 
 
 def hold_sender(engine: sa.Engine, sender: str, until: datetime) -> None:

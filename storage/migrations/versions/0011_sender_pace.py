@@ -24,6 +24,7 @@ def upgrade() -> None:
         "sender_pace",
         sa.Column("sender", sa.String(length=64), primary_key=True),
         sa.Column("free_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("recent", sa.JSON(), nullable=False),
     )
 
 
