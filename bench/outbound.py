@@ -535,9 +535,9 @@ def _pace_missed(paced: Run, pace: Pace) -> str:
     worst_alone = max((one.worst_window for one in paced.pace_per_worker), default=0)
     if len(paced.workers) > 1 and worst_alone <= pace.configured < pace.worst_window:
         return (
-            f"pacing is per worker process: no worker went over {pace.configured} in any second"
-            f" (worst {worst_alone}), together they did (worst {pace.worst_window}); two workers"
-            " from one number need each its share of the rate as its segments_per_second"
+            f"each worker kept under {pace.configured} in every second (worst {worst_alone}) "
+            f"but together they went over (worst {pace.worst_window}): the rate shared through "
+            "sender_pace was not kept, a defect to look into"
         )
     if pace.worst_window <= (1 + RATE_TOLERANCE) * pace.configured:
         return (

@@ -13,12 +13,10 @@ import math
 import os
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-
-import sqlalchemy as sa
 
 import bench.ceiling_app
 from bench import telegram_load
@@ -34,11 +32,17 @@ from bench.serve_load import (
     Shape,
     Sizes,
 )
-from bench.turns import TOKEN, IntegrityCheck, Message, fresh_database, plan, signed_webhook
+from bench.turns import (
+    TOKEN,
+    IntegrityCheck,
+    Message,
+    fresh_database,
+    plan,
+    signed_webhook,
+    verify_channel,
+)
 from channels import telegram, twilio_sms
 from flows.model import Flow
-from storage.database import make_engine
-from storage.models import Answer, InboxEntry, table
 
 # --- the work ------------------------------------------------------------------------------
 
@@ -48,45 +52,6 @@ def _total(shape: Shape, sizes: Sizes, cap: int) -> int:
     run's rate sends in its time) and every slot's warm-up."""
     timed = cap if shape.rate is None else min(cap, math.ceil(shape.rate * sizes.seconds))
     return timed + WARMUP * shape.in_flight
-
-
-# --- the checks ----------------------------------------------------------------------------
-
-
-def verify_channel(
-    database_url: str, channel: str, sent: Sequence[tuple[str, int]]
-) -> IntegrityCheck:
-    """As `bench.turns.verify_stored`, for any channel: `sent` holds (message id, answers)."""
-    answers, inbox = table(Answer), table(InboxEntry)
-    engine = make_engine(database_url, poolclass=sa.NullPool)
-    try:
-        with engine.connect() as conn:
-            stored_answers = Counter(
-                conn.execute(
-                    sa.select(answers.c.provider_message_id).where(answers.c.channel == channel)
-                ).scalars()
-            )
-            stored_messages = Counter(
-                conn.execute(
-                    sa.select(inbox.c.provider_message_id).where(inbox.c.channel == channel)
-                ).scalars()
-            )
-    finally:
-        engine.dispose()
-    expected_answers = Counter({message_id: count for message_id, count in sent if count})
-    expected_messages = Counter(message_id for message_id, _ in sent)
-    missing = (expected_answers - stored_answers).total()
-    missing += (expected_messages - stored_messages).total()
-    extra = (stored_answers - expected_answers).total()
-    extra += (stored_messages - expected_messages).total()
-    return IntegrityCheck(
-        messages_sent=len(sent),
-        messages_stored=stored_messages.total(),
-        answers_sent=expected_answers.total(),
-        answers_stored=stored_answers.total(),
-        missing=missing,
-        extra=extra,
-    )
 
 
 # --- the runs ------------------------------------------------------------------------------

@@ -295,24 +295,31 @@ def handler_stage(
 def verify_stored(database_url: str, sent: Sequence[Message]) -> IntegrityCheck:
     """Every message sent is in the inbox once, every answer it carried is stored once (by
     its provider message id), and nothing else is there."""
+    return verify_channel(database_url, CHANNEL, [(m.message_id, m.answers) for m in sent])
+
+
+def verify_channel(
+    database_url: str, channel: str, sent: Sequence[tuple[str, int]]
+) -> IntegrityCheck:
+    """As `verify_stored`, for any channel: `sent` holds (message id, answers it carried)."""
     answers, inbox = table(Answer), table(InboxEntry)
     engine = make_engine(database_url, poolclass=sa.NullPool)
     try:
         with engine.connect() as conn:
             stored_answers = Counter(
                 conn.execute(
-                    sa.select(answers.c.provider_message_id).where(answers.c.channel == CHANNEL)
+                    sa.select(answers.c.provider_message_id).where(answers.c.channel == channel)
                 ).scalars()
             )
             stored_messages = Counter(
                 conn.execute(
-                    sa.select(inbox.c.provider_message_id).where(inbox.c.channel == CHANNEL)
+                    sa.select(inbox.c.provider_message_id).where(inbox.c.channel == channel)
                 ).scalars()
             )
     finally:
         engine.dispose()
-    expected_answers = Counter({m.message_id: m.answers for m in sent if m.answers})
-    expected_messages = Counter(m.message_id for m in sent)
+    expected_answers = Counter({message_id: count for message_id, count in sent if count})
+    expected_messages = Counter(message_id for message_id, _ in sent)
     missing = (expected_answers - stored_answers).total()
     missing += (expected_messages - stored_messages).total()
     extra = (stored_answers - expected_answers).total()
