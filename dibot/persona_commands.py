@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from dibot.config import Config, ConfigError
-from dibot.runtime import load_configured_flow
+from dibot.runtime import command_engine, load_configured_flow
 from flows.model import Flow
 from impact.personas import (
     ILLUSTRATIVE_PERSONAS,
@@ -29,7 +29,7 @@ from impact.personas import (
 )
 from scoring.message import unit_name
 from scoring.personas import likely_priorities, persona_profile
-from storage.database import make_engine, read_only
+from storage.database import read_only
 from storage.migrate import SchemaNotCurrent, require_current_schema
 
 FAILURE = 1
@@ -78,7 +78,7 @@ def personas_load(arguments: argparse.Namespace, config: Config) -> int:
         raise ConfigError(str(error)) from None
     if not _schema_is_current(config):
         return FAILURE
-    engine = make_engine(config.database.url, hide_parameters=True)
+    engine = command_engine(config)
     try:
         with engine.begin() as conn:
             new, updated = store_personas(conn, specs, arguments.by or getpass.getuser())
@@ -95,7 +95,7 @@ def personas_list(arguments: argparse.Namespace, config: Config) -> int:
     flow = load_configured_flow(config)
     if not _schema_is_current(config):
         return FAILURE
-    engine = make_engine(config.database.url, hide_parameters=True)
+    engine = command_engine(config)
     try:
         with engine.connect() as conn:
             stored = all_personas(read_only(conn))

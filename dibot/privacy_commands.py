@@ -20,9 +20,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from dibot.config import Config, ConfigError
-from dibot.runtime import check_privacy, configured_keys
+from dibot.runtime import check_privacy, command_engine, configured_keys
 from outreach.phone import PhoneNumberError, urn_for_phone
-from storage.database import PRIVATE_FILE, make_engine
+from storage.database import PRIVATE_FILE
 from storage.personal_data import (
     RetentionPolicy,
     apply_retention,
@@ -58,11 +58,8 @@ def person(arguments: argparse.Namespace) -> str:
 
 def keyed_engine(config: Config) -> sa.Engine:
     """An engine for one command, with the configured keys."""
-    return make_engine(
-        config.database.url,
-        poolclass=sa.NullPool,
-        hide_parameters=True,
-        execution_options=keys_option(configured_keys(config)),
+    return command_engine(
+        config, poolclass=sa.NullPool, execution_options=keys_option(configured_keys(config))
     )
 
 
@@ -73,7 +70,7 @@ def retention(
     policy = RetentionPolicy(
         raw_text_days=config.privacy.raw_text_days, inbox_days=config.privacy.inbox_days
     )
-    engine = make_engine(config.database.url, poolclass=sa.NullPool, hide_parameters=True)
+    engine = command_engine(config, poolclass=sa.NullPool)
     try:
         report = apply_retention(engine, policy, (now or _utc_now)())
     finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Engine
@@ -80,14 +81,23 @@ def configured_keys(config: Config, *, create: bool = False) -> Keys:
     return database_keys(config.database.url, given, create=create)
 
 
+def command_engine(config: Config, **options: Any) -> Engine:
+    """An engine for one command on the configured database, with its configured durability
+    (`[database] sqlite_synchronous`) and statement parameters (phone numbers, message bodies)
+    kept out of errors. `options` go to `make_engine` (a pool class, execution options)."""
+    return make_engine(
+        config.database.url,
+        sqlite_synchronous=config.database.sqlite_synchronous,
+        hide_parameters=True,
+        **options,
+    )
+
+
 def check_privacy(config: Config) -> Privacy:
     """Open the database's lookup key with the configured keys: PrivacyKeyError when they are
     missing or wrong, before a service starts taking turns it could not store."""
-    engine = make_engine(
-        config.database.url,
-        poolclass=sa.NullPool,
-        hide_parameters=True,
-        execution_options=keys_option(configured_keys(config)),
+    engine = command_engine(
+        config, poolclass=sa.NullPool, execution_options=keys_option(configured_keys(config))
     )
     try:
         return open_privacy(engine)
@@ -108,12 +118,7 @@ class Runtime:
     @cached_property
     def engine(self) -> Engine:
         # Statement parameters hold phone numbers and message bodies: keep them out of errors.
-        return make_engine(
-            self.config.database.url,
-            sqlite_synchronous=self.config.database.sqlite_synchronous,
-            hide_parameters=True,
-            execution_options=keys_option(lambda: self.keys),
-        )
+        return command_engine(self.config, execution_options=keys_option(lambda: self.keys))
 
     @cached_property
     def keys(self) -> Keys:

@@ -17,7 +17,7 @@ from typing import Any
 from dashboard.accounts import AccountError, add_staff
 from dashboard.secret_key import configured_secret_key
 from dibot.config import Config, ConfigError
-from storage.database import make_engine
+from dibot.runtime import command_engine
 from storage.migrate import SchemaNotCurrent, require_current_schema
 from storage.models import STAFF_ROLES
 
@@ -52,7 +52,7 @@ def staff_add(arguments: argparse.Namespace, config: Config) -> int:
         print(f"dibot: {error}", file=sys.stderr)
         return FAILURE
     password = _read_password(arguments.password_stdin)
-    engine = make_engine(config.database.url, hide_parameters=True)
+    engine = command_engine(config)
     try:
         member = add_staff(
             engine,

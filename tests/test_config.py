@@ -302,6 +302,34 @@ def test_sqlite_durability_is_normal_unless_full_is_asked_for(tmp_path: Path) ->
     assert levels == {"normal": 1, "full": 2}
 
 
+def test_operator_commands_sync_sqlite_as_the_service_does(tmp_path: Path) -> None:
+    """`dibot retention`, `erase`, `staff add`, `personas` write with the configured durability
+    too: a council that asked for FULL gets it from every command, not only the service."""
+    import sqlalchemy as sa
+
+    from dibot.privacy_commands import keyed_engine
+    from dibot.runtime import command_engine
+    from storage.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'dibot.db'}"
+    config = load_config(
+        environ={
+            "DIBOT_DATABASE_URL": url,
+            "DIBOT_DATABASE_SQLITE_SYNCHRONOUS": "full",
+            "DIBOT_PRIVACY_ENCRYPTION_KEY": "",
+        }
+    )
+    upgrade(url)
+    engines = [command_engine(config), command_engine(config, poolclass=sa.NullPool)]
+    engines.append(keyed_engine(config))
+    levels = []
+    for engine in engines:
+        with engine.connect() as conn:
+            levels.append(conn.execute(sa.text("PRAGMA synchronous")).scalar())
+        engine.dispose()
+    assert levels == [2, 2, 2]
+
+
 def test_an_unknown_sqlite_durability_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path, '[database]\nsqlite_synchronous = "off"\n')
     with pytest.raises(
