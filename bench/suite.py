@@ -214,6 +214,7 @@ def render(runs: Sequence[StageRun], about: dict[str, Any], postgresql: bool, fu
         f"{box['cpus']} CPUs ({box['cpu_model'] or 'unknown model'}), "
         f"{box['memory_gib']} GiB, Python {box['python']}, SQLite {box['sqlite']}"
         f"{databases}. "
+        f"Load average at the start: {_load(box)}. "
         "All traffic over 127.0.0.1; speeds are ratios and rates from this one run.",
         "",
         f"## Goals: {met} of {len(goals)} met",
@@ -227,6 +228,12 @@ def render(runs: Sequence[StageRun], about: dict[str, Any], postgresql: bool, fu
         lines += [f"## {section.title}{status}", "", section.markdown.strip(), ""]
         lines += [f"_Stage time: {run.seconds:.0f} s._", ""]
     return "\n".join(lines)
+
+
+def _load(box: dict[str, Any]) -> str:
+    """The 1-minute load average against the CPUs: numbers taken on a busy machine say so."""
+    load = box.get("load_average_at_start")
+    return "unknown" if not load else f"{load[0]:.2f} on {box['cpus']} CPUs"
 
 
 def _parser() -> argparse.ArgumentParser:

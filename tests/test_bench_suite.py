@@ -18,6 +18,7 @@ ABOUT = {
         "memory_gib": 24.0,
         "python": "3.11.7",
         "sqlite": "3.45.0",
+        "load_average_at_start": [0.31, 0.5, 0.6],
     },
     "source": {"commit": "abc1234", "uncommitted_changes": False, "lock_files_sha256": {}},
     "seconds": 600.0,
@@ -46,6 +47,7 @@ def test_the_report_opens_with_every_goal_against_what_was_measured() -> None:
     assert report.index("## Outbound") < report.index("## Turns over HTTP")
     assert "at commit abc1234, on 2 CPUs (a test CPU)" in report
     assert "and PostgreSQL" in report
+    assert "Load average at the start: 0.31 on 2 CPUs." in report
 
 
 def test_a_postgresql_stage_without_a_database_is_reported_not_measured(tmp_path: Path) -> None:
