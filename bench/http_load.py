@@ -33,9 +33,11 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
+from typing import Any
 
 from storage.privacy import KEY_VARIABLE
 
@@ -357,23 +359,10 @@ def run_load(
         )
         cpu_after = machine_cpu(), [tree_cpu_seconds(pid) for pid in watch]
     finally:
-        for client in clients:
-            client.join(timeout=STOP_LIMIT_SECONDS)
-            if client.is_alive():
-                client.kill()
-                client.join()
-            client.close()
-        results.close()
-        results.join_thread()
-    ordered = [by_group[index % processes][index // processes] for index in range(len(slots))]
-    finished = max((slot.finished for slot in ordered), default=started)
-    timing = Timing(
-        latencies=tuple(latency for slot in ordered for latency in slot.latencies),
-        elapsed=max(finished - started, 0.0),
-        failures=tuple(failure for slot in ordered for failure in slot.failures),
-    )
+        stop_clients(clients, results)
+    ordered, timing = slots_in_order(by_group, len(slots), processes, started)
     return LoadResult(
-        slots=tuple(ordered),
+        slots=ordered,
         timing=timing,
         machine_busy=cpu_before[0].busy_share(cpu_after[0]),
         cpu_seconds=tuple(
@@ -392,6 +381,33 @@ class Schedule:
     def due(self, slot: int, number: int) -> float:
         """Seconds after the start at which the slot's `number`-th timed request is due."""
         return (number * self.slots + slot) / self.rate
+
+
+def stop_clients(clients: Sequence[BaseProcess], results: Queue[Any]) -> None:
+    """Join the load client processes (killing one that hangs) and close their queue."""
+    for client in clients:
+        client.join(timeout=STOP_LIMIT_SECONDS)
+        if client.is_alive():
+            client.kill()
+            client.join()
+        client.close()
+    results.close()
+    results.join_thread()
+
+
+def slots_in_order(
+    by_group: Mapping[int, Sequence[SlotResult]], slots: int, processes: int, started: float
+) -> tuple[tuple[SlotResult, ...], Timing]:
+    """Each slot's result in slot order (slot k ran in process k % processes), and their timed
+    requests together, elapsed from `started` to the last slot's last request."""
+    ordered = tuple(by_group[index % processes][index // processes] for index in range(slots))
+    finished = max((slot.finished for slot in ordered), default=started)
+    timing = Timing(
+        latencies=tuple(latency for slot in ordered for latency in slot.latencies),
+        elapsed=max(finished - started, 0.0),
+        failures=tuple(failure for slot in ordered for failure in slot.failures),
+    )
+    return ordered, timing
 
 
 def client_process(

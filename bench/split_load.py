@@ -26,11 +26,11 @@ from bench.http_load import (
     HOST,
     REQUEST_TIMEOUT_SECONDS,
     STARTUP_LIMIT_SECONDS,
-    STOP_LIMIT_SECONDS,
     LoadResult,
     Request,
     SlotResult,
-    Timing,
+    slots_in_order,
+    stop_clients,
 )
 
 
@@ -79,22 +79,9 @@ def run_split_load(
             for _ in clients
         )
     finally:
-        for client in clients:
-            client.join(timeout=STOP_LIMIT_SECONDS)
-            if client.is_alive():
-                client.kill()
-                client.join()
-            client.close()
-        results.close()
-        results.join_thread()
-    ordered = [by_group[index % processes][index // processes] for index in range(len(slots))]
-    finished = max((slot.finished for slot in ordered), default=started)
-    timing = Timing(
-        latencies=tuple(latency for slot in ordered for latency in slot.latencies),
-        elapsed=max(finished - started, 0.0),
-        failures=tuple(failure for slot in ordered for failure in slot.failures),
-    )
-    return LoadResult(slots=tuple(ordered), timing=timing)
+        stop_clients(clients, results)
+    ordered, timing = slots_in_order(by_group, len(slots), processes, started)
+    return LoadResult(slots=ordered, timing=timing)
 
 
 def client_process(
