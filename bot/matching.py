@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -125,15 +126,42 @@ def command_form(text: str) -> str:
 
 
 def command_of(flow: Flow, text: str, languages: Iterable[str]) -> str | None:
-    """The command a whole message says (HELP, /start, "Stop ", ?), in any listed language."""
+    """The command a whole message says (HELP, /start, "Stop ", ?), in any listed language:
+    the first language that has one wins, and within it the flow's first command."""
     word = command_form(text)
     if not word:
         return None
+    by_language = _command_index(flow)
     for language in languages:
-        for name, words in flow.commands.items():
-            if any(command_form(w) == word for w in words.get(language, ())):
-                return name
+        name = by_language.get(language, {}).get(word)
+        if name is not None:
+            return name
     return None
+
+
+_command_indexes: dict[int, tuple[weakref.ref[Flow], Mapping[str, Mapping[str, str]]]] = {}
+
+
+def _command_index(flow: Flow) -> Mapping[str, Mapping[str, str]]:
+    """Language -> a command word's `command_form` -> the command, built once per flow (every
+    message is checked for a command, against every word of every command)."""
+    known = _command_indexes.get(id(flow))
+    if known is not None and known[0]() is flow:
+        return known[1]
+    index: dict[str, dict[str, str]] = {}
+    for name, words in flow.commands.items():
+        for language, forms in words.items():
+            for form in forms:
+                index.setdefault(language, {}).setdefault(command_form(form), name)
+    _command_indexes[id(flow)] = (weakref.ref(flow, _forget_commands(id(flow))), index)
+    return index
+
+
+def _forget_commands(flow_id: int) -> Callable[[weakref.ref[Flow]], None]:
+    def forget(_: weakref.ref[Flow]) -> None:
+        _command_indexes.pop(flow_id, None)
+
+    return forget
 
 
 def language_named(flow: Flow, text: str) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal, cast, get_args
 
@@ -86,10 +86,20 @@ class State:
     """ISO-8601 time of the respondent's previous message, from `now` (never the clock)."""
 
     def evolve(self, **changes: Any) -> State:
-        return replace(self, **changes)
+        """This state with `changes`. As `dataclasses.replace`, an unknown field is a
+        TypeError; unlike it, nothing is rebuilt through `__init__` (the engine evolves the
+        state several times a turn, and every field is a value already checked)."""
+        unknown = changes.keys() - _FIELD_NAMES
+        if unknown:
+            raise TypeError(f"State has no field {', '.join(sorted(unknown))}")
+        evolved = object.__new__(State)
+        values = evolved.__dict__
+        values.update(self.__dict__)
+        values.update(changes)
+        return evolved
 
     def to_json(self) -> str:
-        data = asdict(self)
+        data: dict[str, Any] = dict(self.__dict__)
         data["answers"] = dict(self.answers)
         data["baseline"] = dict(self.baseline)
         data["since"] = dict(self.since)
@@ -181,3 +191,5 @@ FIELD_TYPES: dict[str, Callable[[object], bool]] = {
     "last_seen": _optional_text,
 }
 """What each saved field may hold: a state that passes is one the engine can step."""
+
+_FIELD_NAMES = frozenset(f.name for f in fields(State))

@@ -71,6 +71,8 @@ from dibot.runtime import Runtime
 
 BLUEPRINT = "dashboard"
 STATIC_URL_PATH = "/dashboard-assets"
+PROVIDER_PATHS = ("/webhooks/",)
+"""Where Twilio and Telegram post: no dashboard page, and no session opened for them."""
 SESSION_LIFETIME = timedelta(hours=8)
 GENERIC_LOGIN_ERROR = "Email or password is not right"
 
@@ -103,6 +105,8 @@ class DashboardSessions(SecureCookieSessionInterface):
         self._secret_key = secret_key
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path.startswith(PROVIDER_PATHS):  # a webhook: never a session
+            return None
         if not app.secret_key and _is_dashboard_request(app, request):
             try:
                 app.secret_key = self._secret_key()

@@ -216,6 +216,17 @@ def test_state_round_trips_through_json_at_every_turn(flow: Flow) -> None:
         assert State.from_json(talk.state.to_json()) == talk.state
 
 
+def test_evolving_a_state_leaves_the_old_one_and_refuses_unknown_fields() -> None:
+    before = State(stage="asking", question="BA01.access", answers={"BA02.access": 2})
+    after = before.evolve(question="BA03.access", answers={**before.answers, "BA01.access": 4})
+    assert before == State(stage="asking", question="BA01.access", answers={"BA02.access": 2})
+    assert after == State(
+        stage="asking", question="BA03.access", answers={"BA02.access": 2, "BA01.access": 4}
+    )
+    with pytest.raises(TypeError, match="no field questoin"):
+        before.evolve(questoin="BA03.access")
+
+
 @pytest.mark.parametrize("bad", ['{"stage": "flying", "schema": 1}', "[]", '{"schema": 9}'])
 def test_corrupt_state_is_refused_with_a_reason(bad: str) -> None:
     with pytest.raises(ValueError, match=r"stage|schema|object"):

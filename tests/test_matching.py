@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bot.matching import Match, command_of, edit_distance, match_option, normalise
@@ -255,3 +257,17 @@ def test_inbound_text_is_cleaned_and_bounded_once_at_the_edge() -> None:
     assert clean_text("2\x00\ud800\x1b") == "2"
     assert clean_text("line\nbreak\tkept") == "line\nbreak\tkept"
     assert len(clean_text("9" * 100_000)) == MAX_TEXT_CHARS
+
+
+def test_a_command_is_read_in_the_first_language_that_has_it(flow: Flow) -> None:
+    assert command_of(flow, "Beth", ["en", "cy"]) == "repeat"
+    assert command_of(flow, "Beth", ["en"]) is None
+    # A flow whose Welsh says "help" with the word English uses for "start": the respondent's
+    # language comes first, then the others.
+    commands = {name: dict(words) for name, words in flow.commands.items()}
+    commands["help"]["cy"] = (*commands["help"]["cy"], "resume")
+    changed = replace(flow, commands=commands)
+    assert command_of(changed, "RESUME", ["cy", "en"]) == "help"
+    assert command_of(changed, "RESUME", ["en", "cy"]) == "start"
+    # Each flow is read with its own words, however many are in use.
+    assert command_of(flow, "RESUME", ["cy", "en"]) == "start"
