@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.outbound [--messages N] [--database-url URL]
                                        [--rate R] [--rate-seconds S] [--seconds LIMIT]
 
-1. Lifted: N texts (default 10,000, about 4 minutes on a busy 2-core machine; the issue's full
+1. Lifted: N texts (default 5,000, under a minute on a quiet 2-core machine; the issue's full
    run is `--messages 100000`) are queued to 1,000 residents (+447700900000 to +447700900999),
    one in five long enough for two segments, and two `dibot worker --once` processes, as shipped
    and configured only by environment, drain them with `segments_per_second` at its maximum.
@@ -68,7 +68,7 @@ from tests.processes import DIBOT, environment
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = "dibot_bench_outbound"
-DEFAULT_MESSAGES = 10_000
+DEFAULT_MESSAGES = 5_000
 FULL_MESSAGES = 100_000
 RESIDENTS = 1000
 FROM_NUMBER = "+447700900999"
@@ -78,7 +78,7 @@ GOAL_MULTIPLE = 10
 UNLIMITED = 10_000
 """segments_per_second at its configurable maximum: the rate is the dispatcher's own."""
 DEFAULT_RATE = 20
-DEFAULT_RATE_SECONDS = 30.0
+DEFAULT_RATE_SECONDS = 20.0
 RATE_TOLERANCE = 0.10
 """The paced run keeps its rate when the rate achieved is within 10 % of the configured one and
 no sliding second holds more than 10 % over it (arrival jitter at the fake)."""

@@ -77,11 +77,11 @@ from storage.models import (
 from storage.personal_data import RetentionPolicy, apply_retention
 from storage.privacy import KEY_VARIABLE, database_keys, keys_option
 
-RESPONDENTS = 10_000
-ANSWERS = 1_000_000
-"""Defaults that fit `make bench`'s budget on a 2-core machine (a few minutes on SQLite: the
-demo writes about 6,000 answers a second there); the issue's size is `--respondents 100000
---answers 10000000`, ten times as long to seed."""
+RESPONDENTS = 5_000
+ANSWERS = 500_000
+"""Defaults that fit `make bench`'s 15 minutes on a 2-core machine (the stage took 8.4 minutes
+at twice these, seeding and exporting on both databases); the issue's size is `--respondents
+100000 --answers 10000000` (`BENCH_FULL=1`), twenty times as long to seed."""
 TURNS = 1000
 BYTE_TURNS = 2000
 ENROLMENTS = 100
@@ -178,9 +178,13 @@ def seed(url: str, flow: Flow, respondents: int, answers: int) -> Seeded:
     )
 
 
-def _engine(url: str) -> sa.Engine:
+def _engine(url: str, *, pooled: bool = False) -> sa.Engine:
+    """An engine with the database's keys. `pooled` for work measured a turn at a time, as
+    `dibot serve` does it (a connection kept between turns); otherwise each use connects anew,
+    so nothing holds the scratch schema open."""
     keys = database_keys(url, os.environ.get(KEY_VARIABLE, ""))
-    return make_engine(url, poolclass=sa.NullPool, execution_options=keys_option(keys))
+    options: dict[str, Any] = {} if pooled else {"poolclass": sa.NullPool}
+    return make_engine(url, execution_options=keys_option(keys), **options)
 
 
 def _count(conn: sa.Connection, model: Any) -> int:
@@ -412,7 +416,7 @@ class Work:
 def turns_stage(url: str, flow: Flow, count: int) -> Timing:
     """New respondents (Telegram chats) answering a quick check, one transaction a turn."""
     messages = interleave(plan(flow, count, 1))
-    engine = _engine(url)
+    engine = _engine(url, pooled=True)
     try:
         handler = TurnHandler(engine, flow)
         latencies = []
@@ -436,7 +440,7 @@ def turns_stage(url: str, flow: Flow, count: int) -> Timing:
 
 def enrol_stage(url: str, flow: Flow, count: int) -> Timing:
     """`dibot enrol --telegram ID --cohort TYPICAL` for `count` new residents."""
-    engine = _engine(url)
+    engine = _engine(url, pooled=True)
     quiet = parse_quiet_hours()
     latencies = []
     try:
@@ -655,7 +659,7 @@ def bytes_per_turn(url: str, flow: Flow, count: int) -> TurnBytes:
     _compact(url)
     empty, empty_tables = database_bytes(url), table_bytes(url)
     now = NOW - PAST_RETENTION
-    engine = _engine(url)
+    engine = _engine(url, pooled=True)
     try:
         handler = TurnHandler(engine, flow, clock=lambda: now)
         messages = interleave(plan(flow, count, 1))
