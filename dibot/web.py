@@ -80,11 +80,17 @@ def create_app(
             return jsonify(status="error", database="ok", schema=schema), 503
         return jsonify(status="ok", database="ok"), 200
 
+    every_response = (*SECURITY_HEADERS.items(), ("Cache-Control", "no-store"))
+
     @app.after_request
     def add_security_headers(response: Response) -> Response:
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        response.headers.setdefault("Cache-Control", "no-store")
+        # One look at the headers a page set itself, not one search a header (`setdefault`):
+        # this runs for every webhook.
+        headers = response.headers
+        present = {name.lower() for name, _ in headers.items()}
+        headers.extend(
+            (name, value) for name, value in every_response if name.lower() not in present
+        )
         return response
 
     return app
