@@ -82,11 +82,22 @@ class AssessmentRow:
     assisted: bool
     """Filled in by a member of staff with the resident (who is not exported)."""
     answers: tuple[AnswerRow, ...]
-    """In question-key order."""
+    """In question-key order; () when read without them (`iter_people(answers=False)`), which
+    keeps only `chosen` and `answered`."""
+    chosen: Mapping[str, int] | None = None
+    """Question key -> option number, when read without the answers themselves."""
+    answered: int | None = None
+    """Answers and skips held, when read without the answers themselves."""
 
     def options(self) -> dict[str, int]:
         """Question key -> option number, skipped questions left out: what `scoring` takes."""
+        if self.chosen is not None:
+            return dict(self.chosen)
         return {a.question: a.option for a in self.answers if a.option is not None}
+
+    def answer_count(self) -> int:
+        """Answers and skips held (a started assessment has one)."""
+        return self.answered if self.answered is not None else len(self.answers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +133,18 @@ class Pseudonyms:
 
 
 def iter_people(
-    conn: sa.Connection, selection: Selection, *, identified: bool = False, batch: int = BATCH
+    conn: sa.Connection,
+    selection: Selection,
+    *,
+    identified: bool = False,
+    batch: int = BATCH,
+    answers: bool = True,
 ) -> Iterator[Person]:
     """Everyone `selection` allows, in id order, with their cohorts and assessments (answers
     included), read `batch` people at a time. With `identified`, `Person.label` is the URN
-    (decrypted); otherwise it is the pseudonym."""
+    (decrypted); otherwise it is the pseudonym. Without `answers`, each assessment holds only
+    the options chosen and how many answers it has (`AssessmentRow.chosen`, `answered`): what a
+    report scores, read as one row an assessment rather than one an answer."""
     privacy = load_privacy(conn, keys_of(conn))
     pseudonym = Pseudonyms(privacy)
     last = 0
@@ -140,7 +158,7 @@ def iter_people(
         last = ids[-1]
         groups = _cohorts_of(conn, ids, selection)
         enrolled = _first_enrolments(conn, ids)
-        taken = _assessments_of(conn, ids)
+        taken = _assessments_of(conn, ids, with_answers=answers)
         for row in found:
             names = groups.get(row.id, ())
             yield Person(
@@ -221,7 +239,7 @@ def _first_enrolments(conn: sa.Connection, ids: Sequence[int]) -> Mapping[int, d
 
 
 def _assessments_of(
-    conn: sa.Connection, ids: Sequence[int]
+    conn: sa.Connection, ids: Sequence[int], *, with_answers: bool = True
 ) -> Mapping[int, tuple[AssessmentRow, ...]]:
     rows = conn.execute(
         sa.select(assessments)
@@ -230,9 +248,23 @@ def _assessments_of(
     ).all()
     if not rows:
         return {}
-    given = _answers_of(conn, [row.id for row in rows])
+    assessment_ids = [row.id for row in rows]
+    if not with_answers:
+        return _grouped(rows, {}, _chosen_of(conn, assessment_ids))
+    return _grouped(rows, _answers_of(conn, assessment_ids), None)
+
+
+def _grouped(
+    rows: Sequence[Any],
+    given: Mapping[int, tuple[AnswerRow, ...]],
+    chosen: Mapping[int, tuple[dict[str, int], int]] | None,
+) -> Mapping[int, tuple[AssessmentRow, ...]]:
+    """Each respondent's assessments, with their answers (`given`), or with only their options
+    (`chosen`, when it is given)."""
     found: dict[int, list[AssessmentRow]] = {}
+    nothing: tuple[dict[str, int], int] = ({}, 0)
     for row in rows:
+        options, answered = (None, None) if chosen is None else chosen.get(row.id, nothing)
         found.setdefault(row.respondent_id, []).append(
             AssessmentRow(
                 id=row.id,
@@ -247,9 +279,45 @@ def _assessments_of(
                 skills_basis=row.skills_basis,
                 assisted=row.assisted_by is not None,
                 answers=given.get(row.id, ()),
+                chosen=options,
+                answered=answered,
             )
         )
     return {key: tuple(value) for key, value in found.items()}
+
+
+PAIR_SEPARATOR = "\x1e"
+OPTION_SEPARATOR = "\x1f"
+"""ASCII record and unit separators: never in a question key or an option number."""
+
+
+def _chosen_of(
+    conn: sa.Connection, assessment_ids: Sequence[int]
+) -> Mapping[int, tuple[dict[str, int], int]]:
+    """Assessment id -> (question key -> option chosen, answers and skips held). The database
+    joins each assessment's answers into one string ("GS01.skill<US>3<RS>GS02.skill<US>"), so
+    a report reads one row an assessment: a cohort's 118,000 answer rows cost most of its
+    report's time when each came back as a row."""
+    pair = (
+        answers.c.question
+        + OPTION_SEPARATOR
+        + sa.func.coalesce(sa.cast(answers.c.option, sa.String()), "")
+    )
+    rows = conn.execute(
+        sa.select(answers.c.assessment_id, sa.func.aggregate_strings(pair, PAIR_SEPARATOR))
+        .where(answers.c.assessment_id.in_(assessment_ids))
+        .group_by(answers.c.assessment_id)
+    ).all()
+    found: dict[int, tuple[dict[str, int], int]] = {}
+    for assessment_id, joined in rows:
+        options: dict[str, int] = {}
+        pairs = joined.split(PAIR_SEPARATOR)
+        for each in pairs:
+            question, _, option = each.partition(OPTION_SEPARATOR)
+            if option:
+                options[question] = int(option)
+        found[assessment_id] = (options, len(pairs))
+    return found
 
 
 def _answers_of(

@@ -275,7 +275,7 @@ def build_report(
     """Read everyone `selection` allows once, and report on them."""
     return report_on(
         flow,
-        iter_people(conn, selection),
+        iter_people(conn, selection, answers=False),
         title=title,
         description=description,
         now=now,
@@ -420,7 +420,7 @@ def _name(texts: Mapping[str, str]) -> str:
 def _count(funnel: Counter[str], person: Person) -> None:
     funnel["people"] += 1
     funnel["enrolled"] += person.enrolled_at is not None
-    funnel["started"] += any(a.answers for a in person.assessments)
+    funnel["started"] += any(a.answer_count() for a in person.assessments)
     funnel["completed"] += any(
         a.kind == "baseline" and a.completed_at is not None for a in person.assessments
     )

@@ -115,3 +115,36 @@ def test_reading_in_small_batches_gives_the_same_people(engine: sa.Engine, flow:
     assert batched == whole
     assert len(whole) == len(phones)
     assert [len(p.assessments) for p in whole] == [0, 1, 0, 0, 0, 0, 0]
+
+
+def test_read_for_a_report_the_options_are_those_of_the_answers(
+    engine: sa.Engine, flow: Flow
+) -> None:
+    """`answers=False` (what a report reads): the same people and assessments, each with the
+    options chosen and how many answers it holds, skips counted, not the answers themselves."""
+    town = new_town(engine, flow)
+    town.enrol(PHONE, "Spring drive")
+    town.enrol(OTHER_PHONE, "Spring drive")
+    town.baseline(URN, skip_topic="CM", skill="2")
+    town.say(OTHER_URN, "Hi", "1", "1", "1", "3")  # started a quick check: two answers so far
+
+    whole = people(engine, Selection())
+    options_only = people(engine, Selection(), answers=False, batch=1)
+
+    assert [p.label for p in options_only] == [p.label for p in whole]
+    for full, light in zip(whole, options_only, strict=True):
+        assert len(light.assessments) == len(full.assessments) == 1
+        (read, answered) = (light.assessments[0], full.assessments[0])
+        assert read.answers == ()
+        assert read.options() == answered.options()
+        assert read.answer_count() == answered.answer_count() == len(answered.answers)
+        assert (read.id, read.completed_at, read.kind) == (
+            answered.id,
+            answered.completed_at,
+            answered.kind,
+        )
+    baseline = options_only[0].assessments[0]
+    assert baseline.options()["GS.skill"] == 2
+    assert "CM.skill" not in baseline.options()  # skipped: counted, no option
+    started = options_only[1].assessments[0]
+    assert (started.options(), started.answer_count()) == ({"BA01.access": 1, "BA02.access": 3}, 2)
