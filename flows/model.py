@@ -53,11 +53,11 @@ class Scale:
     options: tuple[Option, ...]
     pairs: tuple[OptionPair, ...] = ()
 
-    @property
+    @cached_property
     def max_score(self) -> int:
         return max(option.score for option in self.options)
 
-    @property
+    @cached_property
     def min_score(self) -> int:
         return min(option.score for option in self.options)
 

@@ -105,11 +105,14 @@ def profile(flow: Flow, answers: Mapping[str, int]) -> Profile:
     )
     skill_max = flow.scales["skill"].max_score
     interest_max = flow.scales["interest"].max_score
+    under: dict[str, list[UnitScore]] = {}
+    for unit in units:
+        under.setdefault(unit.heading, []).append(unit)
     headings = tuple(
         HeadingScore(
             heading.id,
-            _heading_share(units, heading.id, "skill", skill_max),
-            _heading_share(units, heading.id, "interest", interest_max),
+            _heading_share(under.get(heading.id, ()), heading.id, "skill", skill_max),
+            _heading_share(under.get(heading.id, ()), heading.id, "interest", interest_max),
         )
         for heading in flow.headings
     )
@@ -153,22 +156,22 @@ def _section_scores(
 
 
 def _heading_share(
-    units: Sequence[UnitScore], heading_id: str, aspect: str, maximum: int
+    under: Sequence[UnitScore], heading_id: str, aspect: str, maximum: int
 ) -> float | None:
-    def answered(unit: UnitScore) -> int | None:
-        return unit.skill if aspect == "skill" else unit.interest
-
+    """The heading's share of `maximum` from its items' scores (`under`: the units under the
+    heading), or else from its own (a quick check asks the heading as one question)."""
+    skill = aspect == "skill"
     from_items = [
         score
-        for unit in units
-        if unit.heading == heading_id
-        and unit.id != heading_id
-        and (score := answered(unit)) is not None
+        for unit in under
+        if unit.id != heading_id and (score := unit.skill if skill else unit.interest) is not None
     ]
     if from_items:
         return _share(from_items, maximum)
     own = [
-        score for unit in units if unit.id == heading_id and (score := answered(unit)) is not None
+        score
+        for unit in under
+        if unit.id == heading_id and (score := unit.skill if skill else unit.interest) is not None
     ]
     return _share(own, maximum)
 
