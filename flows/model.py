@@ -273,6 +273,19 @@ class Flow:
         return units
 
     @cached_property
+    def option_scores(self) -> Mapping[str, tuple[str, str, Mapping[int, int]]]:
+        """Question key -> its item, its aspect and each option number's score: what scoring
+        reads every answer through."""
+        return {
+            key: (
+                question.item,
+                question.aspect,
+                {option.number: option.score for option in self.scale_of(question).options},
+            )
+            for key, question in self.questions.items()
+        }
+
+    @cached_property
     def _items_by_id(self) -> Mapping[str, Item]:
         return {item.id: item for item in self.items}
 

@@ -78,21 +78,22 @@ def unit_order(flow: Flow) -> dict[str, int]:
 def answer_scores(flow: Flow, answers: Mapping[str, int]) -> dict[str, dict[str, int]]:
     """Item or heading id -> aspect -> score; raises ValueError naming a bad key or number."""
     scores: dict[str, dict[str, int]] = {}
+    option_scores = flow.option_scores
     for key, number in answers.items():
-        question = flow.questions.get(key)
-        if question is None:
+        found = option_scores.get(key)
+        if found is None:
             raise ValueError(f"unknown question key {key!r} for flow {flow.id}")
-        scale = flow.scale_of(question)
         if type(number) is not int:
             raise ValueError(f"answer to {key!r} must be an option number, not {number!r}")
-        try:
-            option = scale.option(number)
-        except KeyError:
+        item, aspect, by_number = found
+        score = by_number.get(number)
+        if score is None:
+            scale = flow.scale_of(flow.questions[key])
             raise ValueError(
                 f"answer to {key!r} is {number}, not an option of scale {scale.id} "
                 f"(1 to {len(scale.options)})"
-            ) from None
-        scores.setdefault(question.item, {})[question.aspect] = option.score
+            )
+        scores.setdefault(item, {})[aspect] = score
     return scores
 
 
