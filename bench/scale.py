@@ -830,8 +830,9 @@ def describe(results: Sequence[Measured]) -> Section:
                 0 < slowest < PAGE_GOAL_SECONDS and not f.page_problems,
                 ""
                 if slowest < PAGE_GOAL_SECONDS
-                else f"{slowest_page}: a report reads and scores every assessment of the "
-                "cohort in Python (`impact.records`, `scoring.profile`)",
+                else f"{slowest_page}: a report scores every assessment of the cohort in "
+                "Python each time it is shown (`scoring.profile`, `scoring.gains`); its "
+                "options are read as one row an assessment",
             )
         )
         goals.append(
