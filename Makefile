@@ -19,7 +19,7 @@ test: lint typecheck
 ## bench: the benchmark report (bench/results/REPORT.md and report.json): turns over HTTP
 ## against a bare Flask ceiling, the turn in process, scale, outbound, scale-out and SMS cost,
 ## on SQLite and on the PostgreSQL at BENCH_DATABASE_URL (scratch schemas only; the stages that
-## need it say so when it cannot be reached). About 15 minutes on 2 cores; BENCH_FULL=1 runs the
+## need it say so when it cannot be reached). About 13 minutes on 2 cores; BENCH_FULL=1 runs the
 ## issue's full sizes (100,000 respondents, 10,000,000 answers, 100,000 queued texts).
 BENCH_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 bench: $(VENV)/.installed-dev
