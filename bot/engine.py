@@ -857,10 +857,33 @@ class _Step:
         taken = run if finished else tuple(run[position] for position in sorted(reading.answers))
         history = (*self.state.history, *(q.key for q in taken if q.key not in self.state.history))
         self.state = self.state.evolve(answers=answers, history=history, misses=0)
+        events.extend(self.clear_interests_not_asked(run))
         lead = self.text("batch_got", answers=understood(run, answers))
         if reading.unread:
             lead = join_lead(lead, self.text("reask", max=len(scale.options)))
         return self.advance(lead, *events)
+
+    def clear_interests_not_asked(self, run: tuple[Question, ...]) -> list[Event]:
+        """After BACK to a run of skills, a skill changed to one whose interest is not asked
+        (now confident) takes back the interest answered for it before, as going back one a
+        text would have: what is stored is what the questions asked now would store."""
+        dropped = []
+        for question in run:
+            interest = self.flow.questions.get(f"{question.item}.interest")
+            if (
+                question.aspect == "skill"
+                and interest is not None
+                and interest.key in self.state.answers
+                and not self.should_ask(self.mode, self.state, interest)
+            ):
+                dropped.append(interest.key)
+        if not dropped:
+            return []
+        self.state = self.state.evolve(
+            answers={k: v for k, v in self.state.answers.items() if k not in dropped},
+            history=tuple(k for k in self.state.history if k not in dropped),
+        )
+        return [Event("cleared", question=key) for key in dropped]
 
     def skip_run(self, current: Question) -> Turn:
         """SKIP at a run: a topic's skills not yet begun skip the topic (as at its topic break);

@@ -207,3 +207,50 @@ def test_the_sms_cost_section_reports_what_the_engine_sends() -> None:
     assert [goal.name[-4:] for goal in section.goals] == [f"({lang})" for lang in FLOW.languages]
     for goal in section.goals:
         assert goal.met == (float(goal.measured.split("%")[0]) <= 40)
+
+
+def test_a_skill_changed_to_confident_after_back_takes_back_its_interest() -> None:
+    """BACK past a run of interests to its skills, then one skill changed to confident: that
+    item's interest is no longer asked, so the answer given for it is cleared, not kept."""
+    mode = FLOW.modes["full"]
+    assert mode.interest_if_skill_at_most is not None
+    skill = FLOW.scales["skill"]
+    confident = next(o.number for o in skill.options if o.score > mode.interest_if_skill_at_most)
+    state, now = State(), START
+    sent: list[Event] = []
+
+    def say(text: str) -> None:
+        nonlocal state, now
+        now += timedelta(minutes=1)
+        turn = step(FLOW, State.from_json(state.to_json()), Inbound(text), now)
+        state = turn.state
+        sent.extend(turn.events)
+
+    for text in ["hi", "1", "1", "3"]:
+        say(text)
+    while not (state.question or "").endswith(".interest"):  # low skills, so interests come
+        run = questions_asked(FLOW, state)
+        prompt = "1" if (state.question or "").endswith(".topic") else "2"
+        say(" ".join("1" for _ in run) if run else prompt)
+    interests = questions_asked(FLOW, state)
+    say(" ".join("5" for _ in interests))
+    changed = interests[0].item
+    assert state.answers[f"{changed}.interest"] == 5
+
+    say("back")  # the interests again, answers kept
+    say("back")  # the skills
+    assert state.question is not None
+    assert FLOW.questions[state.question].aspect == "skill"
+    say(f"A{confident}")
+
+    assert state.answers[f"{changed}.skill"] == confident
+    assert f"{changed}.interest" not in state.answers
+    assert Event("cleared", question=f"{changed}.interest") in sent
+    stored: dict[str | None, int | None] = {}
+    for event in sent:  # the answers as storage applies the events, in order
+        if event.kind == "answered":
+            stored[event.question] = event.option
+        elif event.kind == "cleared":
+            stored.pop(event.question, None)
+    assert stored == dict(state.answers)
+    assert all(f"{q.item}.interest" in state.answers for q in interests[1:])
