@@ -879,9 +879,9 @@ class _Step:
                 dropped.append(interest.key)
         if not dropped:
             return []
+        # BACK to the skills went back through the interests: none of them is in the history.
         self.state = self.state.evolve(
-            answers={k: v for k, v in self.state.answers.items() if k not in dropped},
-            history=tuple(k for k in self.state.history if k not in dropped),
+            answers={k: v for k, v in self.state.answers.items() if k not in dropped}
         )
         return [Event("cleared", question=key) for key in dropped]
 

@@ -254,3 +254,7 @@ def test_a_skill_changed_to_confident_after_back_takes_back_its_interest() -> No
             stored.pop(event.question, None)
     assert stored == dict(state.answers)
     assert all(f"{q.item}.interest" in state.answers for q in interests[1:])
+    # What they read next: the interests again, without the item now answered as confident.
+    asked_next = [q.key for q in questions_asked(FLOW, state)]
+    assert f"{changed}.interest" not in asked_next
+    assert asked_next == [f"{q.item}.interest" for q in interests[1:]]
